@@ -1,0 +1,1 @@
+//! The syncline command: run the whole suite or one service

@@ -1,0 +1,1 @@
+//! Layered configuration: defaults, then a file, then SYNCLINE_* environment, then validation

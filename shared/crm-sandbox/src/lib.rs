@@ -1,0 +1,1 @@
+//! Faithful local Salesforce and HubSpot API sandboxes with fault injection

@@ -1,0 +1,1 @@
+//! Generated protobuf and gRPC code for every Syncline API, with the descriptor set for reflection

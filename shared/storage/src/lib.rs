@@ -1,0 +1,1 @@
+//! One storage code path for SQLite and PostgreSQL: pools and embedded migrations

@@ -1,0 +1,1 @@
+//! Helpers for tests: spawn the suite, mint tokens, receive OTLP in process
