@@ -1,0 +1,1 @@
+//! Pieces both sandboxes share: fault injection, deterministic data, TLS, serving.

@@ -1,0 +1,4 @@
+//! One integration-test binary for the CRM sandboxes.
+
+mod hubspot;
+mod salesforce;

@@ -1,0 +1,1 @@
+//! Salesforce sandbox tests.
