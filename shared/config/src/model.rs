@@ -1,0 +1,459 @@
+//! The configuration model. Every struct has defaults that run the embedded suite.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+pub use syncline_telemetry::{LogFormat, TelemetryConfig};
+
+use crate::ConfigError;
+
+/// The six services of the suite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ServiceName {
+    /// The only public door.
+    Gateway,
+    /// Provider apps, connections and credentials.
+    AuthVault,
+    /// Per-connection schema catalog.
+    SchemaDiscovery,
+    /// Manifests, installations and field mappings.
+    Mapping,
+    /// Jobs, cursors, change log and deliveries.
+    SyncEngine,
+    /// Conflict policies and the review queue.
+    ConflictResolver,
+}
+
+impl ServiceName {
+    /// Every service, gateway last (it needs the others' addresses).
+    pub const ALL: [ServiceName; 6] = [
+        Self::AuthVault,
+        Self::SchemaDiscovery,
+        Self::Mapping,
+        Self::SyncEngine,
+        Self::ConflictResolver,
+        Self::Gateway,
+    ];
+
+    /// The name on the command line and in logs, e.g. `auth-vault`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Gateway => "gateway",
+            Self::AuthVault => "auth-vault",
+            Self::SchemaDiscovery => "schema-discovery",
+            Self::Mapping => "mapping",
+            Self::SyncEngine => "sync-engine",
+            Self::ConflictResolver => "conflict-resolver",
+        }
+    }
+
+    /// The identifier used for database files and PostgreSQL schemas, e.g. `auth_vault`.
+    pub fn ident(self) -> &'static str {
+        match self {
+            Self::Gateway => "gateway",
+            Self::AuthVault => "auth_vault",
+            Self::SchemaDiscovery => "schema_discovery",
+            Self::Mapping => "mapping",
+            Self::SyncEngine => "sync_engine",
+            Self::ConflictResolver => "conflict_resolver",
+        }
+    }
+
+    /// Parses the command-line name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for ServiceName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The whole suite's configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SynclineConfig {
+    /// Where the embedded default keeps its SQLite files and generated keys.
+    pub data_dir: PathBuf,
+    /// Where each service keeps its state.
+    pub storage: StorageConfig,
+    /// How backends recognise calls forwarded by the gateway or made by other services.
+    pub internal_auth: InternalAuthConfig,
+    /// Logs and traces.
+    pub telemetry: TelemetryConfig,
+    /// The public door.
+    pub gateway: GatewayConfig,
+    /// auth-vault.
+    pub auth_vault: ServiceConfig,
+    /// schema-discovery.
+    pub schema_discovery: ServiceConfig,
+    /// mapping.
+    pub mapping: ServiceConfig,
+    /// sync-engine.
+    pub sync_engine: ServiceConfig,
+    /// conflict-resolver.
+    pub conflict_resolver: ServiceConfig,
+    /// The local CRM sandboxes `syncline up` starts for the demo.
+    pub sandbox: SandboxConfig,
+}
+
+impl Default for SynclineConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from(".syncline"),
+            storage: StorageConfig::default(),
+            internal_auth: InternalAuthConfig::default(),
+            telemetry: TelemetryConfig::default(),
+            gateway: GatewayConfig::default(),
+            auth_vault: ServiceConfig::on_port(7401),
+            schema_discovery: ServiceConfig::on_port(7402),
+            mapping: ServiceConfig::on_port(7403),
+            sync_engine: ServiceConfig::on_port(7404),
+            conflict_resolver: ServiceConfig::on_port(7405),
+            sandbox: SandboxConfig::default(),
+        }
+    }
+}
+
+impl SynclineConfig {
+    /// The address a service binds.
+    pub fn listen_addr(&self, name: ServiceName) -> SocketAddr {
+        match name {
+            ServiceName::AuthVault => self.auth_vault.listen_addr,
+            ServiceName::SchemaDiscovery => self.schema_discovery.listen_addr,
+            ServiceName::Mapping => self.mapping.listen_addr,
+            ServiceName::SyncEngine => self.sync_engine.listen_addr,
+            ServiceName::ConflictResolver => self.conflict_resolver.listen_addr,
+            ServiceName::Gateway => self.gateway.listen_addr,
+        }
+    }
+
+    /// Changes the address a service binds.
+    pub fn set_listen_addr(&mut self, name: ServiceName, addr: SocketAddr) {
+        match name {
+            ServiceName::AuthVault => self.auth_vault.listen_addr = addr,
+            ServiceName::SchemaDiscovery => self.schema_discovery.listen_addr = addr,
+            ServiceName::Mapping => self.mapping.listen_addr = addr,
+            ServiceName::SyncEngine => self.sync_engine.listen_addr = addr,
+            ServiceName::ConflictResolver => self.conflict_resolver.listen_addr = addr,
+            ServiceName::Gateway => self.gateway.listen_addr = addr,
+        }
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.storage.database_url {
+            let url = url.expose_secret();
+            if !(url.starts_with("postgres://")
+                || url.starts_with("postgresql://")
+                || url.starts_with("sqlite:"))
+            {
+                return Err(ConfigError::Invalid {
+                    key: "storage.database_url".into(),
+                    reason: "must be a postgres:// or sqlite: url".into(),
+                });
+            }
+        }
+        if !self
+            .storage
+            .schema_prefix
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(ConfigError::Invalid {
+                key: "storage.schema_prefix".into(),
+                reason: "may contain only lowercase letters, digits and '_'".into(),
+            });
+        }
+        if self.storage.max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                key: "storage.max_connections".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        if let Some(secret) = &self.internal_auth.secret
+            && secret.expose_secret().len() < 32
+        {
+            return Err(ConfigError::Invalid {
+                key: "internal_auth.secret".into(),
+                reason: "must be at least 32 characters".into(),
+            });
+        }
+        self.gateway.validate()
+    }
+}
+
+/// Listen settings of one service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Address the gRPC server binds; port 0 picks a free one.
+    pub listen_addr: SocketAddr,
+}
+
+impl ServiceConfig {
+    /// Listens on 127.0.0.1:`port`.
+    pub fn on_port(port: u16) -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+}
+
+/// Where services keep their state.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `postgres://…` to use PostgreSQL (one schema per service); unset for SQLite files in
+    /// `data_dir` (one file per service).
+    pub database_url: Option<SecretString>,
+    /// Prefix of each service's PostgreSQL schema, e.g. `syncline_` → `syncline_auth_vault`.
+    pub schema_prefix: String,
+    /// Pool size per service.
+    pub max_connections: u32,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            database_url: None,
+            schema_prefix: "syncline_".into(),
+            max_connections: 8,
+        }
+    }
+}
+
+/// The shared secret that signs calls between services (the gateway's forwarded context
+/// and service-to-service calls). `syncline up` generates one per run when unset;
+/// `syncline serve` requires it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InternalAuthConfig {
+    /// At least 32 characters.
+    pub secret: Option<SecretString>,
+}
+
+/// The gateway: public gRPC, HTTP pages and webhooks on one port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Address the gateway binds for gRPC and HTTP; port 0 picks a free one.
+    pub listen_addr: SocketAddr,
+    /// The URL callers and browsers reach the gateway at (OAuth redirects are built on it).
+    pub public_url: Option<String>,
+    /// How callers authenticate.
+    pub jwt: JwtConfig,
+    /// Where the backends listen; `syncline up` fills these in.
+    pub backends: BackendsConfig,
+    /// Per-tenant request rate limit.
+    pub rate_limit: RateLimitConfig,
+    /// Deadline applied when a caller sets none, in milliseconds.
+    pub default_deadline_ms: u64,
+    /// The longest deadline a caller may ask for, in milliseconds.
+    pub max_deadline_ms: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 7400)),
+            public_url: None,
+            jwt: JwtConfig::default(),
+            backends: BackendsConfig::default(),
+            rate_limit: RateLimitConfig::default(),
+            default_deadline_ms: 30_000,
+            max_deadline_ms: 300_000,
+        }
+    }
+}
+
+impl GatewayConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let jwt = &self.jwt;
+        let sources = [
+            jwt.hs256_secret.is_some(),
+            jwt.jwks_file.is_some(),
+            jwt.jwks_url.is_some(),
+        ];
+        if sources.iter().filter(|s| **s).count() > 1 {
+            return Err(ConfigError::Invalid {
+                key: "gateway.jwt".into(),
+                reason: "set only one of hs256_secret, jwks_file and jwks_url".into(),
+            });
+        }
+        if let Some(secret) = &jwt.hs256_secret
+            && secret.expose_secret().len() < 32
+        {
+            return Err(ConfigError::Invalid {
+                key: "gateway.jwt.hs256_secret".into(),
+                reason: "must be at least 32 characters".into(),
+            });
+        }
+        if jwt.audience.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "gateway.jwt.audience".into(),
+                reason: "must not be empty".into(),
+            });
+        }
+        if jwt.issuers.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "gateway.jwt.issuers".into(),
+                reason: "must name at least one issuer".into(),
+            });
+        }
+        if self.default_deadline_ms == 0 || self.default_deadline_ms > self.max_deadline_ms {
+            return Err(ConfigError::Invalid {
+                key: "gateway.default_deadline_ms".into(),
+                reason: "must be between 1 and gateway.max_deadline_ms".into(),
+            });
+        }
+        if self.rate_limit.per_second == 0 || self.rate_limit.burst == 0 {
+            return Err(ConfigError::Invalid {
+                key: "gateway.rate_limit".into(),
+                reason: "per_second and burst must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Caller authentication with JWTs. Exactly one key source: an HS256 secret (development),
+/// a JWKS file, or a JWKS URL (RS256/EdDSA, production).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JwtConfig {
+    /// Shared HS256 secret, at least 32 characters. `syncline up` generates one when no key
+    /// source is configured.
+    pub hs256_secret: Option<SecretString>,
+    /// A JWKS document on disk.
+    pub jwks_file: Option<PathBuf>,
+    /// A JWKS document to fetch (and refresh).
+    pub jwks_url: Option<String>,
+    /// Required `aud`.
+    pub audience: String,
+    /// Accepted `iss` values.
+    pub issuers: Vec<String>,
+    /// Claim that names the project.
+    pub project_claim: String,
+    /// Claim that names the tenant.
+    pub tenant_claim: String,
+    /// Clock skew tolerated on `exp`/`nbf`, in seconds.
+    pub leeway_secs: u64,
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        Self {
+            hs256_secret: None,
+            jwks_file: None,
+            jwks_url: None,
+            audience: "syncline".into(),
+            issuers: vec!["syncline-dev".into()],
+            project_claim: "project_id".into(),
+            tenant_claim: "tenant_id".into(),
+            leeway_secs: 30,
+        }
+    }
+}
+
+/// Backend addresses, as `http://host:port` URLs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackendsConfig {
+    /// auth-vault.
+    pub auth_vault: String,
+    /// schema-discovery.
+    pub schema_discovery: String,
+    /// mapping.
+    pub mapping: String,
+    /// sync-engine.
+    pub sync_engine: String,
+    /// conflict-resolver.
+    pub conflict_resolver: String,
+}
+
+impl Default for BackendsConfig {
+    fn default() -> Self {
+        Self {
+            auth_vault: "http://127.0.0.1:7401".into(),
+            schema_discovery: "http://127.0.0.1:7402".into(),
+            mapping: "http://127.0.0.1:7403".into(),
+            sync_engine: "http://127.0.0.1:7404".into(),
+            conflict_resolver: "http://127.0.0.1:7405".into(),
+        }
+    }
+}
+
+impl BackendsConfig {
+    /// The URL of one backend.
+    pub fn url(&self, name: ServiceName) -> Option<&str> {
+        match name {
+            ServiceName::AuthVault => Some(&self.auth_vault),
+            ServiceName::SchemaDiscovery => Some(&self.schema_discovery),
+            ServiceName::Mapping => Some(&self.mapping),
+            ServiceName::SyncEngine => Some(&self.sync_engine),
+            ServiceName::ConflictResolver => Some(&self.conflict_resolver),
+            ServiceName::Gateway => None,
+        }
+    }
+
+    /// Points one backend at `url`.
+    pub fn set_url(&mut self, name: ServiceName, url: String) {
+        match name {
+            ServiceName::AuthVault => self.auth_vault = url,
+            ServiceName::SchemaDiscovery => self.schema_discovery = url,
+            ServiceName::Mapping => self.mapping = url,
+            ServiceName::SyncEngine => self.sync_engine = url,
+            ServiceName::ConflictResolver => self.conflict_resolver = url,
+            ServiceName::Gateway => {}
+        }
+    }
+}
+
+/// A token bucket per tenant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Sustained requests per second per tenant.
+    pub per_second: u32,
+    /// Requests a tenant may burst above the sustained rate.
+    pub burst: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            per_second: 200,
+            burst: 400,
+        }
+    }
+}
+
+/// The CRM sandboxes that `syncline up` runs for the demo.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxConfig {
+    /// Start them with `syncline up`.
+    pub enabled: bool,
+    /// Salesforce sandbox port (0 picks a free one).
+    pub salesforce_port: u16,
+    /// HubSpot sandbox port (0 picks a free one).
+    pub hubspot_port: u16,
+    /// Seed of the demo data.
+    pub seed: u64,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            salesforce_port: 7410,
+            hubspot_port: 7411,
+            seed: 42,
+        }
+    }
+}

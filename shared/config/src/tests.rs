@@ -1,0 +1,97 @@
+use super::*;
+use secrecy::ExposeSecret;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[test]
+fn defaults_run_the_embedded_suite() {
+    let config = load(None, env(&[])).unwrap();
+    assert!(config.storage.database_url.is_none());
+    assert_eq!(config.listen_addr(ServiceName::Gateway).port(), 7400);
+    assert_eq!(config.listen_addr(ServiceName::AuthVault).port(), 7401);
+}
+
+#[test]
+fn env_overrides_file_which_overrides_defaults() {
+    let dir = std::env::temp_dir().join(format!("syncline-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("syncline.toml");
+    std::fs::write(
+        &file,
+        "[gateway.jwt]\naudience = \"from-file\"\nleeway_secs = 5\n[storage]\nmax_connections = 3\n",
+    )
+    .unwrap();
+    let config = load(
+        Some(&file),
+        env(&[
+            ("SYNCLINE_GATEWAY__JWT__AUDIENCE", "from-env"),
+            (
+                "SYNCLINE_STORAGE__DATABASE_URL",
+                "postgres://postgres@127.0.0.1/test",
+            ),
+            ("UNRELATED", "ignored"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(config.gateway.jwt.audience, "from-env");
+    assert_eq!(config.gateway.jwt.leeway_secs, 5);
+    assert_eq!(config.storage.max_connections, 3);
+    assert_eq!(
+        config.storage.database_url.unwrap().expose_secret(),
+        "postgres://postgres@127.0.0.1/test"
+    );
+}
+
+#[test]
+fn an_unknown_key_fails_and_is_named() {
+    let error = load(None, env(&[("SYNCLINE_GATEWAY__JWT__AUDIENSE", "x")])).unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("gateway.jwt"), "{text}");
+    assert!(text.contains("audiense"), "{text}");
+}
+
+#[test]
+fn a_wrong_type_fails_and_is_named() {
+    let error = load(None, env(&[("SYNCLINE_STORAGE__MAX_CONNECTIONS", "many")])).unwrap_err();
+    assert!(
+        error.to_string().contains("storage.max_connections"),
+        "{error}"
+    );
+}
+
+#[test]
+fn validation_names_the_offending_key() {
+    let error = load(
+        None,
+        env(&[("SYNCLINE_GATEWAY__JWT__HS256_SECRET", "short")]),
+    )
+    .unwrap_err();
+    assert!(
+        error.to_string().contains("gateway.jwt.hs256_secret"),
+        "{error}"
+    );
+    let error = load(
+        None,
+        env(&[("SYNCLINE_STORAGE__DATABASE_URL", "mysql://x")]),
+    )
+    .unwrap_err();
+    assert!(
+        error.to_string().contains("storage.database_url"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_missing_config_file_is_an_error() {
+    let error = load(
+        Some(std::path::Path::new("/nonexistent/syncline.toml")),
+        env(&[]),
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("does not exist"));
+}
