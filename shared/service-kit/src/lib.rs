@@ -1,1 +1,18 @@
-//! What every gRPC service shares: the server builder with health, reflection, internal auth and graceful shutdown
+//! What every Syncline gRPC service shares.
+//!
+//! - [`internal_auth`]: the signed context the gateway forwards and services exchange;
+//!   backends accept tenant scope from nowhere else.
+//! - [`layer`]: the per-RPC tower layer — one server span named `<package.Service>/<Method>`
+//!   continuing the caller's trace, authentication of the internal context, `tenant.id`.
+//! - [`server`]: serving a tonic router on an already-bound listener with health,
+//!   reflection and a bounded graceful shutdown.
+//! - [`client`]: channels to other services that carry trace context and credentials.
+
+pub mod client;
+pub mod internal_auth;
+pub mod layer;
+pub mod server;
+
+pub use internal_auth::{CallerOrigin, InternalAuth};
+pub use layer::{ContextLayer, caller, tenant};
+pub use server::{RunningService, ServiceError};
