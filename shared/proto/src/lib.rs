@@ -72,10 +72,6 @@ pub mod conflict {
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/syncline_descriptor.bin"));
 
-/// `google.rpc.ErrorInfo.domain` of every error a Syncline service returns; the reason is a
-/// [`common::v1::ErrorReason`] value name without its `ERROR_REASON_` prefix.
-pub const ERROR_DOMAIN: &str = "syncline.dev";
-
 // `PUBLIC_SERVICES` and `INTERNAL_SERVICES`, derived at build time from each service's
 // `(syncline.common.v1.visibility)` option; the build fails when a service omits it.
 include!(concat!(env!("OUT_DIR"), "/services.rs"));
@@ -86,7 +82,8 @@ pub fn is_public_service(service: &str) -> bool {
     PUBLIC_SERVICES.contains(&service)
 }
 
-/// The reason string carried in `google.rpc.ErrorInfo.reason` for `reason`, e.g. `NEEDS_REAUTH`.
+/// The reason string carried in `google.rpc.ErrorInfo.reason` (domain `syncline.dev`) for
+/// `reason`, e.g. `NEEDS_REAUTH`.
 pub fn error_info_reason(reason: common::v1::ErrorReason) -> &'static str {
     let name = reason.as_str_name();
     name.strip_prefix("ERROR_REASON_").unwrap_or(name)
@@ -161,6 +158,9 @@ mod tests {
             error_info_reason(common::v1::ErrorReason::NeedsReauth),
             "NEEDS_REAUTH"
         );
-        assert_eq!(ERROR_DOMAIN, "syncline.dev");
+        assert_eq!(
+            error_info_reason(common::v1::ErrorReason::Unspecified),
+            "UNSPECIFIED"
+        );
     }
 }
