@@ -41,6 +41,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        // Methods a service has not built yet answer UNIMPLEMENTED without boilerplate;
+        // docs/architecture.md lists which ones.
+        .generate_default_stubs(true)
         .compile_fds(compiler.file_descriptor_set())?;
     Ok(())
 }
