@@ -11,7 +11,13 @@
 pub mod client;
 pub mod internal_auth;
 pub mod layer;
+pub mod pagination;
 pub mod server;
+pub mod standalone;
+pub mod time;
+
+mod boot;
+pub use boot::{ServiceBoot, boot};
 
 pub use internal_auth::{CallerOrigin, InternalAuth};
 pub use layer::{ContextLayer, caller, tenant};

@@ -17,6 +17,9 @@ pub enum ServiceError {
     /// The gRPC server failed.
     #[error("grpc server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The configuration cannot run this service.
+    #[error("{0}")]
+    Config(String),
     /// Storage could not be opened or migrated.
     #[error(transparent)]
     Storage(#[from] Box<dyn std::error::Error + Send + Sync>),
