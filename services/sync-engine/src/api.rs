@@ -1,0 +1,206 @@
+//! The gRPC surface of sync-engine.
+
+use syncline_domain::{ApiError, Violation, ids};
+use syncline_proto::sync::v1::intake_service_server::IntakeService;
+use syncline_proto::sync::v1::sync_service_server::SyncService;
+use syncline_proto::sync::v1::{
+    CreateWebhookEndpointRequest, CreateWebhookEndpointResponse, DeleteWebhookEndpointRequest,
+    DeleteWebhookEndpointResponse, GetSyncRunRequest, GetSyncRunResponse,
+    GetWebhookEndpointRequest, GetWebhookEndpointResponse, ListSyncRunsRequest,
+    ListSyncRunsResponse, ListWebhookEndpointsRequest, ListWebhookEndpointsResponse, SyncRunState,
+    UpdateWebhookEndpointRequest, UpdateWebhookEndpointResponse,
+};
+use syncline_service_kit::pagination::PageRequest;
+use syncline_service_kit::{tenant, time};
+use tonic::{Request, Response, Status};
+
+use crate::store::Store;
+use crate::webhook;
+
+/// Implements `syncline.sync.v1.SyncService`.
+#[derive(Debug, Clone)]
+pub struct SyncApi {
+    store: Store,
+}
+
+impl SyncApi {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+/// Implements the internal `syncline.sync.v1.IntakeService`; every method answers
+/// UNIMPLEMENTED until the intake issue builds it.
+#[derive(Debug, Clone, Copy)]
+pub struct IntakeApi;
+
+#[tonic::async_trait]
+impl IntakeService for IntakeApi {}
+
+fn required_id(value: &str, field: &str) -> Result<(), ApiError> {
+    if value.is_empty() {
+        Err(ApiError::invalid(vec![Violation::required(field)]))
+    } else {
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl SyncService for SyncApi {
+    async fn get_sync_run(
+        &self,
+        request: Request<GetSyncRunRequest>,
+    ) -> Result<Response<GetSyncRunResponse>, Status> {
+        let tenant = tenant(&request)?;
+        let id = &request.get_ref().sync_run_id;
+        required_id(id, "sync_run_id")?;
+        let sync_run = self
+            .store
+            .sync_run(tenant, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("sync run"))?;
+        Ok(Response::new(GetSyncRunResponse {
+            sync_run: Some(sync_run),
+        }))
+    }
+
+    async fn list_sync_runs(
+        &self,
+        request: Request<ListSyncRunsRequest>,
+    ) -> Result<Response<ListSyncRunsResponse>, Status> {
+        let tenant = tenant(&request)?;
+        let message = request.get_ref();
+        let page = PageRequest::parse(message.page_size, &message.page_token)?;
+        let invalid: Vec<Violation> = message
+            .states
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                matches!(
+                    SyncRunState::try_from(**s),
+                    Ok(SyncRunState::Unspecified) | Err(_)
+                )
+            })
+            .map(|(i, _)| {
+                Violation::new(
+                    format!("states[{i}]"),
+                    "INVALID_ENUM",
+                    "must be a sync run state other than SYNC_RUN_STATE_UNSPECIFIED",
+                )
+            })
+            .collect();
+        if !invalid.is_empty() {
+            return Err(ApiError::invalid(invalid).into());
+        }
+        let connection =
+            (!message.connection_id.is_empty()).then_some(message.connection_id.as_str());
+        let mut sync_runs = self
+            .store
+            .sync_runs(tenant, &page, connection, &message.states)
+            .await?;
+        let next_page_token = page.finish(&mut sync_runs, |r| &r.id);
+        Ok(Response::new(ListSyncRunsResponse {
+            sync_runs,
+            next_page_token,
+        }))
+    }
+
+    async fn create_webhook_endpoint(
+        &self,
+        request: Request<CreateWebhookEndpointRequest>,
+    ) -> Result<Response<CreateWebhookEndpointResponse>, Status> {
+        let tenant = tenant(&request)?.clone();
+        let input = request
+            .into_inner()
+            .webhook_endpoint
+            .ok_or_else(|| ApiError::invalid(vec![Violation::required("webhook_endpoint")]))?;
+        let mut endpoint = webhook::for_create(ids::new_resource_id("whk"), input)?;
+        let signing_secret = webhook::new_signing_secret();
+        let created = self
+            .store
+            .insert_webhook_endpoint(&tenant, &endpoint, &signing_secret)
+            .await?;
+        endpoint.create_time = Some(time::timestamp(created));
+        endpoint.update_time = Some(time::timestamp(created));
+        Ok(Response::new(CreateWebhookEndpointResponse {
+            webhook_endpoint: Some(endpoint),
+            signing_secret,
+        }))
+    }
+
+    async fn get_webhook_endpoint(
+        &self,
+        request: Request<GetWebhookEndpointRequest>,
+    ) -> Result<Response<GetWebhookEndpointResponse>, Status> {
+        let tenant = tenant(&request)?;
+        let id = &request.get_ref().webhook_endpoint_id;
+        required_id(id, "webhook_endpoint_id")?;
+        let endpoint = self
+            .store
+            .webhook_endpoint(tenant, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("webhook endpoint"))?;
+        Ok(Response::new(GetWebhookEndpointResponse {
+            webhook_endpoint: Some(endpoint),
+        }))
+    }
+
+    async fn list_webhook_endpoints(
+        &self,
+        request: Request<ListWebhookEndpointsRequest>,
+    ) -> Result<Response<ListWebhookEndpointsResponse>, Status> {
+        let tenant = tenant(&request)?;
+        let message = request.get_ref();
+        let page = PageRequest::parse(message.page_size, &message.page_token)?;
+        let mut webhook_endpoints = self.store.webhook_endpoints(tenant, &page).await?;
+        let next_page_token = page.finish(&mut webhook_endpoints, |e| &e.id);
+        Ok(Response::new(ListWebhookEndpointsResponse {
+            webhook_endpoints,
+            next_page_token,
+        }))
+    }
+
+    async fn update_webhook_endpoint(
+        &self,
+        request: Request<UpdateWebhookEndpointRequest>,
+    ) -> Result<Response<UpdateWebhookEndpointResponse>, Status> {
+        let tenant = tenant(&request)?.clone();
+        let message = request.into_inner();
+        let update = message
+            .webhook_endpoint
+            .ok_or_else(|| ApiError::invalid(vec![Violation::required("webhook_endpoint")]))?;
+        required_id(&update.id, "webhook_endpoint.id")?;
+        let mask = message.update_mask.map(|m| m.paths).unwrap_or_default();
+        let not_found = || ApiError::not_found("webhook endpoint");
+        let current = self
+            .store
+            .webhook_endpoint(&tenant, &update.id)
+            .await?
+            .ok_or_else(not_found)?;
+        let created = current.create_time;
+        let mut endpoint = webhook::apply_update(current, update, &mask)?;
+        let updated = self
+            .store
+            .update_webhook_endpoint(&tenant, &endpoint)
+            .await?
+            .ok_or_else(not_found)?;
+        endpoint.create_time = created;
+        endpoint.update_time = Some(time::timestamp(updated));
+        Ok(Response::new(UpdateWebhookEndpointResponse {
+            webhook_endpoint: Some(endpoint),
+        }))
+    }
+
+    async fn delete_webhook_endpoint(
+        &self,
+        request: Request<DeleteWebhookEndpointRequest>,
+    ) -> Result<Response<DeleteWebhookEndpointResponse>, Status> {
+        let tenant = tenant(&request)?;
+        let id = &request.get_ref().webhook_endpoint_id;
+        required_id(id, "webhook_endpoint_id")?;
+        if !self.store.delete_webhook_endpoint(tenant, id).await? {
+            return Err(ApiError::not_found("webhook endpoint").into());
+        }
+        Ok(Response::new(DeleteWebhookEndpointResponse {}))
+    }
+}
