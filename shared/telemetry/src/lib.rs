@@ -121,7 +121,10 @@ pub fn tracer_provider(
 }
 
 /// Installs the global subscriber for this process and returns the guard that flushes traces.
-pub fn init(config: &TelemetryConfig, service_name: &str) -> Result<TelemetryGuard, TelemetryError> {
+pub fn init(
+    config: &TelemetryConfig,
+    service_name: &str,
+) -> Result<TelemetryGuard, TelemetryError> {
     let provider = tracer_provider(config.otlp_endpoint.as_deref(), service_name)?;
     let filter = EnvFilter::try_new(&config.log_filter).map_err(|e| TelemetryError::Filter {
         filter: config.log_filter.clone(),
@@ -131,9 +134,8 @@ pub fn init(config: &TelemetryConfig, service_name: &str) -> Result<TelemetryGua
         LogFormat::Text => tracing_subscriber::fmt::layer().with_target(true).boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer().json().boxed(),
     };
-    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("syncline"));
     tracing_subscriber::registry()
-        .with(otel)
+        .with(otel_layer(&provider))
         .with(fmt.with_filter(filter))
         .try_init()
         .map_err(|_| TelemetryError::AlreadyInstalled)?;
@@ -147,16 +149,30 @@ pub fn init_for_tests(
     log_filter: Option<&str>,
 ) -> Result<Option<TelemetryGuard>, TelemetryError> {
     let provider = tracer_provider(otlp_endpoint, "syncline-test")?;
-    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("syncline"));
     let logs = log_filter.map(|f| {
         tracing_subscriber::fmt::layer()
             .with_test_writer()
             .with_filter(EnvFilter::new(f))
     });
-    match tracing_subscriber::registry().with(otel).with(logs).try_init() {
+    match tracing_subscriber::registry()
+        .with(otel_layer(&provider))
+        .with(logs)
+        .try_init()
+    {
         Ok(()) => Ok(Some(TelemetryGuard { provider })),
         Err(_) => Ok(None),
     }
+}
+
+/// Spans at INFO and above become OpenTelemetry spans; the DEBUG/TRACE spans of libraries
+/// (hyper, h2, tower) stay out of traces.
+fn otel_layer<S>(provider: &SdkTracerProvider) -> impl Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("syncline"))
+        .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
 }
 
 /// The W3C trace id of the current span, when there is one.

@@ -1,1 +1,7 @@
-//! Helpers for tests: spawn the suite, mint tokens, receive OTLP in process
+//! Helpers for tests: receive OTLP traces in process, mint tokens, find PostgreSQL.
+
+#![allow(clippy::expect_used)]
+
+pub mod otlp;
+pub mod postgres;
+pub mod tokens;
