@@ -95,3 +95,20 @@ fn a_missing_config_file_is_an_error() {
     .unwrap_err();
     assert!(error.to_string().contains("does not exist"));
 }
+
+#[test]
+fn the_distributed_deployment_example_loads() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy/distributed.example.toml");
+    let config = load(
+        Some(&file),
+        env(&[
+            ("SYNCLINE_INTERNAL_AUTH__SECRET", "0123456789abcdef0123456789abcdef"),
+            ("SYNCLINE_STORAGE__DATABASE_URL", "postgres://syncline@db/syncline"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(config.listen_addr(ServiceName::Mapping).port(), 7403);
+    assert!(config.gateway.jwt.jwks_url.is_some());
+    assert!(!config.sandbox.enabled);
+}
