@@ -1,0 +1,223 @@
+//! The service's tables. Every statement filters by project, and by tenant for
+//! installations.
+
+use prost::Message;
+use sqlx::Row;
+use syncline_domain::{ApiError, TenantContext};
+use syncline_proto::mapping::v1::{Installation, Manifest};
+use syncline_service_kit::time;
+use syncline_storage::Database;
+
+/// Manifests and installations.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    /// One manifest version of the caller's project with its content; `None` for the
+    /// latest.
+    pub async fn manifest(
+        &self,
+        tenant: &TenantContext,
+        version: Option<i64>,
+    ) -> Result<Option<Manifest>, ApiError> {
+        let row = sqlx::query(
+            "SELECT version, content, manifest, deployed_at_ms FROM manifests
+             WHERE project_id = $1 AND ($2 = 0 OR version = $2)
+             ORDER BY version DESC LIMIT 1",
+        )
+        .bind(tenant.project_id.as_str())
+        .bind(version.unwrap_or(0))
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(ApiError::internal)?;
+        row.map(|row| {
+            let mut manifest = decode_manifest(&row)?;
+            manifest.content = row.try_get("content").map_err(ApiError::internal)?;
+            Ok(manifest)
+        })
+        .transpose()
+    }
+
+    /// Up to `limit` of the project's manifest versions below `below`, newest first,
+    /// without content.
+    pub async fn manifests(
+        &self,
+        tenant: &TenantContext,
+        below: i64,
+        limit: i64,
+    ) -> Result<Vec<Manifest>, ApiError> {
+        let rows = sqlx::query(
+            "SELECT version, manifest, deployed_at_ms FROM manifests
+             WHERE project_id = $1 AND version < $2
+             ORDER BY version DESC LIMIT $3",
+        )
+        .bind(tenant.project_id.as_str())
+        .bind(below)
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(ApiError::internal)?;
+        rows.iter().map(decode_manifest).collect()
+    }
+
+    /// The installation of one of the tenant's connections.
+    pub async fn installation(
+        &self,
+        tenant: &TenantContext,
+        connection_id: &str,
+    ) -> Result<Option<Installation>, ApiError> {
+        let row = sqlx::query(
+            "SELECT installation, updated_at_ms FROM installations
+             WHERE project_id = $1 AND tenant_id = $2 AND connection_id = $3",
+        )
+        .bind(tenant.project_id.as_str())
+        .bind(tenant.tenant_id.as_str())
+        .bind(connection_id)
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(ApiError::internal)?;
+        row.map(|row| {
+            let bytes: Vec<u8> = row.try_get("installation").map_err(ApiError::internal)?;
+            let updated: i64 = row.try_get("updated_at_ms").map_err(ApiError::internal)?;
+            let mut installation =
+                Installation::decode(bytes.as_slice()).map_err(ApiError::internal)?;
+            installation.connection_id = connection_id.to_owned();
+            installation.update_time = Some(time::timestamp(updated));
+            Ok(installation)
+        })
+        .transpose()
+    }
+}
+
+/// A manifest row without its content.
+fn decode_manifest(row: &sqlx::any::AnyRow) -> Result<Manifest, ApiError> {
+    let version: i64 = row.try_get("version").map_err(ApiError::internal)?;
+    let bytes: Vec<u8> = row.try_get("manifest").map_err(ApiError::internal)?;
+    let deployed: i64 = row.try_get("deployed_at_ms").map_err(ApiError::internal)?;
+    let mut manifest = Manifest::decode(bytes.as_slice()).map_err(ApiError::internal)?;
+    manifest.version = version;
+    manifest.content.clear();
+    manifest.create_time = Some(time::timestamp(deployed));
+    Ok(manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syncline_config::{ServiceName, StorageConfig};
+    use syncline_domain::{ProjectId, TenantId};
+
+    async fn store() -> Store {
+        let config = StorageConfig {
+            database_url: Some(secrecy::SecretString::from("sqlite::memory:")),
+            max_connections: 1,
+            ..StorageConfig::default()
+        };
+        let db = Database::open(
+            &config,
+            &std::env::temp_dir(),
+            ServiceName::Mapping,
+            crate::MIGRATIONS,
+        )
+        .await
+        .unwrap();
+        Store::new(db)
+    }
+
+    fn tenant(project: &str, tenant: &str) -> TenantContext {
+        TenantContext {
+            project_id: ProjectId::parse(project).unwrap(),
+            tenant_id: TenantId::parse(tenant).unwrap(),
+            subject: "test".into(),
+        }
+    }
+
+    async fn deploy(store: &Store, project: &str, version: i64) {
+        let manifest = Manifest {
+            description: format!("release {version}"),
+            objects: vec!["contact".into()],
+            ..Manifest::default()
+        };
+        sqlx::query(
+            "INSERT INTO manifests (project_id, version, content, manifest, deployed_at_ms)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(project)
+        .bind(version)
+        .bind(format!("version: {version}\n"))
+        .bind(manifest.encode_to_vec())
+        .bind(version * 1000)
+        .execute(store.db.pool())
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn manifests_are_per_project_latest_by_default_and_listed_newest_first() {
+        let store = store().await;
+        let p1 = tenant("p1", "acme");
+        assert!(store.manifest(&p1, None).await.unwrap().is_none());
+        for version in 1..=3 {
+            deploy(&store, "p1", version).await;
+        }
+        deploy(&store, "p2", 7).await;
+
+        let latest = store.manifest(&p1, None).await.unwrap().unwrap();
+        assert_eq!(latest.version, 3);
+        assert_eq!(latest.content, "version: 3\n");
+        assert_eq!(latest.objects, ["contact"]);
+        assert_eq!(latest.create_time, Some(time::timestamp(3000)));
+        let second = store.manifest(&p1, Some(2)).await.unwrap().unwrap();
+        assert_eq!(second.description, "release 2");
+        assert!(store.manifest(&p1, Some(7)).await.unwrap().is_none());
+
+        let listed = store.manifests(&p1, i64::MAX, 10).await.unwrap();
+        let versions: Vec<i64> = listed.iter().map(|m| m.version).collect();
+        assert_eq!(versions, [3, 2, 1]);
+        assert!(listed.iter().all(|m| m.content.is_empty()));
+        let below = store.manifests(&p1, 3, 1).await.unwrap();
+        assert_eq!(below[0].version, 2);
+    }
+
+    #[tokio::test]
+    async fn installations_are_tenant_scoped() {
+        let store = store().await;
+        let acme = tenant("p1", "acme");
+        let installation = Installation {
+            manifest_version: 2,
+            ..Installation::default()
+        };
+        sqlx::query(
+            "INSERT INTO installations (project_id, tenant_id, connection_id, installation, updated_at_ms)
+             VALUES ('p1', 'acme', 'conn_1', $1, 5)",
+        )
+        .bind(installation.encode_to_vec())
+        .execute(store.db.pool())
+        .await
+        .unwrap();
+        let found = store.installation(&acme, "conn_1").await.unwrap().unwrap();
+        assert_eq!(found.connection_id, "conn_1");
+        assert_eq!(found.manifest_version, 2);
+        assert!(store.installation(&acme, "conn_2").await.unwrap().is_none());
+        assert!(
+            store
+                .installation(&tenant("p1", "globex"), "conn_1")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .installation(&tenant("p2", "acme"), "conn_1")
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}
