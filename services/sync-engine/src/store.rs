@@ -212,12 +212,7 @@ mod tests {
     use syncline_domain::{ProjectId, TenantId};
     use syncline_proto::sync::v1::SyncRunState;
 
-    async fn store() -> Store {
-        let config = StorageConfig {
-            database_url: Some(secrecy::SecretString::from("sqlite::memory:")),
-            max_connections: 1,
-            ..StorageConfig::default()
-        };
+    async fn open(config: StorageConfig) -> Store {
         let db = Database::open(
             &config,
             &std::env::temp_dir(),
@@ -227,6 +222,36 @@ mod tests {
         .await
         .unwrap();
         Store::new(db)
+    }
+
+    /// Runs `check` on a fresh SQLite database, then on a fresh PostgreSQL schema when a
+    /// server answers (always in CI).
+    async fn on_every_backend<F, Fut>(test: &str, check: F)
+    where
+        F: Fn(Store) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        check(
+            open(StorageConfig {
+                database_url: Some(secrecy::SecretString::from("sqlite::memory:")),
+                max_connections: 1,
+                ..StorageConfig::default()
+            })
+            .await,
+        )
+        .await;
+        if let Some(url) = syncline_test_support::postgres::url_or_skip(test).await {
+            let prefix = format!("{}_", syncline_domain::ids::new_resource_id("t"));
+            let store = open(StorageConfig {
+                database_url: Some(secrecy::SecretString::from(url.clone())),
+                schema_prefix: prefix.clone(),
+                max_connections: 2,
+            })
+            .await;
+            check(store.clone()).await;
+            store.db.close().await;
+            syncline_storage::drop_schemas(&url, &prefix).await.unwrap();
+        }
     }
 
     fn tenant(project: &str, tenant: &str) -> TenantContext {
@@ -272,107 +297,117 @@ mod tests {
 
     #[tokio::test]
     async fn sync_runs_list_newest_first_filtered_and_tenant_scoped() {
-        let store = store().await;
-        let acme = tenant("p1", "acme");
-        let other = tenant("p1", "globex");
-        insert_run(&store, &acme, "run_1", "conn_a", SyncRunState::Succeeded).await;
-        insert_run(&store, &acme, "run_2", "conn_b", SyncRunState::Running).await;
-        insert_run(&store, &acme, "run_3", "conn_a", SyncRunState::Failed).await;
-        insert_run(&store, &other, "run_4", "conn_a", SyncRunState::Running).await;
+        on_every_backend(
+            "sync_runs_list_newest_first_filtered_and_tenant_scoped",
+            |store| async move {
+                let acme = tenant("p1", "acme");
+                let other = tenant("p1", "globex");
+                insert_run(&store, &acme, "run_1", "conn_a", SyncRunState::Succeeded).await;
+                insert_run(&store, &acme, "run_2", "conn_b", SyncRunState::Running).await;
+                insert_run(&store, &acme, "run_3", "conn_a", SyncRunState::Failed).await;
+                insert_run(&store, &other, "run_4", "conn_a", SyncRunState::Running).await;
 
-        let all = PageRequest::parse(0, "").unwrap();
-        let runs = store.sync_runs(&acme, &all, None, &[]).await.unwrap();
-        assert_eq!(ids(&runs), ["run_3", "run_2", "run_1"]);
-        assert_eq!(runs[0].create_time, Some(time::timestamp(1_000)));
+                let all = PageRequest::parse(0, "").unwrap();
+                let runs = store.sync_runs(&acme, &all, None, &[]).await.unwrap();
+                assert_eq!(ids(&runs), ["run_3", "run_2", "run_1"]);
+                assert_eq!(runs[0].create_time, Some(time::timestamp(1_000)));
 
-        let page = PageRequest::parse(2, "").unwrap();
-        let mut first = store.sync_runs(&acme, &page, None, &[]).await.unwrap();
-        let token = page.finish(&mut first, |r| &r.id);
-        let next = PageRequest::parse(2, &token).unwrap();
-        let second = store.sync_runs(&acme, &next, None, &[]).await.unwrap();
-        assert_eq!(ids(&first), ["run_3", "run_2"]);
-        assert_eq!(ids(&second), ["run_1"]);
+                let page = PageRequest::parse(2, "").unwrap();
+                let mut first = store.sync_runs(&acme, &page, None, &[]).await.unwrap();
+                let token = page.finish(&mut first, |r| &r.id);
+                let next = PageRequest::parse(2, &token).unwrap();
+                let second = store.sync_runs(&acme, &next, None, &[]).await.unwrap();
+                assert_eq!(ids(&first), ["run_3", "run_2"]);
+                assert_eq!(ids(&second), ["run_1"]);
 
-        let by_connection = store
-            .sync_runs(&acme, &all, Some("conn_a"), &[])
-            .await
-            .unwrap();
-        assert_eq!(ids(&by_connection), ["run_3", "run_1"]);
-        let states = [SyncRunState::Running as i32, SyncRunState::Succeeded as i32];
-        let by_state = store.sync_runs(&acme, &all, None, &states).await.unwrap();
-        assert_eq!(ids(&by_state), ["run_2", "run_1"]);
+                let by_connection = store
+                    .sync_runs(&acme, &all, Some("conn_a"), &[])
+                    .await
+                    .unwrap();
+                assert_eq!(ids(&by_connection), ["run_3", "run_1"]);
+                let states = [SyncRunState::Running as i32, SyncRunState::Succeeded as i32];
+                let by_state = store.sync_runs(&acme, &all, None, &states).await.unwrap();
+                assert_eq!(ids(&by_state), ["run_2", "run_1"]);
 
-        assert!(store.sync_run(&acme, "run_4").await.unwrap().is_none());
-        assert!(store.sync_run(&other, "run_4").await.unwrap().is_some());
+                assert!(store.sync_run(&acme, "run_4").await.unwrap().is_none());
+                assert!(store.sync_run(&other, "run_4").await.unwrap().is_some());
+            },
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn webhook_endpoints_are_tenant_scoped_through_every_statement() {
-        let store = store().await;
-        let acme = tenant("p1", "acme");
-        let intruder = tenant("p1", "globex");
-        let foreign_project = tenant("p2", "acme");
-        let mut endpoint = WebhookEndpoint {
-            id: "whk_1".into(),
-            url: "https://hooks.example.com/".into(),
-            ..WebhookEndpoint::default()
-        };
-        store
-            .insert_webhook_endpoint(&acme, &endpoint, "whsec_x")
-            .await
-            .unwrap();
-        for stranger in [&intruder, &foreign_project] {
-            assert!(
+        on_every_backend(
+            "webhook_endpoints_are_tenant_scoped_through_every_statement",
+            |store| async move {
+                let acme = tenant("p1", "acme");
+                let intruder = tenant("p1", "globex");
+                let foreign_project = tenant("p2", "acme");
+                let mut endpoint = WebhookEndpoint {
+                    id: "whk_1".into(),
+                    url: "https://hooks.example.com/".into(),
+                    ..WebhookEndpoint::default()
+                };
                 store
-                    .webhook_endpoint(stranger, "whk_1")
+                    .insert_webhook_endpoint(&acme, &endpoint, "whsec_x")
+                    .await
+                    .unwrap();
+                for stranger in [&intruder, &foreign_project] {
+                    assert!(
+                        store
+                            .webhook_endpoint(stranger, "whk_1")
+                            .await
+                            .unwrap()
+                            .is_none()
+                    );
+                    let page = PageRequest::parse(0, "").unwrap();
+                    assert!(
+                        store
+                            .webhook_endpoints(stranger, &page)
+                            .await
+                            .unwrap()
+                            .is_empty()
+                    );
+                    assert!(
+                        store
+                            .update_webhook_endpoint(stranger, &endpoint)
+                            .await
+                            .unwrap()
+                            .is_none()
+                    );
+                    assert!(
+                        !store
+                            .delete_webhook_endpoint(stranger, "whk_1")
+                            .await
+                            .unwrap()
+                    );
+                }
+                endpoint.description = "changed".into();
+                assert!(
+                    store
+                        .update_webhook_endpoint(&acme, &endpoint)
+                        .await
+                        .unwrap()
+                        .is_some()
+                );
+                let stored = store
+                    .webhook_endpoint(&acme, "whk_1")
                     .await
                     .unwrap()
-                    .is_none()
-            );
-            let page = PageRequest::parse(0, "").unwrap();
-            assert!(
-                store
-                    .webhook_endpoints(stranger, &page)
-                    .await
-                    .unwrap()
-                    .is_empty()
-            );
-            assert!(
-                store
-                    .update_webhook_endpoint(stranger, &endpoint)
-                    .await
-                    .unwrap()
-                    .is_none()
-            );
-            assert!(
-                !store
-                    .delete_webhook_endpoint(stranger, "whk_1")
-                    .await
-                    .unwrap()
-            );
-        }
-        endpoint.description = "changed".into();
-        assert!(
-            store
-                .update_webhook_endpoint(&acme, &endpoint)
-                .await
-                .unwrap()
-                .is_some()
-        );
-        let stored = store
-            .webhook_endpoint(&acme, "whk_1")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(stored.description, "changed");
-        assert!(stored.create_time.is_some());
-        assert!(store.delete_webhook_endpoint(&acme, "whk_1").await.unwrap());
-        assert!(
-            store
-                .webhook_endpoint(&acme, "whk_1")
-                .await
-                .unwrap()
-                .is_none()
-        );
+                    .unwrap();
+                assert_eq!(stored.description, "changed");
+                assert!(stored.create_time.is_some());
+                assert!(store.delete_webhook_endpoint(&acme, "whk_1").await.unwrap());
+                assert!(
+                    store
+                        .webhook_endpoint(&acme, "whk_1")
+                        .await
+                        .unwrap()
+                        .is_none()
+                );
+            },
+        )
+        .await;
     }
 }
