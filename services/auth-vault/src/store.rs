@@ -136,12 +136,7 @@ mod tests {
     use syncline_domain::{ProjectId, TenantId};
     use syncline_proto::common::v1::{ConnectionStatus, Provider};
 
-    async fn store() -> Store {
-        let config = StorageConfig {
-            database_url: Some(secrecy::SecretString::from("sqlite::memory:")),
-            max_connections: 1,
-            ..StorageConfig::default()
-        };
+    async fn open(config: StorageConfig) -> Store {
         let db = Database::open(
             &config,
             &std::env::temp_dir(),
@@ -151,6 +146,36 @@ mod tests {
         .await
         .unwrap();
         Store::new(db)
+    }
+
+    /// Runs `check` on a fresh SQLite database, then on a fresh PostgreSQL schema when a
+    /// server answers (always in CI).
+    async fn on_every_backend<F, Fut>(test: &str, check: F)
+    where
+        F: Fn(Store) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        check(
+            open(StorageConfig {
+                database_url: Some(secrecy::SecretString::from("sqlite::memory:")),
+                max_connections: 1,
+                ..StorageConfig::default()
+            })
+            .await,
+        )
+        .await;
+        if let Some(url) = syncline_test_support::postgres::url_or_skip(test).await {
+            let prefix = format!("{}_", syncline_domain::ids::new_resource_id("t"));
+            let store = open(StorageConfig {
+                database_url: Some(secrecy::SecretString::from(url.clone())),
+                schema_prefix: prefix.clone(),
+                max_connections: 2,
+            })
+            .await;
+            check(store.clone()).await;
+            store.db.close().await;
+            syncline_storage::drop_schemas(&url, &prefix).await.unwrap();
+        }
     }
 
     fn tenant(project: &str, tenant: &str) -> TenantContext {
@@ -218,80 +243,90 @@ mod tests {
 
     #[tokio::test]
     async fn connections_are_filtered_paged_and_tenant_scoped() {
-        let store = store().await;
-        let acme = tenant("p1", "acme");
-        let globex = tenant("p1", "globex");
-        let elsewhere = tenant("p2", "acme");
-        use ConnectionStatus::{Active, NeedsReauth};
-        use Provider::{Hubspot, Salesforce};
-        insert_connection(&store, &acme, "conn_1", Salesforce, Active).await;
-        insert_connection(&store, &acme, "conn_2", Hubspot, Active).await;
-        insert_connection(&store, &acme, "conn_3", Salesforce, NeedsReauth).await;
-        insert_connection(&store, &globex, "conn_4", Salesforce, Active).await;
+        on_every_backend(
+            "connections_are_filtered_paged_and_tenant_scoped",
+            |store| async move {
+                let acme = tenant("p1", "acme");
+                let globex = tenant("p1", "globex");
+                let elsewhere = tenant("p2", "acme");
+                use ConnectionStatus::{Active, NeedsReauth};
+                use Provider::{Hubspot, Salesforce};
+                insert_connection(&store, &acme, "conn_1", Salesforce, Active).await;
+                insert_connection(&store, &acme, "conn_2", Hubspot, Active).await;
+                insert_connection(&store, &acme, "conn_3", Salesforce, NeedsReauth).await;
+                insert_connection(&store, &globex, "conn_4", Salesforce, Active).await;
 
-        let all = PageRequest::parse(0, "").unwrap();
-        let listed = store.connections(&acme, &all, None, None).await.unwrap();
-        assert_eq!(ids(&listed), ["conn_1", "conn_2", "conn_3"]);
-        assert_eq!(listed[0].update_time, Some(time::timestamp(2)));
-        let salesforce = Some(Salesforce as i32);
-        let listed = store
-            .connections(&acme, &all, salesforce, None)
-            .await
-            .unwrap();
-        assert_eq!(ids(&listed), ["conn_1", "conn_3"]);
-        let active = Some(Active as i32);
-        let listed = store
-            .connections(&acme, &all, salesforce, active)
-            .await
-            .unwrap();
-        assert_eq!(ids(&listed), ["conn_1"]);
+                let all = PageRequest::parse(0, "").unwrap();
+                let listed = store.connections(&acme, &all, None, None).await.unwrap();
+                assert_eq!(ids(&listed), ["conn_1", "conn_2", "conn_3"]);
+                assert_eq!(listed[0].update_time, Some(time::timestamp(2)));
+                let salesforce = Some(Salesforce as i32);
+                let listed = store
+                    .connections(&acme, &all, salesforce, None)
+                    .await
+                    .unwrap();
+                assert_eq!(ids(&listed), ["conn_1", "conn_3"]);
+                let active = Some(Active as i32);
+                let listed = store
+                    .connections(&acme, &all, salesforce, active)
+                    .await
+                    .unwrap();
+                assert_eq!(ids(&listed), ["conn_1"]);
 
-        let page = PageRequest::parse(2, "").unwrap();
-        let mut first = store.connections(&acme, &page, None, None).await.unwrap();
-        let token = page.finish(&mut first, |c| &c.id);
-        let next = PageRequest::parse(2, &token).unwrap();
-        let second = store.connections(&acme, &next, None, None).await.unwrap();
-        assert_eq!(ids(&second), ["conn_3"]);
+                let page = PageRequest::parse(2, "").unwrap();
+                let mut first = store.connections(&acme, &page, None, None).await.unwrap();
+                let token = page.finish(&mut first, |c| &c.id);
+                let next = PageRequest::parse(2, &token).unwrap();
+                let second = store.connections(&acme, &next, None, None).await.unwrap();
+                assert_eq!(ids(&second), ["conn_3"]);
 
-        assert!(store.connection(&acme, "conn_4").await.unwrap().is_none());
-        assert!(
-            store
-                .connection(&elsewhere, "conn_1")
-                .await
-                .unwrap()
-                .is_none()
-        );
-        assert!(store.connection(&globex, "conn_4").await.unwrap().is_some());
+                assert!(store.connection(&acme, "conn_4").await.unwrap().is_none());
+                assert!(
+                    store
+                        .connection(&elsewhere, "conn_1")
+                        .await
+                        .unwrap()
+                        .is_none()
+                );
+                assert!(store.connection(&globex, "conn_4").await.unwrap().is_some());
+            },
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn provider_apps_are_per_project_and_never_carry_a_secret() {
-        let store = store().await;
-        insert_app(&store, "p1", "app_1", Provider::Salesforce).await;
-        insert_app(&store, "p1", "app_2", Provider::Hubspot).await;
-        insert_app(&store, "p2", "app_3", Provider::Salesforce).await;
-        // Apps are the project's: every tenant of it sees them.
-        let app = store
-            .provider_app(&tenant("p1", "any-tenant"), "app_1")
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(app.client_secret.is_empty());
-        assert!(
-            store
-                .provider_app(&tenant("p2", "acme"), "app_1")
-                .await
-                .unwrap()
-                .is_none()
-        );
-        let all = PageRequest::parse(0, "").unwrap();
-        let hubspot = Some(Provider::Hubspot as i32);
-        let listed = store
-            .provider_apps(&tenant("p1", "acme"), &all, hubspot)
-            .await
-            .unwrap();
-        assert_eq!(listed.len(), 1);
-        assert_eq!(listed[0].id, "app_2");
-        assert!(listed[0].client_secret.is_empty());
+        on_every_backend(
+            "provider_apps_are_per_project_and_never_carry_a_secret",
+            |store| async move {
+                insert_app(&store, "p1", "app_1", Provider::Salesforce).await;
+                insert_app(&store, "p1", "app_2", Provider::Hubspot).await;
+                insert_app(&store, "p2", "app_3", Provider::Salesforce).await;
+                // Apps are the project's: every tenant of it sees them.
+                let app = store
+                    .provider_app(&tenant("p1", "any-tenant"), "app_1")
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert!(app.client_secret.is_empty());
+                assert!(
+                    store
+                        .provider_app(&tenant("p2", "acme"), "app_1")
+                        .await
+                        .unwrap()
+                        .is_none()
+                );
+                let all = PageRequest::parse(0, "").unwrap();
+                let hubspot = Some(Provider::Hubspot as i32);
+                let listed = store
+                    .provider_apps(&tenant("p1", "acme"), &all, hubspot)
+                    .await
+                    .unwrap();
+                assert_eq!(listed.len(), 1);
+                assert_eq!(listed[0].id, "app_2");
+                assert!(listed[0].client_secret.is_empty());
+            },
+        )
+        .await;
     }
 }
