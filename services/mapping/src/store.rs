@@ -113,12 +113,7 @@ mod tests {
     use syncline_config::{ServiceName, StorageConfig};
     use syncline_domain::{ProjectId, TenantId};
 
-    async fn store() -> Store {
-        let config = StorageConfig {
-            database_url: Some(secrecy::SecretString::from("sqlite::memory:")),
-            max_connections: 1,
-            ..StorageConfig::default()
-        };
+    async fn open(config: StorageConfig) -> Store {
         let db = Database::open(
             &config,
             &std::env::temp_dir(),
@@ -128,6 +123,36 @@ mod tests {
         .await
         .unwrap();
         Store::new(db)
+    }
+
+    /// Runs `check` on a fresh SQLite database, then on a fresh PostgreSQL schema when a
+    /// server answers (always in CI).
+    async fn on_every_backend<F, Fut>(test: &str, check: F)
+    where
+        F: Fn(Store) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        check(
+            open(StorageConfig {
+                database_url: Some(secrecy::SecretString::from("sqlite::memory:")),
+                max_connections: 1,
+                ..StorageConfig::default()
+            })
+            .await,
+        )
+        .await;
+        if let Some(url) = syncline_test_support::postgres::url_or_skip(test).await {
+            let prefix = format!("{}_", syncline_domain::ids::new_resource_id("t"));
+            let store = open(StorageConfig {
+                database_url: Some(secrecy::SecretString::from(url.clone())),
+                schema_prefix: prefix.clone(),
+                max_connections: 2,
+            })
+            .await;
+            check(store.clone()).await;
+            store.db.close().await;
+            syncline_storage::drop_schemas(&url, &prefix).await.unwrap();
+        }
     }
 
     fn tenant(project: &str, tenant: &str) -> TenantContext {
@@ -160,34 +185,39 @@ mod tests {
 
     #[tokio::test]
     async fn manifests_are_per_project_latest_by_default_and_listed_newest_first() {
-        let store = store().await;
-        let p1 = tenant("p1", "acme");
-        assert!(store.manifest(&p1, None).await.unwrap().is_none());
-        for version in 1..=3 {
-            deploy(&store, "p1", version).await;
-        }
-        deploy(&store, "p2", 7).await;
+        on_every_backend(
+            "manifests_are_per_project_latest_by_default_and_listed_newest_first",
+            |store| async move {
+                let p1 = tenant("p1", "acme");
+                assert!(store.manifest(&p1, None).await.unwrap().is_none());
+                for version in 1..=3 {
+                    deploy(&store, "p1", version).await;
+                }
+                deploy(&store, "p2", 7).await;
 
-        let latest = store.manifest(&p1, None).await.unwrap().unwrap();
-        assert_eq!(latest.version, 3);
-        assert_eq!(latest.content, "version: 3\n");
-        assert_eq!(latest.objects, ["contact"]);
-        assert_eq!(latest.create_time, Some(time::timestamp(3000)));
-        let second = store.manifest(&p1, Some(2)).await.unwrap().unwrap();
-        assert_eq!(second.description, "release 2");
-        assert!(store.manifest(&p1, Some(7)).await.unwrap().is_none());
+                let latest = store.manifest(&p1, None).await.unwrap().unwrap();
+                assert_eq!(latest.version, 3);
+                assert_eq!(latest.content, "version: 3\n");
+                assert_eq!(latest.objects, ["contact"]);
+                assert_eq!(latest.create_time, Some(time::timestamp(3000)));
+                let second = store.manifest(&p1, Some(2)).await.unwrap().unwrap();
+                assert_eq!(second.description, "release 2");
+                assert!(store.manifest(&p1, Some(7)).await.unwrap().is_none());
 
-        let listed = store.manifests(&p1, i64::MAX, 10).await.unwrap();
-        let versions: Vec<i64> = listed.iter().map(|m| m.version).collect();
-        assert_eq!(versions, [3, 2, 1]);
-        assert!(listed.iter().all(|m| m.content.is_empty()));
-        let below = store.manifests(&p1, 3, 1).await.unwrap();
-        assert_eq!(below[0].version, 2);
+                let listed = store.manifests(&p1, i64::MAX, 10).await.unwrap();
+                let versions: Vec<i64> = listed.iter().map(|m| m.version).collect();
+                assert_eq!(versions, [3, 2, 1]);
+                assert!(listed.iter().all(|m| m.content.is_empty()));
+                let below = store.manifests(&p1, 3, 1).await.unwrap();
+                assert_eq!(below[0].version, 2);
+            },
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn installations_are_tenant_scoped() {
-        let store = store().await;
+        on_every_backend("installations_are_tenant_scoped", |store| async move {
         let acme = tenant("p1", "acme");
         let installation = Installation {
             manifest_version: 2,
@@ -219,5 +249,7 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+        })
+        .await;
     }
 }
