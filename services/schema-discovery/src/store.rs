@@ -137,12 +137,7 @@ mod tests {
     use syncline_config::{ServiceName, StorageConfig};
     use syncline_domain::{ProjectId, TenantId};
 
-    async fn store() -> Store {
-        let config = StorageConfig {
-            database_url: Some(secrecy::SecretString::from("sqlite::memory:")),
-            max_connections: 1,
-            ..StorageConfig::default()
-        };
+    async fn open(config: StorageConfig) -> Store {
         let db = Database::open(
             &config,
             &std::env::temp_dir(),
@@ -152,6 +147,36 @@ mod tests {
         .await
         .unwrap();
         Store::new(db)
+    }
+
+    /// Runs `check` on a fresh SQLite database, then on a fresh PostgreSQL schema when a
+    /// server answers (always in CI).
+    async fn on_every_backend<F, Fut>(test: &str, check: F)
+    where
+        F: Fn(Store) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        check(
+            open(StorageConfig {
+                database_url: Some(secrecy::SecretString::from("sqlite::memory:")),
+                max_connections: 1,
+                ..StorageConfig::default()
+            })
+            .await,
+        )
+        .await;
+        if let Some(url) = syncline_test_support::postgres::url_or_skip(test).await {
+            let prefix = format!("{}_", syncline_domain::ids::new_resource_id("t"));
+            let store = open(StorageConfig {
+                database_url: Some(secrecy::SecretString::from(url.clone())),
+                schema_prefix: prefix.clone(),
+                max_connections: 2,
+            })
+            .await;
+            check(store.clone()).await;
+            store.db.close().await;
+            syncline_storage::drop_schemas(&url, &prefix).await.unwrap();
+        }
     }
 
     fn tenant(project: &str, tenant: &str) -> TenantContext {
@@ -211,74 +236,79 @@ mod tests {
 
     #[tokio::test]
     async fn versions_and_objects_are_tenant_scoped_and_ordered() {
-        let store = store().await;
-        let acme = tenant("p1", "acme");
-        let globex = tenant("p1", "globex");
-        assert_eq!(store.latest_version(&acme, "conn_1").await.unwrap(), None);
-        insert_version(&store, &acme, 1, &[("Account", false)]).await;
-        insert_version(
-            &store,
-            &acme,
-            2,
-            &[
-                ("account_note", true),
-                ("Contact", false),
-                ("Account", false),
-                ("Invoice__c", true),
-            ],
+        on_every_backend(
+            "versions_and_objects_are_tenant_scoped_and_ordered",
+            |store| async move {
+                let acme = tenant("p1", "acme");
+                let globex = tenant("p1", "globex");
+                assert_eq!(store.latest_version(&acme, "conn_1").await.unwrap(), None);
+                insert_version(&store, &acme, 1, &[("Account", false)]).await;
+                insert_version(
+                    &store,
+                    &acme,
+                    2,
+                    &[
+                        ("account_note", true),
+                        ("Contact", false),
+                        ("Account", false),
+                        ("Invoice__c", true),
+                    ],
+                )
+                .await;
+
+                assert_eq!(
+                    store.latest_version(&acme, "conn_1").await.unwrap(),
+                    Some(2)
+                );
+                assert_eq!(store.latest_version(&globex, "conn_1").await.unwrap(), None);
+                assert!(store.has_version(&acme, "conn_1", 1).await.unwrap());
+                assert!(!store.has_version(&globex, "conn_1", 1).await.unwrap());
+
+                let versions = store.versions(&acme, "conn_1", i64::MAX, 10).await.unwrap();
+                let numbers: Vec<i64> = versions.iter().map(|v| v.version).collect();
+                assert_eq!(numbers, [2, 1]);
+                assert_eq!(versions[0].object_count, 4);
+                assert_eq!(versions[0].create_time, Some(time::timestamp(2000)));
+                assert!(
+                    store
+                        .versions(&globex, "conn_1", i64::MAX, 10)
+                        .await
+                        .unwrap()
+                        .is_empty()
+                );
+
+                let all = store
+                    .objects(&acme, "conn_1", 2, "", None, 10)
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    names(&all),
+                    ["Account", "Contact", "Invoice__c", "account_note"]
+                );
+                let after = store
+                    .objects(&acme, "conn_1", 2, "Contact", None, 1)
+                    .await
+                    .unwrap();
+                assert_eq!(names(&after), ["Invoice__c"]);
+                let custom = store
+                    .objects(&acme, "conn_1", 2, "", Some(true), 10)
+                    .await
+                    .unwrap();
+                assert_eq!(names(&custom), ["Invoice__c", "account_note"]);
+                let standard = store
+                    .objects(&acme, "conn_1", 2, "", Some(false), 10)
+                    .await
+                    .unwrap();
+                assert_eq!(names(&standard), ["Account", "Contact"]);
+                assert!(
+                    store
+                        .objects(&globex, "conn_1", 2, "", None, 10)
+                        .await
+                        .unwrap()
+                        .is_empty()
+                );
+            },
         )
         .await;
-
-        assert_eq!(
-            store.latest_version(&acme, "conn_1").await.unwrap(),
-            Some(2)
-        );
-        assert_eq!(store.latest_version(&globex, "conn_1").await.unwrap(), None);
-        assert!(store.has_version(&acme, "conn_1", 1).await.unwrap());
-        assert!(!store.has_version(&globex, "conn_1", 1).await.unwrap());
-
-        let versions = store.versions(&acme, "conn_1", i64::MAX, 10).await.unwrap();
-        let numbers: Vec<i64> = versions.iter().map(|v| v.version).collect();
-        assert_eq!(numbers, [2, 1]);
-        assert_eq!(versions[0].object_count, 4);
-        assert_eq!(versions[0].create_time, Some(time::timestamp(2000)));
-        assert!(
-            store
-                .versions(&globex, "conn_1", i64::MAX, 10)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-
-        let all = store
-            .objects(&acme, "conn_1", 2, "", None, 10)
-            .await
-            .unwrap();
-        assert_eq!(
-            names(&all),
-            ["Account", "Contact", "Invoice__c", "account_note"]
-        );
-        let after = store
-            .objects(&acme, "conn_1", 2, "Contact", None, 1)
-            .await
-            .unwrap();
-        assert_eq!(names(&after), ["Invoice__c"]);
-        let custom = store
-            .objects(&acme, "conn_1", 2, "", Some(true), 10)
-            .await
-            .unwrap();
-        assert_eq!(names(&custom), ["Invoice__c", "account_note"]);
-        let standard = store
-            .objects(&acme, "conn_1", 2, "", Some(false), 10)
-            .await
-            .unwrap();
-        assert_eq!(names(&standard), ["Account", "Contact"]);
-        assert!(
-            store
-                .objects(&globex, "conn_1", 2, "", None, 10)
-                .await
-                .unwrap()
-                .is_empty()
-        );
     }
 }
