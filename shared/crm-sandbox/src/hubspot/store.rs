@@ -604,14 +604,20 @@ pub fn validate_values(
 /// message embeds a JSON list of `{isValid,message,error,name}`.
 #[must_use]
 pub fn invalid_values_error(errors: &[InvalidValue]) -> super::errors::ApiError {
-    let inner: Vec<serde_json::Value> = errors
+    // HubSpot's key order (isValid, message, error, name), which a JSON map would sort away.
+    let quote = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
+    let inner: Vec<String> = errors
         .iter()
-        .map(|e| serde_json::json!({"isValid": false, "message": e.message, "error": e.code, "name": e.name}))
+        .map(|e| {
+            format!(
+                "{{\"isValid\":false,\"message\":{},\"error\":{},\"name\":{}}}",
+                quote(&e.message),
+                quote(e.code),
+                quote(&e.name)
+            )
+        })
         .collect();
-    let message = format!(
-        "Property values were not valid: {}",
-        serde_json::Value::Array(inner)
-    );
+    let message = format!("Property values were not valid: [{}]", inner.join(","));
     let details = errors
         .iter()
         .map(|e| serde_json::json!({"message": e.message, "code": e.code, "context": {"propertyName": [e.name]}}))
