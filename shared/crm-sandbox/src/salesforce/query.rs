@@ -475,6 +475,26 @@ fn eq_val(a: &Val, b: &Val, ftype: FieldType) -> bool {
 }
 
 impl Plan {
+    /// A plan that selects the given fields of `obj` (all when `fields` is `None`); used to
+    /// render single records.
+    #[must_use]
+    pub fn for_fields(obj: Arc<ObjectDef>, fields: Option<Vec<usize>>) -> Self {
+        let columns = fields
+            .unwrap_or_else(|| (0..obj.fields.len()).collect())
+            .into_iter()
+            .map(OutCol::Field)
+            .collect();
+        Self {
+            obj,
+            columns,
+            count_only: false,
+            filter: None,
+            order: Vec::new(),
+            limit: None,
+            offset: None,
+        }
+    }
+
     fn eval(&self, p: &Pred, rec: &RecordView<'_>) -> bool {
         let obj = &self.obj;
         match p {
@@ -857,6 +877,7 @@ impl Cursors {
 
 /// Renders one page: `{"totalSize","done","nextRecordsUrl"?,"records"}`.
 #[must_use]
+#[allow(clippy::too_many_arguments)]
 pub fn render_page(
     plan: &Plan,
     data: &OrgData,

@@ -147,6 +147,7 @@ struct Persona {
 }
 
 /// A record to read: generated on the fly or stored.
+#[allow(clippy::large_enum_variant)] // short-lived, built per record on the stack
 pub enum RecordView<'a> {
     /// A generated record nobody changed.
     Generated(GenRecord<'a>),

@@ -1,0 +1,1 @@
+//! Drives the sandbox with the real simple-salesforce client (see tests/clients/).

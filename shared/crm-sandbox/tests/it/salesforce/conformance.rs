@@ -1,0 +1,1 @@
+//! Structural comparison of sandbox responses with recorded real responses.

@@ -1,0 +1,1 @@
+//! Fault injection, quota and schema changes.
