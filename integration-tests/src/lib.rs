@@ -1,1 +1,146 @@
-//! End-to-end tests live in tests/it.
+//! Standing up the whole suite for end-to-end tests.
+//!
+//! [`spawn_suite`] starts all six services in the test process on `127.0.0.1:0`, with a
+//! fresh database (a temporary SQLite directory, or fresh PostgreSQL schemas) and fresh
+//! secrets. Each test then uses unique tenant ids, so tests never see each other's rows.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+use syncline_config::{ServiceName, SynclineConfig};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+/// Which storage the suite runs on.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    /// SQLite files in a fresh temporary directory.
+    Sqlite,
+    /// Fresh schemas in the PostgreSQL at this URL.
+    Postgres(String),
+}
+
+/// A running suite and what tests need to talk to it.
+pub struct TestSuite {
+    suite: syncline::Suite,
+    shutdown: CancellationToken,
+    data_dir: PathBuf,
+    schema_prefix: String,
+    storage: Storage,
+    /// The HS256 secret the gateway accepts.
+    pub jwt_secret: String,
+    /// The internal secret backends accept.
+    pub internal_secret: String,
+}
+
+fn random(len: usize) -> String {
+    let mut s = String::new();
+    while s.len() < len {
+        s.push_str(&uuid::Uuid::new_v4().simple().to_string());
+    }
+    s.truncate(len);
+    s
+}
+
+/// Starts the suite on `storage`.
+pub async fn spawn_suite(storage: Storage) -> TestSuite {
+    let _ = syncline_test_support::otlp::telemetry();
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    let data_dir = std::env::temp_dir().join(format!("syncline-it-{unique}"));
+    let schema_prefix = format!("it{}_", &unique[..12]);
+    let jwt_secret = random(48);
+    let internal_secret = random(48);
+    let mut config = SynclineConfig {
+        data_dir: data_dir.clone(),
+        ..SynclineConfig::default()
+    };
+    for service in ServiceName::ALL {
+        config.set_listen_addr(service, "127.0.0.1:0".parse().unwrap());
+    }
+    config.sandbox.enabled = false;
+    config.gateway.jwt.hs256_secret = Some(SecretString::from(jwt_secret.clone()));
+    config.internal_auth.secret = Some(SecretString::from(internal_secret.clone()));
+    config.storage.max_connections = 4;
+    if let Storage::Postgres(url) = &storage {
+        config.storage.database_url = Some(SecretString::from(url.clone()));
+        config.storage.schema_prefix = schema_prefix.clone();
+    }
+    config.validate().expect("test configuration is valid");
+    let shutdown = CancellationToken::new();
+    let suite = syncline::start_suite(config, shutdown.clone())
+        .await
+        .expect("suite starts");
+    TestSuite {
+        suite,
+        shutdown,
+        data_dir,
+        schema_prefix,
+        storage,
+        jwt_secret,
+        internal_secret,
+    }
+}
+
+impl TestSuite {
+    /// A channel to the gateway.
+    pub fn gateway(&self) -> Channel {
+        self.channel(ServiceName::Gateway)
+    }
+
+    /// A channel straight to one service (bypassing the gateway).
+    pub fn channel(&self, service: ServiceName) -> Channel {
+        let addr = self.suite.addr(service).expect("service is running");
+        Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_lazy()
+    }
+
+    /// A valid token for `tenant` in project `project`.
+    pub fn token(&self, project: &str, tenant: &str) -> String {
+        syncline_test_support::tokens::sign(
+            &syncline_test_support::tokens::claims(project, tenant),
+            &self.jwt_secret,
+        )
+    }
+
+    /// `message` with `authorization: Bearer <token>`.
+    pub fn authed<T>(&self, token: &str, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        request
+    }
+
+    /// `message` from `tenant` of `project`.
+    pub fn as_tenant<T>(&self, project: &str, tenant: &str, message: T) -> tonic::Request<T> {
+        self.authed(&self.token(project, tenant), message)
+    }
+
+    /// Stops every service and removes the test's database.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let failures = self.suite.stopped().await;
+        assert!(failures.is_empty(), "services failed: {failures:?}");
+        match &self.storage {
+            Storage::Sqlite => {
+                let _ = std::fs::remove_dir_all(&self.data_dir);
+            }
+            Storage::Postgres(url) => {
+                syncline_storage::drop_schemas(url, &self.schema_prefix)
+                    .await
+                    .expect("drop test schemas");
+            }
+        }
+    }
+}
+
+/// A fresh tenant id, unique to this call.
+pub fn unique_tenant(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}

@@ -20,14 +20,17 @@ pub(crate) fn router(gateway: Arc<Gateway>) -> Result<Router, ServiceError> {
     );
     let (reflection_v1, reflection_v1alpha) =
         syncline_service_kit::server::reflection(&[descriptors])?;
-    let grpc_local = tonic::service::Routes::new(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .prepare()
-        .into_axum_router();
-    let public = Router::new()
+    Ok(Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route_service("/grpc.health.v1.Health/{*method}", health_service)
+        .route_service(
+            "/grpc.reflection.v1.ServerReflection/{*method}",
+            reflection_v1,
+        )
+        .route_service(
+            "/grpc.reflection.v1alpha.ServerReflection/{*method}",
+            reflection_v1alpha,
+        )
         .fallback(proxy::forward)
-        .with_state(gateway);
-    Ok(public.merge(grpc_local))
+        .with_state(gateway))
 }

@@ -103,8 +103,14 @@ fn the_distributed_deployment_example_loads() {
     let config = load(
         Some(&file),
         env(&[
-            ("SYNCLINE_INTERNAL_AUTH__SECRET", "0123456789abcdef0123456789abcdef"),
-            ("SYNCLINE_STORAGE__DATABASE_URL", "postgres://syncline@db/syncline"),
+            (
+                "SYNCLINE_INTERNAL_AUTH__SECRET",
+                "0123456789abcdef0123456789abcdef",
+            ),
+            (
+                "SYNCLINE_STORAGE__DATABASE_URL",
+                "postgres://syncline@db/syncline",
+            ),
         ]),
     )
     .unwrap();

@@ -95,7 +95,7 @@ pub struct TestTelemetry {
     store: &'static Store,
     notify: watch::Receiver<usize>,
     guard: Option<syncline_telemetry::TelemetryGuard>,
-    runtime: tokio::runtime::Runtime,
+    runtime: tokio::runtime::Handle,
 }
 
 static TELEMETRY: OnceLock<TestTelemetry> = OnceLock::new();
@@ -104,40 +104,52 @@ static TELEMETRY: OnceLock<TestTelemetry> = OnceLock::new();
 /// Logs go to the test output when `SYNCLINE_TEST_LOG` holds a filter.
 pub fn telemetry() -> &'static TestTelemetry {
     TELEMETRY.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("otlp-receiver")
-            .enable_all()
-            .build()
-            .expect("telemetry runtime");
-        let store: &'static Store = Box::leak(Box::default());
-        let (notify_tx, notify) = watch::channel(0);
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind otlp receiver");
-        let addr = listener.local_addr().expect("receiver address");
-        runtime.spawn(
-            tonic::transport::Server::builder()
-                .add_service(TraceServiceServer::new(Receiver {
-                    store,
-                    notify: notify_tx,
-                }))
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-        );
-        let log_filter = std::env::var("SYNCLINE_TEST_LOG").ok();
-        let guard = runtime.block_on(async {
-            syncline_telemetry::init_for_tests(
-                Some(&format!("http://{addr}")),
-                log_filter.as_deref(),
-            )
-            .expect("test telemetry")
-        });
-        TestTelemetry {
-            store,
-            notify,
-            guard,
-            runtime,
-        }
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        // A thread of its own, so the receiver and exporter outlive every test's runtime and
+        // can be set up from inside one.
+        std::thread::Builder::new()
+            .name("otlp-receiver".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .expect("telemetry runtime");
+                runtime.block_on(async move {
+                    let store: &'static Store = Box::leak(Box::default());
+                    let (notify_tx, notify) = watch::channel(0);
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .expect("bind otlp receiver");
+                    let addr = listener.local_addr().expect("receiver address");
+                    tokio::spawn(
+                        tonic::transport::Server::builder()
+                            .add_service(TraceServiceServer::new(Receiver {
+                                store,
+                                notify: notify_tx,
+                            }))
+                            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(
+                                listener,
+                            )),
+                    );
+                    let log_filter = std::env::var("SYNCLINE_TEST_LOG").ok();
+                    let guard = syncline_telemetry::init_for_tests(
+                        Some(&format!("http://{addr}")),
+                        log_filter.as_deref(),
+                    )
+                    .expect("test telemetry");
+                    let telemetry = TestTelemetry {
+                        store,
+                        notify,
+                        guard,
+                        runtime: tokio::runtime::Handle::current(),
+                    };
+                    ready_tx.send(telemetry).expect("hand telemetry over");
+                    std::future::pending::<()>().await;
+                });
+            })
+            .expect("spawn telemetry thread");
+        ready_rx.recv().expect("telemetry starts")
     })
 }
 
@@ -146,7 +158,7 @@ impl TestTelemetry {
     pub async fn flush(&'static self) {
         let Some(guard) = &self.guard else { return };
         let provider = guard.provider().clone();
-        let handle = self.runtime.handle().clone();
+        let handle = self.runtime.clone();
         tokio::task::spawn_blocking(move || {
             let _entered = handle.enter();
             let _ = provider.force_flush();
