@@ -172,7 +172,15 @@ impl RecordError {
 
     /// The same error as a request-level error (single-record endpoints).
     #[must_use]
+    ///
+    /// The real API omits `fields` for `INVALID_FIELD` and `NOT_FOUND` and sends it (even
+    /// empty) for the other codes.
     pub fn into_request_error(self, status: StatusCode) -> SfError {
-        SfError::new(status, self.status_code, self.message).with_fields(self.fields)
+        let e = SfError::new(status, self.status_code, self.message);
+        if matches!(self.status_code, "INVALID_FIELD" | "NOT_FOUND") {
+            e
+        } else {
+            e.with_fields(self.fields)
+        }
     }
 }
