@@ -364,4 +364,55 @@ mod tests {
         );
         assert!(auth.authenticate(&headers).is_ok());
     }
+
+    /// An Ed25519 key pair: the signing key and its public JWK.
+    fn ed25519(kid: &str) -> (EncodingKey, serde_json::Value) {
+        use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+        use base64::Engine;
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new()).unwrap();
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+        (
+            EncodingKey::from_ed_der(pkcs8.as_ref()),
+            json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"}),
+        )
+    }
+
+    #[tokio::test]
+    async fn eddsa_tokens_verify_against_a_jwks_file_by_key_id() {
+        let (key1, jwk1) = ed25519("k1");
+        let (key2, jwk2) = ed25519("k2");
+        let (stranger, _) = ed25519("k1");
+        let path = std::env::temp_dir().join(format!("jwks-{}.json", std::process::id()));
+        std::fs::write(&path, json!({"keys": [jwk1, jwk2]}).to_string()).unwrap();
+        let config = JwtConfig {
+            jwks_file: Some(path.clone()),
+            ..JwtConfig::default()
+        };
+        let auth = Authenticator::from_config(&config, CancellationToken::new())
+            .await
+            .unwrap();
+        let sign = |key: &EncodingKey, kid: &str| {
+            let mut header = Header::new(Algorithm::EdDSA);
+            header.kid = Some(kid.to_owned());
+            jsonwebtoken::encode(&header, &claims(60), key).unwrap()
+        };
+        assert_eq!(
+            auth.verify(&sign(&key1, "k1")).unwrap().tenant_id.as_str(),
+            "t1"
+        );
+        assert!(auth.verify(&sign(&key2, "k2")).is_ok());
+        // Signed by a key the issuer never published, under a published key id.
+        assert_eq!(auth.verify(&sign(&stranger, "k1")), Err(AuthError::Invalid));
+        // A published key under another key's id.
+        assert_eq!(auth.verify(&sign(&key1, "k2")), Err(AuthError::Invalid));
+        // An unknown key id.
+        assert_eq!(auth.verify(&sign(&key1, "k9")), Err(AuthError::Invalid));
+        // HS256 signed with the public key bytes (algorithm confusion) is refused.
+        assert_eq!(
+            auth.verify(&token(claims(60), SECRET)),
+            Err(AuthError::Invalid)
+        );
+        std::fs::remove_file(path).unwrap();
+    }
 }

@@ -8,6 +8,7 @@ use axum::response::Response;
 use std::sync::Arc;
 use syncline_config::{BackendsConfig, ServiceName};
 use syncline_domain::{ApiError, ErrorCode};
+use syncline_service_kit::deadline;
 use syncline_service_kit::internal_auth::{self, CallerOrigin};
 use syncline_telemetry::{propagation, spans};
 use tonic::transport::Channel;
@@ -129,9 +130,10 @@ async fn forward_inner(
         return Err(status);
     }
 
-    let deadline = requested_deadline(request.headers())
+    let deadline = deadline::requested(request.headers())
         .unwrap_or(gateway.default_deadline)
         .min(gateway.max_deadline);
+    spans::record_deadline(span, deadline);
     let credential = gateway
         .internal
         .sign(
@@ -160,7 +162,7 @@ async fn forward_inner(
     insert(
         &mut parts.headers,
         "grpc-timeout",
-        format!("{}m", deadline.as_millis().clamp(1, 99_999_999)),
+        deadline::format(deadline),
     );
     propagation::inject_current(&mut parts.headers);
     let outgoing = http::Request::from_parts(parts, tonic::body::Body::new(body));
@@ -178,44 +180,9 @@ async fn forward_inner(
     }
 }
 
-/// The caller's `grpc-timeout`, if well-formed.
-fn requested_deadline(headers: &http::HeaderMap) -> Option<Duration> {
-    let value = headers.get("grpc-timeout")?.to_str().ok()?;
-    if value.len() < 2 || value.len() > 9 {
-        return None;
-    }
-    let (digits, unit) = value.split_at(value.len() - 1);
-    let amount: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(amount.saturating_mul(3600)),
-        "M" => Duration::from_secs(amount.saturating_mul(60)),
-        "S" => Duration::from_secs(amount),
-        "m" => Duration::from_millis(amount),
-        "u" => Duration::from_micros(amount),
-        "n" => Duration::from_nanos(amount),
-        _ => return None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn grpc_timeouts_parse_in_every_unit_and_garbage_is_ignored() {
-        let mut headers = http::HeaderMap::new();
-        for (raw, expected) in [
-            ("2S", Duration::from_secs(2)),
-            ("150m", Duration::from_millis(150)),
-            ("1H", Duration::from_secs(3600)),
-            ("500u", Duration::from_micros(500)),
-        ] {
-            headers.insert("grpc-timeout", raw.parse().unwrap());
-            assert_eq!(requested_deadline(&headers), Some(expected), "{raw}");
-        }
-        headers.insert("grpc-timeout", "12X".parse().unwrap());
-        assert_eq!(requested_deadline(&headers), None);
-    }
 
     #[test]
     fn internal_and_credential_headers_are_stripped() {

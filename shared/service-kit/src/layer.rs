@@ -97,6 +97,9 @@ where
             caller.context.tenant_id.as_str(),
             caller.context.project_id.as_str(),
         );
+        if let Some(deadline) = crate::deadline::requested(request.headers()) {
+            spans::record_deadline(&span, deadline);
+        }
         request.extensions_mut().insert(caller);
         let future = {
             let _entered = span.enter();

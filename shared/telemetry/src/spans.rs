@@ -14,6 +14,7 @@ pub fn grpc_server_span(path: &str) -> tracing::Span {
         rpc.service = %service,
         rpc.method = %method,
         rpc.grpc.status_code = tracing::field::Empty,
+        rpc.grpc.deadline_ms = tracing::field::Empty,
         tenant.id = tracing::field::Empty,
         project.id = tracing::field::Empty,
     )
@@ -25,6 +26,14 @@ pub fn record_grpc_status(span: &tracing::Span, code: i32) {
     if code != 0 {
         span.record("otel.status_code", "ERROR");
     }
+}
+
+/// Records the deadline the call arrived with, in milliseconds.
+pub fn record_deadline(span: &tracing::Span, deadline: std::time::Duration) {
+    span.record(
+        "rpc.grpc.deadline_ms",
+        i64::try_from(deadline.as_millis()).unwrap_or(i64::MAX),
+    );
 }
 
 /// Records the caller's tenant and project on `span`.
