@@ -2,6 +2,28 @@
 //! over HTTP under `/__admin/` (JSON in and out, no authentication: the sandbox is a test
 //! double). Record changes made here are logged and sent to webhooks with
 //! `changeSource: "CRM"`, as if a user had made them in the HubSpot UI.
+//!
+//! HTTP routes (prefix `/__admin`):
+//!
+//! | method and path | body / answer |
+//! |---|---|
+//! | `GET /portals`, `POST /portals` | ids; `PortalConfig` (`portalId`, `seed`, `counts`, `limits`) |
+//! | `POST /apps` | `AppConfig` (`appId`, `clientId`, `clientSecret`, `redirectUris`, `scopes`, `webhooks`) |
+//! | `PUT /apps/{clientId}/webhooks` | `WebhookSettings` (`targetUrl`, `subscriptions`, `retry`, …) |
+//! | `POST /portals/{id}/tokens` | `{clientId?}` → token pair without the OAuth dance |
+//! | `GET /portals/{id}/private-app-token` | `{token}` |
+//! | `PUT /portals/{id}/faults` | `FaultConfig` (`latency_ms`, `error_5xx_rate`, `rate_limit_rate`, `seed`, …) |
+//! | `POST /portals/{id}/faults/expire-tokens` | expires every access token now |
+//! | `POST /portals/{id}/faults/revoke-refresh-tokens` | revokes every refresh token |
+//! | `POST /portals/{id}/faults/exhaust-quota` | `{policy: "DAILY" \| "TEN_SECONDLY"}` |
+//! | `PUT /portals/{id}/rate-limits` | `RateLimits` (`tenSecondMax`, `dailyMax`, `searchPerSecond`, …) |
+//! | `POST /portals/{id}/reset` | clears counters, faults and stats |
+//! | `POST /portals/{id}/schema/{objectType}` | `{action: "add"\|"remove"\|"retype", name, type?}` |
+//! | `POST /portals/{id}/objects/{objectType}` | `{properties}` → `{id}` |
+//! | `PATCH`, `DELETE /portals/{id}/objects/{objectType}/{recordId}` | `{properties}` → `{changed}`; archive |
+//! | `GET /portals/{id}/changes?since=N` | change log entries after sequence N |
+//! | `GET /portals/{id}/stats` | grants, refreshes, failed grants, revocations, API calls, faults, changes |
+//! | `GET /deliveries` | webhook delivery attempts |
 
 use super::catalog::iso_ms;
 use super::errors::json_of;
