@@ -5,6 +5,7 @@
 //! the very same code as a distributed deployment, only in one process.
 
 pub mod dev_auth;
+pub mod sandboxes;
 
 use std::net::SocketAddr;
 

@@ -97,6 +97,11 @@ async fn up(mut config: syncline_config::SynclineConfig) -> anyhow::Result<()> {
     let dev_jwt = syncline::dev_auth::ensure_dev_jwt(&mut config)
         .context("failed to create the development secret")?;
     let shutdown = syncline_service_kit::standalone::shutdown_on_signal();
+    let sandboxes = if config.sandbox.enabled {
+        Some(syncline::sandboxes::start(&config.sandbox).await?)
+    } else {
+        None
+    };
     let suite = syncline::start_suite(config, shutdown).await?;
     println!(
         "syncline is up (data in {})",
@@ -106,6 +111,12 @@ async fn up(mut config: syncline_config::SynclineConfig) -> anyhow::Result<()> {
         println!("  {:<18} grpc://{addr}", service.as_str());
     }
     println!("  {:<18} {}/healthz", "gateway http", suite.gateway_url());
+    if let Some(sandboxes) = &sandboxes {
+        println!("\nCRM sandboxes (local, seeded demo data):");
+        for line in sandboxes.describe() {
+            println!("{line}");
+        }
+    }
     if dev_jwt {
         let token = syncline::dev_auth::mint_token(
             suite.config(),
@@ -120,6 +131,9 @@ async fn up(mut config: syncline_config::SynclineConfig) -> anyhow::Result<()> {
     println!("\nstop with Ctrl-C");
     for (service, error) in suite.stopped().await {
         tracing::error!(%service, %error, "service stopped with an error");
+    }
+    if let Some(sandboxes) = sandboxes {
+        sandboxes.shutdown().await;
     }
     Ok(())
 }
