@@ -728,6 +728,21 @@ impl Plan {
     ) {
         let obj = &self.obj;
         let id_field = obj.fields.iter().position(|f| f.name == "Id");
+        // `,"Name":` for every column, escaped once per page rather than once per record.
+        let keys: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| {
+                let name = match c {
+                    OutCol::Field(fi) => obj.fields[*fi].name.as_str(),
+                    OutCol::Parent { key, .. } => key.as_str(),
+                };
+                let mut k = String::from(",");
+                write_json_str(name, &mut k);
+                k.push(':');
+                k
+            })
+            .collect();
         let mut first = true;
         for &i in indices {
             let Some(view) = data.view(meta, obj, i) else {
@@ -739,27 +754,26 @@ impl Plan {
             first = false;
             let id = id_field
                 .map(|f| view.get(obj, &obj.fields[f]))
-                .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default();
-            write_attributes(out, &obj.name, version, &id);
-            for col in &self.columns {
+            write_attributes(out, &obj.name, version, id.as_str().unwrap_or_default());
+            for (col, key) in self.columns.iter().zip(&keys) {
                 match col {
                     OutCol::Field(fi) => {
                         let f = &obj.fields[*fi];
-                        out.push(',');
-                        write_json_str(&f.name, out);
-                        out.push(':');
-                        view.get(obj, f).write_json(f.ftype, out);
+                        out.push_str(key);
+                        if Some(*fi) == id_field {
+                            id.write_json(f.ftype, out);
+                        } else {
+                            view.get(obj, f).write_json(f.ftype, out);
+                        }
                     }
                     OutCol::Parent {
                         ref_field,
-                        key,
                         parent,
                         fields,
+                        ..
                     } => {
-                        out.push(',');
-                        write_json_str(key, out);
-                        out.push(':');
+                        out.push_str(key);
                         let target = view.get(obj, &obj.fields[*ref_field]);
                         let parent_view = target
                             .as_str()

@@ -1,7 +1,7 @@
 //! Field values, their JSON form, and conversions from request bodies.
 
 use super::schema::{FieldDef, FieldType};
-use chrono::{DateTime, NaiveDate, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, TimeZone, Timelike, Utc};
 use serde_json::Value;
 use std::cmp::Ordering;
 use std::fmt::Write as _;
@@ -143,11 +143,13 @@ impl Val {
             Self::Num(n) => write_f64(*n, ftype, out),
             Self::Str(s) => write_json_str(s, out),
             Self::Date(d) => {
-                let _ = write!(out, "\"{}\"", d.format("%Y-%m-%d"));
+                out.push('"');
+                push_date(out, d.year(), d.month(), d.day());
+                out.push('"');
             }
             Self::DateTime(t) => {
                 out.push('"');
-                out.push_str(&format_datetime(*t));
+                push_datetime(out, *t);
                 out.push('"');
             }
             Self::Address(a) => {
@@ -211,6 +213,13 @@ pub fn cmp_ci(a: &str, b: &str) -> Ordering {
 
 /// Appends `s` as a JSON string literal.
 pub fn write_json_str(s: &str, out: &mut String) {
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.reserve(s.len() + 2);
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     out.push('"');
     let bytes = s.as_bytes();
     let mut start = 0;
@@ -240,8 +249,44 @@ pub fn write_json_str(s: &str, out: &mut String) {
 /// Formats an instant as the REST API does: `2024-04-09T20:19:25.000+0000`.
 #[must_use]
 pub fn format_datetime(secs: i64) -> String {
+    let mut s = String::with_capacity(28);
+    push_datetime(&mut s, secs);
+    s
+}
+
+fn push_digits(out: &mut String, mut n: u32, width: usize) {
+    let mut buf = [b'0'; 10];
+    let mut i = buf.len();
+    while n > 0 && i > 0 {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    let start = buf.len().saturating_sub(width).min(i);
+    for &b in &buf[start..] {
+        out.push(b as char);
+    }
+}
+
+fn push_date(out: &mut String, year: i32, month: u32, day: u32) {
+    push_digits(out, year.max(0) as u32, 4);
+    out.push('-');
+    push_digits(out, month, 2);
+    out.push('-');
+    push_digits(out, day, 2);
+}
+
+/// Appends `2024-04-09T20:19:25.000+0000` without going through `strftime` (hot path).
+pub fn push_datetime(out: &mut String, secs: i64) {
     let dt: DateTime<Utc> = Utc.timestamp_opt(secs, 0).single().unwrap_or_default();
-    dt.format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string()
+    push_date(out, dt.year(), dt.month(), dt.day());
+    out.push('T');
+    push_digits(out, dt.hour(), 2);
+    out.push(':');
+    push_digits(out, dt.minute(), 2);
+    out.push(':');
+    push_digits(out, dt.second(), 2);
+    out.push_str(".000+0000");
 }
 
 /// Formats an instant in milliseconds with millisecond precision.
@@ -373,6 +418,11 @@ mod tests {
         let mut s = String::new();
         Val::DateTime(1_712_693_965).write_json(FieldType::Datetime, &mut s);
         assert_eq!(s, "\"2024-04-09T20:19:25.000+0000\"");
+        assert_eq!(format_datetime(0), "1970-01-01T00:00:00.000+0000");
+        s.clear();
+        Val::Date(NaiveDate::from_ymd_opt(2024, 2, 9).unwrap_or_default())
+            .write_json(FieldType::Date, &mut s);
+        assert_eq!(s, "\"2024-02-09\"");
         s.clear();
         Val::Num(50000.0).write_json(FieldType::Currency, &mut s);
         assert_eq!(s, "50000.0");
