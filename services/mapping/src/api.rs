@@ -6,11 +6,10 @@ use syncline_proto::mapping::v1::{
     GetInstallationRequest, GetInstallationResponse, GetManifestRequest, GetManifestResponse,
     ListManifestVersionsRequest, ListManifestVersionsResponse,
 };
-use syncline_service_kit::pagination::PageRequest;
+use syncline_service_kit::pagination::{self, PageRequest};
 use syncline_service_kit::tenant;
 use tonic::{Request, Response, Status};
 
-use crate::pages;
 use crate::store::Store;
 
 /// Implements `syncline.mapping.v1.MappingService`.
@@ -61,12 +60,12 @@ impl MappingService for MappingApi {
         let tenant = tenant(&request)?;
         let message = request.get_ref();
         let page = PageRequest::parse(message.page_size, &message.page_token)?;
-        let below = pages::versions_below(&page)?;
+        let below = pagination::versions_below(&page)?;
         let mut manifests = self
             .store
             .manifests(tenant, below, page.fetch_limit())
             .await?;
-        let next_page_token = pages::finish(&page, &mut manifests, |m| m.version);
+        let next_page_token = pagination::finish_versions(&page, &mut manifests, |m| m.version);
         Ok(Response::new(ListManifestVersionsResponse {
             manifests,
             next_page_token,

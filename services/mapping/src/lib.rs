@@ -6,7 +6,6 @@
 //! UNIMPLEMENTED until their issues build them.
 
 mod api;
-mod pages;
 mod store;
 
 use syncline_config::{ServiceName, SynclineConfig};

@@ -6,11 +6,10 @@ use syncline_proto::schema::v1::{
     ListObjectsRequest, ListObjectsResponse, ListSchemaVersionsRequest, ListSchemaVersionsResponse,
     ObjectView,
 };
-use syncline_service_kit::pagination::PageRequest;
+use syncline_service_kit::pagination::{self, PageRequest};
 use syncline_service_kit::tenant;
 use tonic::{Request, Response, Status};
 
-use crate::pages;
 use crate::store::Store;
 
 /// Implements `syncline.schema.v1.SchemaService`.
@@ -157,7 +156,7 @@ impl SchemaService for SchemaApi {
             return Err(ApiError::invalid(vec![Violation::required("connection_id")]).into());
         }
         let page = PageRequest::parse(message.page_size, &message.page_token)?;
-        let below = pages::versions_below(&page)?;
+        let below = pagination::versions_below(&page)?;
         let mut schema_versions = self
             .store
             .versions(tenant, &message.connection_id, below, page.fetch_limit())
@@ -165,7 +164,8 @@ impl SchemaService for SchemaApi {
         if schema_versions.is_empty() && page.after.is_none() {
             return Err(no_schema().into());
         }
-        let next_page_token = pages::finish(&page, &mut schema_versions, |v| v.version);
+        let next_page_token =
+            pagination::finish_versions(&page, &mut schema_versions, |v| v.version);
         Ok(Response::new(ListSchemaVersionsResponse {
             schema_versions,
             next_page_token,

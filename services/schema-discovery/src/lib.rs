@@ -7,7 +7,6 @@
 //! until their issues build them.
 
 mod api;
-mod pages;
 mod store;
 
 use syncline_config::{ServiceName, SynclineConfig};

@@ -134,49 +134,22 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use syncline_config::{ServiceName, StorageConfig};
+    use syncline_config::ServiceName;
     use syncline_domain::{ProjectId, TenantId};
 
-    async fn open(config: StorageConfig) -> Store {
-        let db = Database::open(
-            &config,
-            &std::env::temp_dir(),
-            ServiceName::SchemaDiscovery,
-            crate::MIGRATIONS,
-        )
-        .await
-        .unwrap();
-        Store::new(db)
-    }
-
-    /// Runs `check` on a fresh SQLite database, then on a fresh PostgreSQL schema when a
-    /// server answers (always in CI).
+    /// Runs `check` on SQLite, then on PostgreSQL when a server answers (always in CI).
     async fn on_every_backend<F, Fut>(test: &str, check: F)
     where
         F: Fn(Store) -> Fut,
         Fut: std::future::Future<Output = ()>,
     {
-        check(
-            open(StorageConfig {
-                database_url: Some(secrecy::SecretString::from("sqlite::memory:")),
-                max_connections: 1,
-                ..StorageConfig::default()
-            })
-            .await,
+        syncline_test_support::storage::on_every_backend(
+            test,
+            ServiceName::SchemaDiscovery,
+            crate::MIGRATIONS,
+            |db| check(Store::new(db)),
         )
         .await;
-        if let Some(url) = syncline_test_support::postgres::url_or_skip(test).await {
-            let prefix = format!("{}_", syncline_domain::ids::new_resource_id("t"));
-            let store = open(StorageConfig {
-                database_url: Some(secrecy::SecretString::from(url.clone())),
-                schema_prefix: prefix.clone(),
-                max_connections: 2,
-            })
-            .await;
-            check(store.clone()).await;
-            store.db.close().await;
-            syncline_storage::drop_schemas(&url, &prefix).await.unwrap();
-        }
     }
 
     fn tenant(project: &str, tenant: &str) -> TenantContext {

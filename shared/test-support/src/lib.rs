@@ -4,4 +4,5 @@
 
 pub mod otlp;
 pub mod postgres;
+pub mod storage;
 pub mod tokens;
