@@ -87,8 +87,8 @@ pub struct SynclineConfig {
     pub telemetry: TelemetryConfig,
     /// The public door.
     pub gateway: GatewayConfig,
-    /// auth-vault.
-    pub auth_vault: ServiceConfig,
+    /// auth-vault: listen address, key-encryption keys and token refresh.
+    pub auth_vault: AuthVaultConfig,
     /// schema-discovery.
     pub schema_discovery: ServiceConfig,
     /// mapping.
@@ -99,6 +99,8 @@ pub struct SynclineConfig {
     pub conflict_resolver: ServiceConfig,
     /// The local CRM sandboxes `syncline up` starts for the demo.
     pub sandbox: SandboxConfig,
+    /// How Syncline's services call CRM APIs.
+    pub crm_http: CrmHttpConfig,
 }
 
 impl Default for SynclineConfig {
@@ -109,12 +111,13 @@ impl Default for SynclineConfig {
             internal_auth: InternalAuthConfig::default(),
             telemetry: TelemetryConfig::default(),
             gateway: GatewayConfig::default(),
-            auth_vault: ServiceConfig::on_port(7401),
+            auth_vault: AuthVaultConfig::default(),
             schema_discovery: ServiceConfig::on_port(7402),
             mapping: ServiceConfig::on_port(7403),
             sync_engine: ServiceConfig::on_port(7404),
             conflict_resolver: ServiceConfig::on_port(7405),
             sandbox: SandboxConfig::default(),
+            crm_http: CrmHttpConfig::default(),
         }
     }
 }
@@ -183,7 +186,103 @@ impl SynclineConfig {
                 reason: "must be at least 32 characters".into(),
             });
         }
+        self.auth_vault.validate()?;
         self.gateway.validate()
+    }
+}
+
+/// auth-vault: where it listens, where its key-encryption keys come from, and how it keeps
+/// access tokens fresh.
+///
+/// Key-encryption keys (KEKs) wrap every tenant's data key. They come from `keys` (for
+/// example `SYNCLINE_AUTH_VAULT__KEYS=kek-2026=<base64 of 32 bytes>,kek-2027=<…>`), else from
+/// `kek_file` (one `<id> <base64 of 32 bytes>` per line); with neither, the embedded default
+/// generates `<data_dir>/auth-vault.keys` (mode 0600) on first start. Every vault process
+/// sharing a database must see the same key ring.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthVaultConfig {
+    /// Address the gRPC server binds; port 0 picks a free one.
+    pub listen_addr: SocketAddr,
+    /// The key ring inline: `id=base64,id=base64` (32-byte keys). Wins over `kek_file`.
+    pub keys: Option<SecretString>,
+    /// A key-ring file: one `<id> <base64 of 32 bytes>` per line, `#` comments.
+    pub kek_file: Option<PathBuf>,
+    /// The KEK that wraps new data keys when the database names none yet (first start);
+    /// default: the last key of the ring. Afterwards RotateKeyEncryptionKey decides.
+    pub active_kek_id: Option<String>,
+    /// Access tokens expiring within this many seconds are refreshed before use (the
+    /// default `min_validity` of GetAccessToken).
+    pub refresh_margin_secs: u64,
+    /// Lifetime assumed for Salesforce access tokens, which come without `expires_in`
+    /// (the org's session timeout; Salesforce's default is 2 hours).
+    pub salesforce_session_lifetime_secs: u64,
+    /// How long an authorization started with StartAuthorization may take to complete.
+    pub authorization_ttl_secs: u64,
+    /// Timeout of each call to a provider's OAuth endpoints, in milliseconds.
+    pub provider_timeout_ms: u64,
+}
+
+impl Default for AuthVaultConfig {
+    fn default() -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 7401)),
+            keys: None,
+            kek_file: None,
+            active_kek_id: None,
+            refresh_margin_secs: 300,
+            salesforce_session_lifetime_secs: 2 * 3600,
+            authorization_ttl_secs: 600,
+            provider_timeout_ms: 15_000,
+        }
+    }
+}
+
+impl std::fmt::Debug for AuthVaultConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthVaultConfig")
+            .field("listen_addr", &self.listen_addr)
+            .field("keys", &self.keys.as_ref().map(|_| "[REDACTED]"))
+            .field("kek_file", &self.kek_file)
+            .field("active_kek_id", &self.active_kek_id)
+            .field("refresh_margin_secs", &self.refresh_margin_secs)
+            .field(
+                "salesforce_session_lifetime_secs",
+                &self.salesforce_session_lifetime_secs,
+            )
+            .field("authorization_ttl_secs", &self.authorization_ttl_secs)
+            .field("provider_timeout_ms", &self.provider_timeout_ms)
+            .finish()
+    }
+}
+
+impl AuthVaultConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: &str| ConfigError::Invalid {
+            key: format!("auth_vault.{key}"),
+            reason: reason.into(),
+        };
+        if self.salesforce_session_lifetime_secs < 60 {
+            return Err(invalid(
+                "salesforce_session_lifetime_secs",
+                "must be at least 60",
+            ));
+        }
+        if self.authorization_ttl_secs == 0 || self.authorization_ttl_secs > 3600 {
+            return Err(invalid(
+                "authorization_ttl_secs",
+                "must be between 1 and 3600",
+            ));
+        }
+        if self.provider_timeout_ms == 0 {
+            return Err(invalid("provider_timeout_ms", "must be at least 1"));
+        }
+        if let Some(id) = &self.active_kek_id
+            && id.is_empty()
+        {
+            return Err(invalid("active_kek_id", "must not be empty"));
+        }
+        Ok(())
     }
 }
 
@@ -454,6 +553,29 @@ impl Default for SandboxConfig {
             salesforce_port: 7410,
             hubspot_port: 7411,
             seed: 42,
+        }
+    }
+}
+
+/// The HTTP client every service uses to call CRM APIs (OAuth, data, webhooks).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CrmHttpConfig {
+    /// A PEM file of extra root certificates to trust besides the system's, e.g. the local
+    /// CA of the CRM sandboxes served over HTTPS, or a corporate proxy's CA.
+    pub extra_root_ca_file: Option<PathBuf>,
+    /// Per-request timeout, in milliseconds.
+    pub timeout_ms: u64,
+    /// Connect timeout, in milliseconds.
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for CrmHttpConfig {
+    fn default() -> Self {
+        Self {
+            extra_root_ca_file: None,
+            timeout_ms: 30_000,
+            connect_timeout_ms: 5_000,
         }
     }
 }

@@ -118,3 +118,46 @@ fn the_distributed_deployment_example_loads() {
     assert!(config.gateway.jwt.jwks_url.is_some());
     assert!(!config.sandbox.enabled);
 }
+
+#[test]
+fn auth_vault_settings_load_from_env_and_keys_stay_secret() {
+    let config = load(
+        None,
+        env(&[
+            ("SYNCLINE_AUTH_VAULT__LISTEN_ADDR", "127.0.0.1:9401"),
+            (
+                "SYNCLINE_AUTH_VAULT__KEYS",
+                "kek-1=c2VjcmV0LWtleS1tYXRlcmlhbA",
+            ),
+            ("SYNCLINE_AUTH_VAULT__REFRESH_MARGIN_SECS", "120"),
+            (
+                "SYNCLINE_AUTH_VAULT__SALESFORCE_SESSION_LIFETIME_SECS",
+                "900",
+            ),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(config.listen_addr(ServiceName::AuthVault).port(), 9401);
+    assert_eq!(config.auth_vault.refresh_margin_secs, 120);
+    assert_eq!(config.auth_vault.salesforce_session_lifetime_secs, 900);
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("c2VjcmV0"), "{debug}");
+    let mut config = config;
+    config.set_listen_addr(ServiceName::AuthVault, "127.0.0.1:0".parse().unwrap());
+    assert_eq!(config.auth_vault.listen_addr.port(), 0);
+}
+
+#[test]
+fn auth_vault_validation_names_the_key() {
+    let error = load(
+        None,
+        env(&[("SYNCLINE_AUTH_VAULT__SALESFORCE_SESSION_LIFETIME_SECS", "5")]),
+    )
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("auth_vault.salesforce_session_lifetime_secs"),
+        "{error}"
+    );
+}

@@ -9,6 +9,7 @@
 //! - [`client`]: channels to other services that carry trace context and credentials.
 
 pub mod client;
+pub mod crm_http;
 pub mod deadline;
 pub mod internal_auth;
 pub mod layer;
