@@ -1,13 +1,33 @@
 //! auth-vault: provider apps, connections and their credentials.
 //!
-//! Built so far: reading provider apps (per project) and connections (per tenant).
-//! Creating and changing them, OAuth authorization, credential import/export and the
-//! internal `TokenService` answer UNIMPLEMENTED until their issues build them (secrets must
-//! be envelope-encrypted before anything stores one).
+//! - [`crypto`]: envelope encryption at rest (AES-256-GCM data keys per tenant, wrapped by
+//!   key-encryption keys behind the [`crypto::Kms`] trait; online rotation).
+//! - `apps`: provider app CRUD with sealed client secrets.
+//! - [`oauth`]: the signed single-use `state`, PKCE, providers' endpoints.
+//! - `connect`: StartAuthorization and CompleteAuthorization (from the gateway's callback).
+//! - `tokens`: GetAccessToken / ReportUnauthorized with refresh ahead of expiry,
+//!   single-flight per connection and compare-and-set on the token version.
+//!
+//! Not built yet (UNIMPLEMENTED): UpdateConnection, DeleteConnection, Import/Export of
+//! credentials, ListAuditEvents.
 
 mod api;
+mod apps;
+mod connect;
+mod credentials;
+pub mod crypto;
 mod filter;
+pub mod oauth;
 mod store;
+#[cfg(test)]
+mod test_db;
+mod tokens;
+mod vault;
+
+pub use connect::reasons as state_reasons;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use syncline_config::{ServiceName, SynclineConfig};
 use syncline_proto::authvault::v1::auth_vault_service_server::AuthVaultServiceServer;
@@ -18,11 +38,18 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// This service's migrations, oldest first.
-pub const MIGRATIONS: &[EmbeddedMigration] = &[EmbeddedMigration {
-    version: 1,
-    description: "provider apps and connections",
-    sql: include_str!("../migrations/0001_init.sql"),
-}];
+pub const MIGRATIONS: &[EmbeddedMigration] = &[
+    EmbeddedMigration {
+        version: 1,
+        description: "provider apps and connections",
+        sql: include_str!("../migrations/0001_init.sql"),
+    },
+    EmbeddedMigration {
+        version: 2,
+        description: "data keys, sealed secrets, credentials and oauth states",
+        sql: include_str!("../migrations/0002_credentials.sql"),
+    },
+];
 
 /// Starts the service on `listener`; it drains and stops when `shutdown` fires.
 pub async fn start(
@@ -31,7 +58,23 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<RunningService, ServiceError> {
     let boot = boot(config, ServiceName::AuthVault, MIGRATIONS).await?;
-    let api = api::AuthVaultApi::new(store::Store::new(boot.database));
+    let kms = crypto::LocalKms::from_config(&config.auth_vault, &config.data_dir)
+        .map_err(|e| ServiceError::Config(format!("auth_vault: {e}")))?;
+    let keys = crypto::Keys::load_ring(boot.database.clone(), Arc::new(kms))
+        .await
+        .map_err(|e| ServiceError::Config(format!("auth_vault: {e}")))?;
+    let oauth =
+        oauth::OAuthClient::new(Duration::from_millis(config.auth_vault.provider_timeout_ms))
+            .map_err(|e| ServiceError::Config(format!("auth_vault: http client: {e}")))?;
+    let vault = vault::Vault::new(
+        store::Store::new(boot.database),
+        keys,
+        oauth,
+        vault::Settings::from_config(config),
+    )
+    .await
+    .map_err(|e| ServiceError::Config(format!("auth_vault: {e}")))?;
+    let vault = Arc::new(vault);
     boot.health
         .set_serving::<AuthVaultServiceServer<api::AuthVaultApi>>()
         .await;
@@ -40,8 +83,10 @@ pub async fn start(
         .await;
     let router = boot
         .router
-        .add_service(AuthVaultServiceServer::new(api))
-        .add_service(TokenServiceServer::new(api::TokenApi));
+        .add_service(AuthVaultServiceServer::new(api::AuthVaultApi::new(
+            vault.clone(),
+        )))
+        .add_service(TokenServiceServer::new(api::TokenApi::new(vault)));
     let addr = listener.local_addr()?;
     let task = tokio::spawn(server::serve(router, listener, boot.health, shutdown));
     Ok(RunningService::new(

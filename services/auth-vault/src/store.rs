@@ -19,6 +19,235 @@ impl Store {
         Self { db }
     }
 
+    /// The database, for the modules that own further tables (credentials, states).
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// Stores a new provider app; `app` must carry no secret, `client_secret` is sealed.
+    pub async fn insert_provider_app(
+        &self,
+        project: &str,
+        app: &ProviderApp,
+        client_secret: &[u8],
+        now: i64,
+    ) -> Result<(), ApiError> {
+        sqlx::query(
+            "INSERT INTO provider_apps
+                 (id, project_id, provider, app, client_secret, created_at_ms, updated_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $6)",
+        )
+        .bind(&app.id)
+        .bind(project)
+        .bind(app.provider)
+        .bind(strip_app(app).encode_to_vec())
+        .bind(client_secret)
+        .bind(now)
+        .execute(self.db.pool())
+        .await
+        .map_err(ApiError::internal)?;
+        Ok(())
+    }
+
+    /// Replaces a provider app's fields (and its sealed secret when `client_secret` is set).
+    pub async fn update_provider_app(
+        &self,
+        project: &str,
+        app: &ProviderApp,
+        client_secret: Option<&[u8]>,
+        now: i64,
+    ) -> Result<bool, ApiError> {
+        let encoded = strip_app(app).encode_to_vec();
+        let query = match client_secret {
+            Some(secret) => sqlx::query(
+                "UPDATE provider_apps SET app = $3, updated_at_ms = $4, client_secret = $5
+                 WHERE project_id = $1 AND id = $2",
+            )
+            .bind(project)
+            .bind(&app.id)
+            .bind(encoded)
+            .bind(now)
+            .bind(secret),
+            None => sqlx::query(
+                "UPDATE provider_apps SET app = $3, updated_at_ms = $4
+                 WHERE project_id = $1 AND id = $2",
+            )
+            .bind(project)
+            .bind(&app.id)
+            .bind(encoded)
+            .bind(now),
+        };
+        let done = query
+            .execute(self.db.pool())
+            .await
+            .map_err(ApiError::internal)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The sealed client secret of a provider app of `project`.
+    pub async fn provider_app_secret(
+        &self,
+        project: &str,
+        id: &str,
+    ) -> Result<Option<Vec<u8>>, ApiError> {
+        let row = sqlx::query(
+            "SELECT client_secret FROM provider_apps WHERE project_id = $1 AND id = $2",
+        )
+        .bind(project)
+        .bind(id)
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(ApiError::internal)?;
+        match row {
+            Some(row) => row
+                .try_get::<Option<Vec<u8>>, _>("client_secret")
+                .map_err(ApiError::internal),
+            None => Ok(None),
+        }
+    }
+
+    /// How many connections (of any tenant of the project) use a provider app.
+    pub async fn connections_of_app(&self, project: &str, app_id: &str) -> Result<i64, ApiError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM connections WHERE project_id = $1 AND provider_app_id = $2",
+        )
+        .bind(project)
+        .bind(app_id)
+        .fetch_one(self.db.pool())
+        .await
+        .map_err(ApiError::internal)?;
+        row.try_get::<i64, _>(0).map_err(ApiError::internal)
+    }
+
+    /// Deletes a provider app with its connections, their credentials and pending
+    /// authorizations, in one transaction. `false` when the app does not exist.
+    pub async fn delete_provider_app(&self, project: &str, app_id: &str) -> Result<bool, ApiError> {
+        let mut tx = self.db.pool().begin().await.map_err(ApiError::internal)?;
+        for sql in [
+            "DELETE FROM credentials WHERE project_id = $1 AND connection_id IN
+                 (SELECT id FROM connections WHERE project_id = $1 AND provider_app_id = $2)",
+            "DELETE FROM oauth_states WHERE project_id = $1 AND provider_app_id = $2",
+            "DELETE FROM connections WHERE project_id = $1 AND provider_app_id = $2",
+        ] {
+            sqlx::query(sql)
+                .bind(project)
+                .bind(app_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(ApiError::internal)?;
+        }
+        let done = sqlx::query("DELETE FROM provider_apps WHERE project_id = $1 AND id = $2")
+            .bind(project)
+            .bind(app_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(ApiError::internal)?;
+        tx.commit().await.map_err(ApiError::internal)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Stores a new connection of the tenant.
+    pub async fn insert_connection(
+        &self,
+        tenant: &TenantContext,
+        connection: &Connection,
+        now: i64,
+    ) -> Result<(), ApiError> {
+        sqlx::query(
+            "INSERT INTO connections
+                 (id, project_id, tenant_id, provider_app_id, provider, status, connection,
+                  created_at_ms, updated_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        )
+        .bind(&connection.id)
+        .bind(tenant.project_id.as_str())
+        .bind(tenant.tenant_id.as_str())
+        .bind(&connection.provider_app_id)
+        .bind(connection.provider)
+        .bind(connection.status)
+        .bind(strip_connection(connection).encode_to_vec())
+        .bind(now)
+        .execute(self.db.pool())
+        .await
+        .map_err(ApiError::internal)?;
+        Ok(())
+    }
+
+    /// Saves a connection of the tenant (status column and message). `false` if it is gone.
+    pub async fn save_connection(
+        &self,
+        tenant: &TenantContext,
+        connection: &Connection,
+        now: i64,
+    ) -> Result<bool, ApiError> {
+        let done = sqlx::query(
+            "UPDATE connections SET status = $4, connection = $5, updated_at_ms = $6
+             WHERE project_id = $1 AND tenant_id = $2 AND id = $3",
+        )
+        .bind(tenant.project_id.as_str())
+        .bind(tenant.tenant_id.as_str())
+        .bind(&connection.id)
+        .bind(connection.status)
+        .bind(strip_connection(connection).encode_to_vec())
+        .bind(now)
+        .execute(self.db.pool())
+        .await
+        .map_err(ApiError::internal)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The tenant's connection authorized through `app_id` to the CRM account
+    /// `external_account_id`, other than `except`: re-connecting the same account reuses it.
+    pub async fn connection_for_account(
+        &self,
+        tenant: &TenantContext,
+        app_id: &str,
+        external_account_id: &str,
+        except: &str,
+    ) -> Result<Option<Connection>, ApiError> {
+        let rows = sqlx::query(
+            "SELECT connection, created_at_ms, updated_at_ms FROM connections
+             WHERE project_id = $1 AND tenant_id = $2 AND provider_app_id = $3 AND id <> $4
+             ORDER BY id",
+        )
+        .bind(tenant.project_id.as_str())
+        .bind(tenant.tenant_id.as_str())
+        .bind(app_id)
+        .bind(except)
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(ApiError::internal)?;
+        for row in &rows {
+            let connection = decode_connection(row)?;
+            if connection.external_account_id == external_account_id {
+                return Ok(Some(connection));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Deletes a connection of the tenant with its credentials.
+    pub async fn delete_connection(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+    ) -> Result<(), ApiError> {
+        let mut tx = self.db.pool().begin().await.map_err(ApiError::internal)?;
+        for sql in [
+            "DELETE FROM credentials WHERE project_id = $1 AND tenant_id = $2 AND connection_id = $3",
+            "DELETE FROM connections WHERE project_id = $1 AND tenant_id = $2 AND id = $3",
+        ] {
+            sqlx::query(sql)
+                .bind(tenant.project_id.as_str())
+                .bind(tenant.tenant_id.as_str())
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(ApiError::internal)?;
+        }
+        tx.commit().await.map_err(ApiError::internal)
+    }
+
     /// One provider app of the caller's project.
     pub async fn provider_app(
         &self,
@@ -26,7 +255,7 @@ impl Store {
         id: &str,
     ) -> Result<Option<ProviderApp>, ApiError> {
         let row = sqlx::query(
-            "SELECT app, created_at_ms, updated_at_ms FROM provider_apps
+            "SELECT app, client_secret, created_at_ms, updated_at_ms FROM provider_apps
              WHERE project_id = $1 AND id = $2",
         )
         .bind(tenant.project_id.as_str())
@@ -45,7 +274,7 @@ impl Store {
         provider: Option<i32>,
     ) -> Result<Vec<ProviderApp>, ApiError> {
         let rows = sqlx::query(
-            "SELECT app, created_at_ms, updated_at_ms FROM provider_apps
+            "SELECT app, client_secret, created_at_ms, updated_at_ms FROM provider_apps
              WHERE project_id = $1 AND id > $2
                AND ($3 < 0 OR provider = $3)
              ORDER BY id LIMIT $4",
@@ -107,6 +336,26 @@ impl Store {
     }
 }
 
+/// The app as stored: no secret, no times (they have columns).
+fn strip_app(app: &ProviderApp) -> ProviderApp {
+    ProviderApp {
+        client_secret: String::new(),
+        client_secret_set: false,
+        create_time: None,
+        update_time: None,
+        ..app.clone()
+    }
+}
+
+/// The connection as stored: no create/update times (they have columns).
+fn strip_connection(connection: &Connection) -> Connection {
+    Connection {
+        create_time: None,
+        update_time: None,
+        ..connection.clone()
+    }
+}
+
 fn decode_app(row: &sqlx::any::AnyRow) -> Result<ProviderApp, ApiError> {
     let bytes: Vec<u8> = row.try_get("app").map_err(ApiError::internal)?;
     let created: i64 = row.try_get("created_at_ms").map_err(ApiError::internal)?;
@@ -114,6 +363,11 @@ fn decode_app(row: &sqlx::any::AnyRow) -> Result<ProviderApp, ApiError> {
     let mut app = ProviderApp::decode(bytes.as_slice()).map_err(ApiError::internal)?;
     // Input only: whatever was encoded, a client secret never leaves the vault.
     app.client_secret.clear();
+    app.client_secret_set = row
+        .try_get::<Option<Vec<u8>>, _>("client_secret")
+        .ok()
+        .flatten()
+        .is_some_and(|s| !s.is_empty());
     app.create_time = Some(time::timestamp(created));
     app.update_time = Some(time::timestamp(updated));
     Ok(app)
