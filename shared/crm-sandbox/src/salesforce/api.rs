@@ -18,6 +18,10 @@ use std::sync::Arc;
 /// Lowest and highest API versions served (`v31.0` … `v62.0`).
 pub const VERSIONS: std::ops::RangeInclusive<u32> = 31..=62;
 
+/// Marks a `/composite` subrequest dispatched in-process (carries the parent's context).
+#[derive(Clone)]
+pub struct Subrequest;
+
 /// Per-request context set by [`guard`].
 #[derive(Clone)]
 pub struct Ctx {
@@ -25,9 +29,16 @@ pub struct Ctx {
     pub org: Arc<Org>,
     /// The version segment as requested (`v59.0`).
     pub version: String,
+    shared: Arc<Shared>,
 }
 
 impl Ctx {
+    /// The data router (for in-process subrequests).
+    #[must_use]
+    pub fn org_router(&self) -> Option<axum::Router> {
+        self.shared.data_router.get().cloned()
+    }
+
     /// Major version number.
     #[must_use]
     pub fn major(&self) -> u32 {
@@ -96,6 +107,18 @@ pub async fn guard(State(s): State<Arc<Shared>>, mut req: Request, next: Next) -
     if parse_version(&version).is_none() {
         return SfError::not_found().into_response();
     }
+    if req.extensions().get::<Subrequest>().is_some() {
+        // A `/composite` subrequest: authenticated, counted and faulted as part of its parent.
+        let parent = req.extensions().get::<Ctx>().cloned();
+        return match parent {
+            Some(mut ctx) => {
+                ctx.version = version;
+                req.extensions_mut().insert(ctx);
+                next.run(req).await
+            }
+            None => SfError::invalid_session().into_response(),
+        };
+    }
     let Some(org) = bearer(req.headers()).and_then(|t| s.org_for_token(t)) else {
         return SfError::invalid_session().into_response();
     };
@@ -127,7 +150,11 @@ pub async fn guard(State(s): State<Arc<Shared>>, mut req: Request, next: Next) -
             return r;
         }
     };
-    req.extensions_mut().insert(Ctx { org, version });
+    req.extensions_mut().insert(Ctx {
+        org,
+        version,
+        shared: s.clone(),
+    });
     let mut resp = next.run(req).await;
     resp.headers_mut()
         .insert("sforce-limit-info", limit_header(used, max));

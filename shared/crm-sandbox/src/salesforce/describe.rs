@@ -273,10 +273,19 @@ pub async fn describe_handler(
     let Some(o) = data.schema.object(&name) else {
         return SfError::not_found().into_response();
     };
-    json_response(
-        StatusCode::OK,
-        object(&data.schema, o, &ctx.version).to_string(),
-    )
+    let body = object(&data.schema, o, &ctx.version).to_string();
+    let etag = format!("\"{:08x}\"", crate::common::rng::hash_str(&body) as u32);
+    let last_modified = chrono::DateTime::from_timestamp(ctx.org.meta.anchor, 0)
+        .unwrap_or_default()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    let mut r = json_response(StatusCode::OK, body);
+    for (k, v) in [("etag", etag), ("last-modified", last_modified)] {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&v) {
+            r.headers_mut().insert(k, v);
+        }
+    }
+    r
 }
 
 /// `GET /sobjects/{Name}`: basic information.

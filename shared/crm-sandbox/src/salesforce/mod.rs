@@ -20,7 +20,8 @@
 //! - Data under `/services/data/vXX.X/` (v31.0–v62.0): versions, resources, `limits`,
 //!   global and sObject describe, `query`/`queryAll` with `nextRecordsUrl` paging and
 //!   `Sforce-Query-Options: batchSize`, rows (CRUD), upsert by external id, `/updated`,
-//!   `/deleted`, sObject Collections. Every data response carries
+//!   `/deleted`, sObject Collections, `/composite` (≤ 25 subrequests with `@{ref.path}`
+//!   references, counted as one call). Every data response carries
 //!   `Sforce-Limit-Info: api-usage=N/M`.
 //! - Admin under `/__admin/` (see [`admin`]), plus the in-process [`SalesforceAdmin`].
 //!
@@ -30,6 +31,7 @@
 pub mod admin;
 pub mod api;
 pub mod collections;
+pub mod composite;
 pub mod describe;
 pub mod errors;
 pub mod ids;
@@ -271,6 +273,14 @@ fn router(shared: Arc<Shared>) -> Router {
             "/services/data/{version}/composite/sobjects/{object}/{field}",
             axum::routing::patch(collections::upsert),
         )
+        .route(
+            "/services/data/{version}/composite",
+            post(composite::composite),
+        )
+        .route(
+            "/services/data/{version}/composite/",
+            post(composite::composite),
+        )
         .layer(from_fn_with_state(shared.clone(), api::guard));
     let oauth = Router::new()
         .route("/services/oauth2/authorize", get(oauth::authorize))
@@ -283,9 +293,10 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/id/{org}/{user}", get(oauth::userinfo))
         .route("/services/data", get(api::versions))
         .route("/services/data/", get(api::versions));
+    let data = data.with_state(shared.clone());
+    let _ = shared.data_router.set(data.clone());
     Router::new()
         .merge(data)
-        .merge(oauth)
-        .with_state(shared.clone())
+        .merge(oauth.with_state(shared.clone()))
         .merge(admin::router(SalesforceAdmin::new(shared)))
 }

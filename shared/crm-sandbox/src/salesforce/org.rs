@@ -273,6 +273,8 @@ pub struct Shared {
     pub refresh_tokens: Mutex<HashMap<String, RefreshToken>>,
     /// Authorization codes.
     pub codes: Mutex<HashMap<String, AuthCode>>,
+    /// The data API router, for `/composite` subrequests (set once at start).
+    pub data_router: std::sync::OnceLock<axum::Router>,
 }
 
 impl Shared {
@@ -303,6 +305,7 @@ impl Shared {
             tokens: Mutex::new(HashMap::new()),
             refresh_tokens: Mutex::new(HashMap::new()),
             codes: Mutex::new(HashMap::new()),
+            data_router: std::sync::OnceLock::new(),
         }
     }
 

@@ -554,3 +554,55 @@ async fn invalid_session_matches_recording() -> TestResult {
     assert_eq!(r.body, fixture("error-401-invalid-session-id.json")?);
     Ok(())
 }
+
+#[tokio::test]
+async fn composite_matches_recordings_and_chains_references() -> TestResult {
+    let sf = sandbox().await?;
+    let before = sf.sf.admin().stats("demo")?.api_usage;
+    let body = json!({"allOrNone": false, "compositeRequest": [
+        {"method": "GET", "url": "/services/data/v60.0/sobjects/Account/describe", "referenceId": "Account"},
+        {"method": "GET", "url": "/services/data/v60.0/sobjects/Project__c/describe", "referenceId": "TestObject15__c"},
+        {"method": "POST", "url": "/services/data/v60.0/sobjects/Account", "referenceId": "NewAccount", "body": {"Name": "Composite Inc."}},
+        {"method": "GET", "url": "/services/data/v60.0/sobjects/Account/@{NewAccount.id}?fields=Name", "referenceId": "Read"}
+    ]});
+    let r = sf
+        .json(Method::POST, "/services/data/v60.0/composite", &body)
+        .await?;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        sf.sf.admin().stats("demo")?.api_usage,
+        before + 1,
+        "a composite call counts once"
+    );
+    let opts = ShapeOptions {
+        ignore_paths: vec!["$.compositeResponse[].body.urls".into()],
+        ..strict()
+    };
+    let mut first = r.body.clone();
+    first["compositeResponse"] = json!([r.body["compositeResponse"][0].clone()]);
+    assert_same_shape(
+        &fixture("describe-account-composite-sampled.json")?,
+        &first,
+        &opts,
+        "composite describe Account",
+    );
+    let mut second = r.body.clone();
+    second["compositeResponse"] = json!([r.body["compositeResponse"][1].clone()]);
+    let custom = fixture("describe-custom-object-TestObject15__c-composite.json")?;
+    // That recording's wrapper lacks httpHeaders/httpStatusCode/referenceId; compare the body.
+    assert_same_shape(
+        &custom["compositeResponse"][0]["body"],
+        &second["compositeResponse"][0]["body"],
+        &ShapeOptions {
+            ignore_paths: vec!["$.urls".into()],
+            ..strict()
+        },
+        "composite describe custom",
+    );
+    assert_eq!(r.body["compositeResponse"][2]["httpStatusCode"], 201);
+    assert_eq!(
+        r.body["compositeResponse"][3]["body"]["Name"],
+        "Composite Inc."
+    );
+    Ok(())
+}

@@ -324,7 +324,7 @@ async fn upsert_by_external_id_201_200_300_404() -> TestResult {
     let old = sf
         .json(
             Method::PATCH,
-            &format!("/services/data/v40.0/sobjects/Contact/External_Id__c/CON-000004"),
+            "/services/data/v40.0/sobjects/Contact/External_Id__c/CON-000004",
             &json!({"Title": "VP"}),
         )
         .await?;
