@@ -412,7 +412,7 @@ impl SalesforceAdmin {
             .object(object)
             .cloned()
             .ok_or_else(|| SandboxError::NotFound(format!("object {object}")))?;
-        let values = OrgData::validate(&obj, fields, creating).map_err(|e| {
+        let values = OrgData::validate(&data.schema, &obj, fields, creating).map_err(|e| {
             SandboxError::InvalidRequest(format!("{}: {}", e.status_code, e.message))
         })?;
         Ok((obj, values))

@@ -6,7 +6,7 @@ use super::api::{Ctx, json_response};
 use super::errors::{RecordError, SfError};
 use super::ids::is_well_formed;
 use super::schema::ObjectDef;
-use super::sobjects::render_record;
+use super::sobjects::{find_by, render_record};
 use super::store::{ChangeOrigin, OrgData, OrgMeta};
 use super::value::Val;
 use super::write::{Presence, index_of};
@@ -215,7 +215,7 @@ pub async fn create(Extension(ctx): Extension<Ctx>, body: axum::body::Bytes) -> 
                     ),
                 );
             }
-            match OrgData::validate(&obj, &rec, true) {
+            match OrgData::validate(&data.schema, &obj, &rec, true) {
                 Ok(v) => Planned::Create(obj, v),
                 Err(e) => Planned::Failed(None, e),
             }
@@ -262,7 +262,7 @@ pub async fn update(Extension(ctx): Extension<Ctx>, body: axum::body::Bytes) -> 
                 Ok(i) => i,
                 Err(e) => return Planned::Failed(None, e),
             };
-            match OrgData::validate(&obj, &rec, false) {
+            match OrgData::validate(&data.schema, &obj, &rec, false) {
                 Ok(v) => Planned::Update(obj, index, id, v),
                 Err(e) => Planned::Failed(None, e),
             }
@@ -411,30 +411,18 @@ pub async fn upsert(
     let Some(field) = obj.field(&field_name).filter(|f| f.external_id).cloned() else {
         return SfError::external_id_field_not_found(&field_name).into_response();
     };
-    // Index of the external id values of every live record (one scan per call).
+    // Matches per distinct external id value, looked up once per call.
     let mut by_value: HashMap<String, Vec<u64>> = HashMap::new();
-    let wanted: std::collections::HashSet<String> = b
-        .records
-        .iter()
-        .filter_map(|r| {
-            r.iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(&field.name))
-                .and_then(|(_, v)| v.as_str())
-                .map(str::to_lowercase)
-        })
-        .collect();
-    if let Some(store) = data.objects.get(&obj.name) {
-        let candidates = (0..store.base_count)
-            .filter(|i| !store.live.contains_key(i) && !store.deleted.contains_key(i))
-            .chain(store.live.keys().copied());
-        for i in candidates {
-            if let Some(v) = data.view(&org.meta, &obj, i)
-                && let Some(s) = v.get(&obj, &field).as_str()
-            {
-                let k = s.to_lowercase();
-                if wanted.contains(&k) {
-                    by_value.entry(k).or_default().push(i);
-                }
+    for rec in &b.records {
+        if let Some(v) = rec
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(&field.name))
+            .and_then(|(_, v)| v.as_str())
+        {
+            let key = v.to_lowercase();
+            if !by_value.contains_key(&key) {
+                let hits = find_by(&data, &org.meta, &obj, &field.name, v);
+                by_value.insert(key, hits);
             }
         }
     }
@@ -468,7 +456,7 @@ pub async fn upsert(
                     if let Some(c) = created.last_mut() {
                         *c = true;
                     }
-                    match OrgData::validate(&obj, &rec, true) {
+                    match OrgData::validate(&data.schema, &obj, &rec, true) {
                         Ok(v) => Planned::Create(obj.clone(), v),
                         Err(e) => Planned::Failed(None, e),
                     }
@@ -479,7 +467,7 @@ pub async fn upsert(
                         .view(&org.meta, &obj, *index)
                         .map(|v| v.id(&obj))
                         .unwrap_or_default();
-                    match OrgData::validate(&obj, &rec, false) {
+                    match OrgData::validate(&data.schema, &obj, &rec, false) {
                         Ok(v) => Planned::Update(obj.clone(), *index, id, v),
                         Err(e) => Planned::Failed(None, e),
                     }

@@ -562,7 +562,28 @@ impl Plan {
     fn generated_bounds(&self, meta: &OrgMeta, base: u64) -> (u64, u64) {
         let mut lo_t = i64::MIN;
         let mut hi_t = i64::MAX; // exclusive upper bound on the stamp
+        // `Id = '…'` pins the generated range to one index (ids encode their index).
+        let mut id_range: Option<(u64, u64)> = None;
         let mut visit = |p: &Pred| {
+            if let Pred::Cmp {
+                field,
+                op: CmpOp::Eq,
+                value: Val::Str(id),
+            } = p
+                && self.obj.fields[*field].name == "Id"
+            {
+                id_range = Some(match parse_id(id) {
+                    Some(parts)
+                        if parts.prefix == self.obj.key_prefix && parts.org == meta.code =>
+                    {
+                        (
+                            parts.index.min(base),
+                            parts.index.saturating_add(1).min(base),
+                        )
+                    }
+                    _ => (0, 0),
+                });
+            }
             if let Pred::Cmp {
                 field,
                 op,
@@ -601,6 +622,9 @@ impl Plan {
             }
             lo
         };
+        if let Some((lo, hi)) = id_range {
+            return (lo, hi.max(lo));
+        }
         let lo = if lo_t == i64::MIN {
             0
         } else {

@@ -3,7 +3,7 @@
 
 use super::errors::RecordError;
 use super::ids::{make_id, parse_id};
-use super::schema::{FieldType, ObjectDef};
+use super::schema::{FieldType, ObjectDef, Schema};
 use super::store::{
     ChangeEvent, ChangeOrigin, ChangeType, Deleted, OrgData, OrgMeta, Record, RecordView,
 };
@@ -49,6 +49,7 @@ impl OrgData {
 
     /// Checks a request body against the object's fields; returns canonical name → value.
     pub fn validate(
+        schema: &Schema,
         obj: &ObjectDef,
         body: &Map<String, Value>,
         creating: bool,
@@ -127,13 +128,11 @@ impl OrgData {
             if field.ftype == FieldType::Reference
                 && let Val::Str(s) = &val
                 && (parse_id(s).is_none()
-                    || !field.reference_to.is_empty() && {
-                        let prefix = &s[..3];
-                        !field
-                            .reference_to
-                            .iter()
-                            .any(|t| target_prefix(t) == Some(prefix) || target_prefix(t).is_none())
-                    })
+                    || !field.reference_to.iter().any(|t| {
+                        schema
+                            .object(t)
+                            .is_none_or(|o| s.starts_with(o.key_prefix.as_str()))
+                    }))
             {
                 return Err(RecordError::new(
                     "MALFORMED_ID",
@@ -417,19 +416,6 @@ impl OrgData {
             commit_user: user.to_owned(),
             values,
         });
-    }
-}
-
-fn target_prefix(object: &str) -> Option<&'static str> {
-    match object {
-        "User" => Some("005"),
-        "Account" => Some("001"),
-        "Contact" => Some("003"),
-        "Lead" => Some("00Q"),
-        "Opportunity" => Some("006"),
-        "Project__c" => Some("a01"),
-        "Invoice__c" => Some("a02"),
-        _ => None,
     }
 }
 

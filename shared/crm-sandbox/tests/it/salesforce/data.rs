@@ -485,3 +485,46 @@ async fn custom_objects_have_forty_plus_custom_fields_and_relationships() -> Tes
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn upserts_on_a_million_record_org_use_direct_lookups() -> TestResult {
+    let sf = spawn_with(small(&[("Project__c", 1_000_000)])).await?;
+    let t = std::time::Instant::now();
+    let r = sf
+        .json(
+            Method::PATCH,
+            "/services/data/v59.0/composite/sobjects/Project__c/Project_Code__c",
+            &json!({"allOrNone": true, "records": [
+                {"attributes": {"type": "Project__c"}, "Project_Code__c": "PRJ-999999", "Status__c": "On Hold"},
+                {"attributes": {"type": "Project__c"}, "Project_Code__c": "PRJ-NEW-1", "Name": "Fresh"}
+            ]}),
+        )
+        .await?;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        (r.body[0]["created"].clone(), r.body[1]["created"].clone()),
+        (json!(false), json!(true))
+    );
+    let id = sf.sf.admin().record_id("demo", "Project__c", 999_999)?;
+    assert_eq!(r.body[0]["id"], id.as_str());
+    let single = sf
+        .json(
+            Method::PATCH,
+            "/services/data/v59.0/sobjects/Project__c/Project_Code__c/prj-000042",
+            &json!({"Status__c": "Completed"}),
+        )
+        .await?;
+    assert_eq!(single.status, StatusCode::OK);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "no full scans: {:?}",
+        t.elapsed()
+    );
+    let q = sf
+        .query(&format!(
+            "SELECT Status__c FROM Project__c WHERE Id = '{id}'"
+        ))
+        .await?;
+    assert_eq!(q.body["records"][0]["Status__c"], "On Hold");
+    Ok(())
+}
