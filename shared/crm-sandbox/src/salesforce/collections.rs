@@ -420,10 +420,9 @@ pub async fn upsert(
             .and_then(|(_, v)| v.as_str())
         {
             let key = v.to_lowercase();
-            if !by_value.contains_key(&key) {
-                let hits = find_by(&data, &org.meta, &obj, &field.name, v);
-                by_value.insert(key, hits);
-            }
+            by_value
+                .entry(key)
+                .or_insert_with(|| find_by(&data, &org.meta, &obj, &field.name, v));
         }
     }
     let mut created = Vec::new();
