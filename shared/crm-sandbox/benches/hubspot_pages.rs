@@ -5,6 +5,8 @@
 //!
 //! Prints one line `case: N records in S s = R records/s`.
 
+#![allow(clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 use syncline_crm_sandbox::hubspot::{
     DEMO_CLIENT_ID, DEMO_PORTAL_ID, HubSpotConfig, HubSpotSandbox, PortalConfig, RateLimits,
