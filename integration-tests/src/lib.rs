@@ -46,6 +46,14 @@ fn random(len: usize) -> String {
 
 /// Starts the suite on `storage`.
 pub async fn spawn_suite(storage: Storage) -> TestSuite {
+    spawn_suite_with(storage, |_| {}).await
+}
+
+/// Starts the suite on `storage`, letting `configure` change the configuration first.
+pub async fn spawn_suite_with(
+    storage: Storage,
+    configure: impl FnOnce(&mut SynclineConfig),
+) -> TestSuite {
     let _ = syncline_test_support::otlp::telemetry();
     let unique = uuid::Uuid::new_v4().simple().to_string();
     let data_dir = std::env::temp_dir().join(format!("syncline-it-{unique}"));
@@ -67,6 +75,7 @@ pub async fn spawn_suite(storage: Storage) -> TestSuite {
         config.storage.database_url = Some(SecretString::from(url.clone()));
         config.storage.schema_prefix = schema_prefix.clone();
     }
+    configure(&mut config);
     config.validate().expect("test configuration is valid");
     let shutdown = CancellationToken::new();
     let suite = syncline::start_suite(config, shutdown.clone())
@@ -119,6 +128,79 @@ impl TestSuite {
         self.authed(&self.token(project, tenant), message)
     }
 
+    /// The gateway's base URL (`http://127.0.0.1:port`), for HTTP routes.
+    pub fn gateway_url(&self) -> String {
+        self.suite.gateway_url()
+    }
+
+    /// The effective configuration.
+    pub fn config(&self) -> &SynclineConfig {
+        self.suite.config()
+    }
+
+    /// The storage the suite runs on.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// Opens `service`'s own database (its SQLite file or PostgreSQL schema), as the
+    /// service does, to inspect what it stores. `migrations` are the service's (already
+    /// applied, so nothing runs).
+    pub async fn service_database(
+        &self,
+        service: ServiceName,
+        migrations: &[syncline_storage::EmbeddedMigration],
+    ) -> syncline_storage::Database {
+        syncline_storage::Database::open(
+            &self.suite.config().storage,
+            &self.data_dir,
+            service,
+            migrations,
+        )
+        .await
+        .expect("open the service's database")
+    }
+
+    /// Every file of `service`'s SQLite database (main file, WAL, shared memory), as bytes;
+    /// empty on PostgreSQL.
+    pub fn sqlite_files(&self, service: ServiceName) -> Vec<(String, Vec<u8>)> {
+        if !matches!(self.storage, Storage::Sqlite) {
+            return Vec::new();
+        }
+        let base = self.data_dir.join(format!("{}.db", service.ident()));
+        ["", "-wal", "-shm", "-journal"]
+            .iter()
+            .filter_map(|suffix| {
+                let path = PathBuf::from(format!("{}{suffix}", base.display()));
+                std::fs::read(&path)
+                    .ok()
+                    .map(|bytes| (path.display().to_string(), bytes))
+            })
+            .collect()
+    }
+
+    /// `message` signed as a call from the Syncline service `service` on behalf of
+    /// `tenant` of `project`, for calling internal services directly.
+    pub fn as_service<T>(
+        &self,
+        service: &str,
+        project: &str,
+        tenant: &str,
+        message: T,
+    ) -> tonic::Request<T> {
+        let auth = syncline_service_kit::InternalAuth::new(&SecretString::from(
+            self.internal_secret.clone(),
+        ));
+        let caller =
+            syncline_service_kit::client::ServiceCaller::new(std::sync::Arc::new(auth), service);
+        let context = syncline_domain::TenantContext {
+            project_id: syncline_domain::ProjectId::parse(project).unwrap(),
+            tenant_id: syncline_domain::TenantId::parse(tenant).unwrap(),
+            subject: format!("service:{service}"),
+        };
+        caller.request(&context, message).unwrap()
+    }
+
     /// Stops every service and removes the test's database.
     pub async fn stop(self) {
         self.shutdown.cancel();
@@ -143,4 +225,38 @@ pub fn unique_tenant(prefix: &str) -> String {
         "{prefix}-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     )
+}
+
+/// Both CRM sandboxes, started on `127.0.0.1:0` for one test.
+pub struct Sandboxes {
+    /// The Salesforce sandbox (org `demo`, the demo connected app).
+    pub salesforce: syncline_crm_sandbox::salesforce::RunningSalesforce,
+    /// The HubSpot sandbox (the demo portal and app).
+    pub hubspot: syncline_crm_sandbox::hubspot::RunningHubSpot,
+}
+
+impl Sandboxes {
+    /// Starts both with their defaults.
+    pub async fn start() -> Self {
+        use syncline_crm_sandbox::hubspot::{HubSpotConfig, HubSpotSandbox};
+        use syncline_crm_sandbox::salesforce::{SalesforceConfig, SalesforceSandbox};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let salesforce = SalesforceSandbox::start(SalesforceConfig::default(), listener)
+            .await
+            .expect("salesforce sandbox starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let hubspot = HubSpotSandbox::start(HubSpotConfig::default(), listener)
+            .await
+            .expect("hubspot sandbox starts");
+        Self {
+            salesforce,
+            hubspot,
+        }
+    }
+
+    /// Stops both.
+    pub async fn stop(self) {
+        self.salesforce.shutdown().await;
+        self.hubspot.shutdown().await;
+    }
 }

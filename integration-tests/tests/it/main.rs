@@ -4,6 +4,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod auth;
+mod connect;
 mod isolation;
 mod reachability;
 mod tracing_spans;

@@ -27,7 +27,6 @@ mod vault;
 pub use connect::reasons as state_reasons;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use syncline_config::{ServiceName, SynclineConfig};
 use syncline_proto::authvault::v1::auth_vault_service_server::AuthVaultServiceServer;
@@ -63,9 +62,9 @@ pub async fn start(
     let keys = crypto::Keys::load_ring(boot.database.clone(), Arc::new(kms))
         .await
         .map_err(|e| ServiceError::Config(format!("auth_vault: {e}")))?;
-    let oauth =
-        oauth::OAuthClient::new(Duration::from_millis(config.auth_vault.provider_timeout_ms))
-            .map_err(|e| ServiceError::Config(format!("auth_vault: http client: {e}")))?;
+    let http = syncline_service_kit::crm_http::client(&config.crm_http)
+        .map_err(|e| ServiceError::Config(e.to_string()))?;
+    let oauth = oauth::OAuthClient::new(http);
     let vault = vault::Vault::new(
         store::Store::new(boot.database),
         keys,

@@ -22,6 +22,7 @@ pub(crate) fn router(gateway: Arc<Gateway>) -> Result<Router, ServiceError> {
         syncline_service_kit::server::reflection(&[descriptors])?;
     Ok(Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/oauth/callback", get(crate::oauth_callback::callback))
         .route_service("/grpc.health.v1.Health/{*method}", health_service)
         .route_service(
             "/grpc.reflection.v1.ServerReflection/{*method}",

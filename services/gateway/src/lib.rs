@@ -9,6 +9,7 @@
 
 mod http_routes;
 pub mod jwt;
+mod oauth_callback;
 mod proxy;
 pub mod rate_limit;
 mod reflection;

@@ -41,7 +41,7 @@ impl Backends {
     }
 
     /// The backend serving a fully-qualified gRPC service, by its package.
-    fn for_service(&self, service: &str) -> Option<(ServiceName, Channel)> {
+    pub(crate) fn for_service(&self, service: &str) -> Option<(ServiceName, Channel)> {
         let package = service.strip_prefix("syncline.")?.split('.').next()?;
         let (name, channel) = match package {
             "authvault" => (ServiceName::AuthVault, &self.auth_vault),

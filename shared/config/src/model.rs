@@ -219,8 +219,6 @@ pub struct AuthVaultConfig {
     pub salesforce_session_lifetime_secs: u64,
     /// How long an authorization started with StartAuthorization may take to complete.
     pub authorization_ttl_secs: u64,
-    /// Timeout of each call to a provider's OAuth endpoints, in milliseconds.
-    pub provider_timeout_ms: u64,
 }
 
 impl Default for AuthVaultConfig {
@@ -233,7 +231,6 @@ impl Default for AuthVaultConfig {
             refresh_margin_secs: 300,
             salesforce_session_lifetime_secs: 2 * 3600,
             authorization_ttl_secs: 600,
-            provider_timeout_ms: 15_000,
         }
     }
 }
@@ -251,7 +248,6 @@ impl std::fmt::Debug for AuthVaultConfig {
                 &self.salesforce_session_lifetime_secs,
             )
             .field("authorization_ttl_secs", &self.authorization_ttl_secs)
-            .field("provider_timeout_ms", &self.provider_timeout_ms)
             .finish()
     }
 }
@@ -273,9 +269,6 @@ impl AuthVaultConfig {
                 "authorization_ttl_secs",
                 "must be between 1 and 3600",
             ));
-        }
-        if self.provider_timeout_ms == 0 {
-            return Err(invalid("provider_timeout_ms", "must be at least 1"));
         }
         if let Some(id) = &self.active_kek_id
             && id.is_empty()

@@ -10,8 +10,6 @@
 //! Nothing here logs or returns a secret: provider errors keep only the OAuth error code
 //! and description, and transport errors are stripped of their URL.
 
-use std::time::Duration;
-
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use syncline_proto::common::v1::Provider;
@@ -239,14 +237,9 @@ fn transport(e: reqwest::Error) -> ProviderError {
 }
 
 impl OAuthClient {
-    /// A client whose every call times out after `timeout`.
-    pub fn new(timeout: Duration) -> Result<Self, reqwest::Error> {
-        Ok(Self {
-            http: reqwest::Client::builder()
-                .timeout(timeout)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()?,
-        })
+    /// Calls providers with `http` (the suite's CRM client: timeouts, extra root CAs).
+    pub fn new(http: reqwest::Client) -> Self {
+        Self { http }
     }
 
     /// Exchanges an authorization code.
