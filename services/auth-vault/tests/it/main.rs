@@ -1,0 +1,6 @@
+//! auth-vault's integration tests: the service started in-process against the CRM
+//! sandboxes, called directly with service credentials.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod logs;
