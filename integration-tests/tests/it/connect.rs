@@ -689,8 +689,128 @@ async fn a_revoked_refresh_token_affects_only_its_connection(storage: Storage) {
     sandboxes.stop().await;
 }
 
+async fn two_vault_processes_share_one_refresh(storage: Storage) {
+    use syncline_crm_sandbox::salesforce::ConnectedApp;
+    let sandboxes = Sandboxes::start().await;
+    let suite = spawn_suite(storage).await;
+    let sf = &sandboxes.salesforce;
+    // A connected app that rotates refresh tokens: each one works once.
+    sf.admin().register_app(ConnectedApp {
+        client_id: "rotating-app".into(),
+        client_secret: "rotating-secret".into(),
+        redirect_uris: vec![format!("{}/oauth/callback", suite.gateway_url())],
+        rotate_refresh_tokens: true,
+    });
+    let tenant = unique_tenant("acme");
+    let app = create_app(
+        &suite,
+        &tenant,
+        Provider::Salesforce,
+        sf.base_url(),
+        "rotating-app",
+        "rotating-secret",
+        &["api", "refresh_token"],
+    )
+    .await;
+    let id = connect_salesforce(&suite, &sandboxes, &tenant, &app.id, "demo").await;
+
+    // A second vault process on the same database.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stop_second = tokio_util::sync::CancellationToken::new();
+    let second = syncline_auth_vault::start(suite.config(), listener, stop_second.clone())
+        .await
+        .unwrap();
+    let channels = [
+        suite.channel(ServiceName::AuthVault),
+        tonic::transport::Channel::from_shared(format!("http://{}", second.local_addr()))
+            .unwrap()
+            .connect_lazy(),
+    ];
+
+    let before = token(&suite, &tenant, &id).await.unwrap();
+    expire_soon(&suite, &id).await;
+    let mut tasks = Vec::new();
+    for i in 0..1000 {
+        let mut client = TokenServiceClient::new(channels[i % 2].clone());
+        let request = suite.as_service(
+            "sync-engine",
+            PROJECT,
+            &tenant,
+            GetAccessTokenRequest {
+                connection_id: id.clone(),
+                min_validity: None,
+            },
+        );
+        tasks.push(tokio::spawn(async move {
+            client
+                .get_access_token(request)
+                .await
+                .map(|r| r.into_inner().token.unwrap())
+        }));
+    }
+    let mut versions = HashSet::new();
+    for task in tasks {
+        versions.insert(task.await.unwrap().unwrap().version);
+    }
+    let stats = sf.admin().stats("demo").unwrap().stats;
+    assert_eq!(stats.refresh_grants, 1, "{stats:?}");
+    assert_eq!(stats.failed_grants, 0, "{stats:?}");
+    assert!(
+        versions.is_subset(&HashSet::from([before.version, before.version + 1])),
+        "{versions:?}"
+    );
+
+    // Both processes told the token was rejected, several times over: still one refresh
+    // per version, and the rotated refresh token is never spent twice nor lost.
+    for round in 0..3 {
+        let current = token(&suite, &tenant, &id).await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let mut client = TokenServiceClient::new(channels[i % 2].clone());
+            let request = suite.as_service(
+                "sync-engine",
+                PROJECT,
+                &tenant,
+                ReportUnauthorizedRequest {
+                    connection_id: id.clone(),
+                    token_version: current.version,
+                    provider_error: "INVALID_SESSION_ID".into(),
+                },
+            );
+            tasks.push(tokio::spawn(async move {
+                client
+                    .report_unauthorized(request)
+                    .await
+                    .map(|r| r.into_inner().token.unwrap())
+            }));
+        }
+        let mut versions = HashSet::new();
+        for task in tasks {
+            versions.insert(task.await.unwrap().unwrap().version);
+        }
+        assert_eq!(
+            versions,
+            HashSet::from([current.version + 1]),
+            "round {round}"
+        );
+        let stats = sf.admin().stats("demo").unwrap().stats;
+        assert_eq!(stats.refresh_grants, 2 + round, "{stats:?}");
+        assert_eq!(stats.failed_grants, 0, "{stats:?}");
+    }
+    assert_eq!(
+        connection(&suite, &tenant, &id).await.unwrap().status,
+        ConnectionStatus::Active as i32
+    );
+
+    stop_second.cancel();
+    second.stopped().await.unwrap();
+    suite.stop().await;
+    sandboxes.stop().await;
+}
+
 crate::both_storages!(
     connect_flow_end_to_end,
     concurrent_token_requests_refresh_once,
     a_revoked_refresh_token_affects_only_its_connection,
+    two_vault_processes_share_one_refresh,
 );

@@ -190,7 +190,9 @@ pub async fn store_authorized(
              expires_at_ms = excluded.expires_at_ms,
              obtained_at_ms = excluded.obtained_at_ms,
              token_url = excluded.token_url,
-             updated_at_ms = excluded.updated_at_ms
+             updated_at_ms = excluded.updated_at_ms,
+             lease_owner = '',
+             lease_until_ms = 0
          RETURNING token_version",
     )
     .bind(connection_id)
@@ -232,7 +234,8 @@ pub async fn replace_if_current(
     let done = sqlx::query(
         "UPDATE credentials SET
              token_version = token_version + 1, access_token = $4, refresh_token = $5,
-             expires_at_ms = $6, obtained_at_ms = $7, updated_at_ms = $7
+             expires_at_ms = $6, obtained_at_ms = $7, updated_at_ms = $7,
+             lease_owner = '', lease_until_ms = 0
          WHERE project_id = $1 AND tenant_id = $2 AND connection_id = $3
            AND token_version = $8",
     )
@@ -248,6 +251,56 @@ pub async fn replace_if_current(
     .await
     .map_err(ApiError::internal)?;
     Ok((done.rows_affected() == 1).then_some(current.version + 1))
+}
+
+/// Takes the refresh lease of a connection whose token is still at `version`, for
+/// `lease_ms`, unless another process holds an unexpired one. `true` when taken.
+pub async fn acquire_lease(
+    db: &Database,
+    tenant: &TenantContext,
+    connection_id: &str,
+    version: i64,
+    owner: &str,
+    lease_ms: i64,
+) -> Result<bool, ApiError> {
+    let now = syncline_storage::now_ms();
+    let done = sqlx::query(
+        "UPDATE credentials SET lease_owner = $5, lease_until_ms = $6
+         WHERE project_id = $1 AND tenant_id = $2 AND connection_id = $3
+           AND token_version = $4 AND (lease_until_ms < $7 OR lease_owner = $5)",
+    )
+    .bind(tenant.project_id.as_str())
+    .bind(tenant.tenant_id.as_str())
+    .bind(connection_id)
+    .bind(version)
+    .bind(owner)
+    .bind(now + lease_ms)
+    .bind(now)
+    .execute(db.pool())
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Gives the lease back after a refresh that wrote nothing.
+pub async fn release_lease(
+    db: &Database,
+    tenant: &TenantContext,
+    connection_id: &str,
+    owner: &str,
+) -> Result<(), ApiError> {
+    sqlx::query(
+        "UPDATE credentials SET lease_owner = '', lease_until_ms = 0
+         WHERE project_id = $1 AND tenant_id = $2 AND connection_id = $3 AND lease_owner = $4",
+    )
+    .bind(tenant.project_id.as_str())
+    .bind(tenant.tenant_id.as_str())
+    .bind(connection_id)
+    .bind(owner)
+    .execute(db.pool())
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(())
 }
 
 #[cfg(test)]

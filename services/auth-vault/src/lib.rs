@@ -48,6 +48,11 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
         description: "data keys, sealed secrets, credentials and oauth states",
         sql: include_str!("../migrations/0002_credentials.sql"),
     },
+    EmbeddedMigration {
+        version: 3,
+        description: "refresh lease",
+        sql: include_str!("../migrations/0003_refresh_lease.sql"),
+    },
 ];
 
 /// Starts the service on `listener`; it drains and stops when `shutdown` fires.

@@ -196,6 +196,34 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Like [`save_connection`](Self::save_connection), only while the connection's token is
+    /// still at `version`.
+    pub async fn save_connection_if_version(
+        &self,
+        tenant: &TenantContext,
+        connection: &Connection,
+        version: i64,
+        now: i64,
+    ) -> Result<bool, ApiError> {
+        let done = sqlx::query(
+            "UPDATE connections SET status = $4, connection = $5, updated_at_ms = $6
+             WHERE project_id = $1 AND tenant_id = $2 AND id = $3
+               AND EXISTS (SELECT 1 FROM credentials
+                           WHERE credentials.connection_id = $3 AND token_version = $7)",
+        )
+        .bind(tenant.project_id.as_str())
+        .bind(tenant.tenant_id.as_str())
+        .bind(&connection.id)
+        .bind(connection.status)
+        .bind(strip_connection(connection).encode_to_vec())
+        .bind(now)
+        .bind(version)
+        .execute(self.db.pool())
+        .await
+        .map_err(ApiError::internal)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// The tenant's connection authorized through `app_id` to the CRM account
     /// `external_account_id`, other than `except`: re-connecting the same account reuses it.
     pub async fn connection_for_account(

@@ -2,9 +2,13 @@
 //!
 //! A token expiring within the margin is refreshed first. Refreshes of one connection are
 //! single-flight in this process (an async mutex per connection: waiters find the token
-//! replaced and use it) and compare-and-set on `token_version` in the database (a process
-//! that loses the race discards its result and uses the winner's). `invalid_grant` moves
-//! only that connection to NEEDS_REAUTH, and only if nobody replaced its token meanwhile.
+//! replaced and use it) and across processes (a lease in the `credentials` row: only its
+//! holder spends the refresh token, the others wait for the new version, or keep using the
+//! current token while it is still valid). Writes compare-and-set on `token_version`, the
+//! fencing token: a holder whose lease ran out cannot overwrite a newer token, and a rotated
+//! refresh token is stored in the same statement as the access token, so it is never lost.
+//! `invalid_grant` moves only that connection to NEEDS_REAUTH, and only if nobody replaced
+//! its token meanwhile.
 
 use secrecy::{ExposeSecret, SecretString};
 use syncline_domain::{ApiError, ErrorCode, TenantContext};
@@ -122,7 +126,8 @@ pub async fn get_access_token(
         let connection = usable_connection(vault, tenant, connection_id).await?;
         return access_token(vault, tenant, &connection, &current).await;
     }
-    refresh(vault, tenant, connection, current).await
+    let must_replace = current.expires_at_ms <= now_ms();
+    refresh(vault, tenant, connection, current, must_replace).await
 }
 
 /// The provider rejected token `version`: refresh once per version, else return the
@@ -157,11 +162,77 @@ pub async fn report_unauthorized(
         provider_error = %reported,
         "token reported unauthorized; refreshing"
     );
-    refresh(vault, tenant, connection, current).await
+    refresh(vault, tenant, connection, current, true).await
 }
 
-/// Refreshes `current` (the caller holds the connection's lock).
+/// How often a process waiting for another's refresh looks again.
+const LEASE_POLL: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// Takes the connection's refresh lease for `current`'s version. `Ok(Err(token))` when
+/// there is no need any more: another process replaced the token, or (unless
+/// `must_replace`) holds the lease while the current token is still valid.
+async fn take_lease(
+    vault: &Vault,
+    tenant: &TenantContext,
+    connection: &Connection,
+    mut current: StoredCredentials,
+    must_replace: bool,
+) -> Result<Result<StoredCredentials, AccessToken>, ApiError> {
+    let db = vault.store.db();
+    let give_up = now_ms() + 2 * vault.settings.lease_ms;
+    loop {
+        if credentials::acquire_lease(
+            db,
+            tenant,
+            &connection.id,
+            current.version,
+            &vault.instance_id,
+            vault.settings.lease_ms,
+        )
+        .await?
+        {
+            return Ok(Ok(current));
+        }
+        let latest = credentials_of(vault, tenant, &connection.id).await?;
+        if latest.version != current.version {
+            return Ok(Err(access_token(vault, tenant, connection, &latest).await?));
+        }
+        if !must_replace && latest.expires_at_ms > now_ms() {
+            return Ok(Err(access_token(vault, tenant, connection, &latest).await?));
+        }
+        if now_ms() > give_up {
+            return Err(ApiError::new(
+                ErrorCode::ProviderUnavailable,
+                "another process is refreshing the token; retry later",
+            ));
+        }
+        current = latest;
+        tokio::time::sleep(LEASE_POLL).await;
+    }
+}
+
+/// Refreshes `current` (the caller holds the connection's in-process lock).
 async fn refresh(
+    vault: &Vault,
+    tenant: &TenantContext,
+    connection: Connection,
+    current: StoredCredentials,
+    must_replace: bool,
+) -> Result<AccessToken, ApiError> {
+    let current = match take_lease(vault, tenant, &connection, current, must_replace).await? {
+        Ok(current) => current,
+        Err(token) => return Ok(token),
+    };
+    let id = connection.id.clone();
+    let result = refresh_leased(vault, tenant, connection, current).await;
+    // A successful write released the lease with the new version; anything else gives it
+    // back so another process need not wait for it to run out.
+    credentials::release_lease(vault.store.db(), tenant, &id, &vault.instance_id).await?;
+    result
+}
+
+/// Refreshes `current` while holding the lease.
+async fn refresh_leased(
     vault: &Vault,
     tenant: &TenantContext,
     mut connection: Connection,
@@ -174,7 +245,14 @@ async fn refresh(
         if current.expires_at_ms > now_ms() {
             return access_token(vault, tenant, &connection, &current).await;
         }
-        mark_needs_reauth(vault, tenant, &mut connection, "no refresh token").await?;
+        mark_needs_reauth(
+            vault,
+            tenant,
+            &mut connection,
+            current.version,
+            "no refresh token",
+        )
+        .await?;
         return Err(needs_reauth());
     };
     let kind = ProviderKind::from_proto(connection.provider)
@@ -212,8 +290,11 @@ async fn refresh(
             if latest.version != current.version {
                 return access_token(vault, tenant, &connection, &latest).await;
             }
-            mark_needs_reauth(vault, tenant, &mut connection, &reason).await?;
-            return Err(needs_reauth());
+            if mark_needs_reauth(vault, tenant, &mut connection, current.version, &reason).await? {
+                return Err(needs_reauth());
+            }
+            let latest = credentials_of(vault, tenant, &connection.id).await?;
+            return access_token(vault, tenant, &connection, &latest).await;
         }
         Err(error) => {
             tracing::warn!(connection.id = %connection.id, %error, "token refresh failed");
@@ -280,25 +361,31 @@ async fn refresh(
     access_token(vault, tenant, &connection, &latest).await
 }
 
+/// Moves the connection to NEEDS_REAUTH if its token is still at `version` (nobody
+/// replaced the refused token meanwhile). `true` when it did.
 async fn mark_needs_reauth(
     vault: &Vault,
     tenant: &TenantContext,
     connection: &mut Connection,
+    version: i64,
     reason: &str,
-) -> Result<(), ApiError> {
+) -> Result<bool, ApiError> {
     connection.status = ConnectionStatus::NeedsReauth as i32;
     connection.status_reason = ErrorReason::NeedsReauth as i32;
     connection.status_message = format!("the provider refused the refresh token ({reason})");
-    vault
+    if !vault
         .store
-        .save_connection(tenant, connection, now_ms())
-        .await?;
+        .save_connection_if_version(tenant, connection, version, now_ms())
+        .await?
+    {
+        return Ok(false);
+    }
     tracing::warn!(
         tenant.id = %tenant.tenant_id,
         connection.id = %connection.id,
         "connection needs re-authorization"
     );
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -22,6 +22,8 @@ pub struct Settings {
     pub authorization_ttl_ms: i64,
     /// The gateway's OAuth callback, the default redirect URL of provider apps.
     pub callback_url: String,
+    /// How long a refresh lease lasts: longer than any provider call may take.
+    pub lease_ms: i64,
 }
 
 impl Settings {
@@ -45,6 +47,9 @@ impl Settings {
             salesforce_lifetime_ms: ms(vault.salesforce_session_lifetime_secs),
             authorization_ttl_ms: ms(vault.authorization_ttl_secs),
             callback_url: format!("{base}/oauth/callback"),
+            lease_ms: i64::try_from(config.crm_http.timeout_ms)
+                .unwrap_or(i64::MAX / 2)
+                .saturating_add(15_000),
         }
     }
 }
@@ -87,6 +92,8 @@ pub struct Vault {
     pub settings: Settings,
     /// Per-connection refresh locks.
     pub locks: RefreshLocks,
+    /// This process, as the owner of refresh leases.
+    pub instance_id: String,
 }
 
 impl Vault {
@@ -106,6 +113,7 @@ impl Vault {
             signer: StateSigner::new(&secret),
             settings,
             locks: RefreshLocks::default(),
+            instance_id: format!("vault-{}", uuid::Uuid::new_v4().simple()),
         })
     }
 
