@@ -509,6 +509,11 @@ async fn connect_salesforce(
 
 /// Makes a connection's access token a two-hour token with one minute left.
 async fn expire_soon(suite: &TestSuite, connection_id: &str) {
+    set_expiry(suite, connection_id, 60_000).await;
+}
+
+/// Makes a connection's access token a two-hour token expiring `left_ms` from now.
+async fn set_expiry(suite: &TestSuite, connection_id: &str, left_ms: i64) {
     let db = suite
         .service_database(ServiceName::AuthVault, syncline_auth_vault::MIGRATIONS)
         .await;
@@ -516,8 +521,8 @@ async fn expire_soon(suite: &TestSuite, connection_id: &str) {
     let done = sqlx::query(
         "UPDATE credentials SET expires_at_ms = $1, obtained_at_ms = $2 WHERE connection_id = $3",
     )
-    .bind(now + 60_000)
-    .bind(now + 60_000 - 7_200_000)
+    .bind(now + left_ms)
+    .bind(now + left_ms - 7_200_000)
     .bind(connection_id)
     .execute(db.pool())
     .await
@@ -808,8 +813,182 @@ async fn two_vault_processes_share_one_refresh(storage: Storage) {
     sandboxes.stop().await;
 }
 
+async fn provider_apps_are_validated_updated_and_deleted(storage: Storage) {
+    use prost_types::FieldMask;
+    use syncline_proto::authvault::v1::{DeleteProviderAppRequest, UpdateProviderAppRequest};
+    use tonic_types::StatusExt;
+    let sandboxes = Sandboxes::start().await;
+    let suite = spawn_suite(storage).await;
+    let sf = &sandboxes.salesforce;
+    let tenant = unique_tenant("acme");
+    let mut apps = AuthVaultServiceClient::new(suite.gateway());
+
+    // Every invalid field is named.
+    let status = apps
+        .create_provider_app(suite.as_tenant(
+            PROJECT,
+            &tenant,
+            CreateProviderAppRequest {
+                provider_app: Some(ProviderApp {
+                    redirect_url: "not a url".into(),
+                    ..ProviderApp::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let fields: Vec<String> = status
+        .get_error_details()
+        .bad_request()
+        .unwrap()
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "provider_app.provider",
+            "provider_app.client_id",
+            "provider_app.client_secret",
+            "provider_app.redirect_url"
+        ]
+    );
+
+    let app = create_app(
+        &suite,
+        &tenant,
+        Provider::Salesforce,
+        sf.base_url(),
+        DEMO_CLIENT_ID,
+        DEMO_CLIENT_SECRET,
+        &["api", "refresh_token"],
+    )
+    .await;
+    let update = |app: ProviderApp, paths: &[&str]| {
+        suite.as_tenant(
+            PROJECT,
+            &tenant,
+            UpdateProviderAppRequest {
+                provider_app: Some(app),
+                update_mask: Some(FieldMask {
+                    paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+                }),
+            },
+        )
+    };
+    // A masked update changes only the named field.
+    let renamed = apps
+        .update_provider_app(update(
+            ProviderApp {
+                id: app.id.clone(),
+                display_name: "Renamed".into(),
+                client_id: "ignored".into(),
+                ..ProviderApp::default()
+            },
+            &["display_name"],
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .provider_app
+        .unwrap();
+    assert_eq!(renamed.display_name, "Renamed");
+    assert_eq!(renamed.client_id, DEMO_CLIENT_ID);
+    assert!(renamed.client_secret_set && renamed.client_secret.is_empty());
+    let status = apps
+        .update_provider_app(update(app.clone(), &["provider"]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+
+    // After connecting, with a return URL: the callback sends the browser back there.
+    let started = AuthVaultServiceClient::new(suite.gateway())
+        .start_authorization(suite.as_tenant(
+            PROJECT,
+            &tenant,
+            StartAuthorizationRequest {
+                provider_app_id: app.id.clone(),
+                return_url: "https://app.example.com/integrations?tab=crm".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = browser()
+        .get(authorize(&suite, &started.authorization_url).await)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::SEE_OTHER);
+    let location = response.headers()["location"].to_str().unwrap();
+    assert!(
+        location.starts_with("https://app.example.com/integrations?tab=crm&connection_id="),
+        "{location}"
+    );
+    let id = started.connection_id;
+
+    // A wrong client secret is the project's mistake: the refresh fails, but the connection
+    // does not need re-authorization; the right secret makes it work again.
+    apps.update_provider_app(update(
+        ProviderApp {
+            id: app.id.clone(),
+            client_secret: "wrong".into(),
+            ..ProviderApp::default()
+        },
+        &["client_secret"],
+    ))
+    .await
+    .unwrap();
+    set_expiry(&suite, &id, -1000).await;
+    let status = token(&suite, &tenant, &id).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(crate::reason(&status), "FAILED_PRECONDITION");
+    assert_eq!(
+        connection(&suite, &tenant, &id).await.unwrap().status,
+        ConnectionStatus::Active as i32
+    );
+    apps.update_provider_app(update(
+        ProviderApp {
+            id: app.id.clone(),
+            client_secret: DEMO_CLIENT_SECRET.into(),
+            ..ProviderApp::default()
+        },
+        &["client_secret"],
+    ))
+    .await
+    .unwrap();
+    assert!(token(&suite, &tenant, &id).await.is_ok());
+
+    // Deleting an app in use needs `force`, which deletes its connections too.
+    let delete = |force| {
+        suite.as_tenant(
+            PROJECT,
+            &tenant,
+            DeleteProviderAppRequest {
+                provider_app_id: app.id.clone(),
+                force,
+            },
+        )
+    };
+    let status = apps.delete_provider_app(delete(false)).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    apps.delete_provider_app(delete(true)).await.unwrap();
+    assert_eq!(
+        connection(&suite, &tenant, &id).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    assert_eq!(count(&suite, "credentials").await, 0);
+
+    suite.stop().await;
+    sandboxes.stop().await;
+}
+
 crate::both_storages!(
     connect_flow_end_to_end,
+    provider_apps_are_validated_updated_and_deleted,
     concurrent_token_requests_refresh_once,
     a_revoked_refresh_token_affects_only_its_connection,
     two_vault_processes_share_one_refresh,
