@@ -420,3 +420,149 @@ fn exchange_error(error: ProviderError) -> ApiError {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{Keys, LocalKms};
+    use crate::oauth::OAuthClient;
+    use crate::store::Store;
+    use crate::test_db::on_every_backend;
+    use crate::vault::Settings;
+    use std::sync::Arc;
+
+    async fn vault(db: syncline_storage::Database) -> Vault {
+        let kms = LocalKms::new(vec![("k1".into(), vec![1; 32])], None).unwrap();
+        let keys = Keys::load_ring(db.clone(), Arc::new(kms)).await.unwrap();
+        let settings = Settings::from_config(&syncline_config::SynclineConfig::default());
+        Vault::new(
+            Store::new(db),
+            keys,
+            OAuthClient::new(reqwest::Client::new()),
+            settings,
+        )
+        .await
+        .unwrap()
+    }
+
+    fn reason(error: &ApiError) -> &str {
+        error.violations()[0].reason.as_str()
+    }
+
+    async fn states(vault: &Vault) -> i64 {
+        let row = sqlx::query("SELECT COUNT(*) FROM oauth_states")
+            .fetch_one(vault.store.db().pool())
+            .await
+            .unwrap();
+        row.try_get::<i64, _>(0).unwrap()
+    }
+
+    #[tokio::test]
+    async fn forged_expired_and_unknown_states_are_refused_before_anything_changes() {
+        on_every_backend("forged_expired_and_unknown_states", |db| async move {
+            let vault = vault(db).await;
+            let complete = |state: String| CompleteAuthorizationRequest {
+                state,
+                code: "code".into(),
+                ..Default::default()
+            };
+            let expired = vault.signer.sign("nonce", now_ms() - 1);
+            let error = super::complete(&vault, complete(expired))
+                .await
+                .unwrap_err();
+            assert_eq!(reason(&error), reasons::STATE_EXPIRED);
+            let forged = StateSigner::new(&[7; 32]).sign("nonce", now_ms() + 60_000);
+            let error = super::complete(&vault, complete(forged)).await.unwrap_err();
+            assert_eq!(reason(&error), reasons::STATE_INVALID);
+            // Correctly signed, but no authorization in flight under that nonce (used).
+            let unknown = vault.signer.sign("never-issued", now_ms() + 60_000);
+            let error = super::complete(&vault, complete(unknown))
+                .await
+                .unwrap_err();
+            assert_eq!(reason(&error), reasons::STATE_USED);
+            assert_eq!(states(&vault).await, 0);
+            let connections = sqlx::query("SELECT COUNT(*) FROM connections")
+                .fetch_one(vault.store.db().pool())
+                .await
+                .unwrap()
+                .try_get::<i64, _>(0)
+                .unwrap();
+            assert_eq!(connections, 0);
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_provider_refusal_consumes_the_state_and_activates_nothing() {
+        on_every_backend("a_provider_refusal_consumes_the_state", |db| async move {
+            let vault = vault(db).await;
+            let tenant = TenantContext {
+                project_id: ProjectId::parse("p").unwrap(),
+                tenant_id: TenantId::parse("acme").unwrap(),
+                subject: "test".into(),
+            };
+            let app = crate::apps::create(
+                &vault,
+                &tenant,
+                syncline_proto::authvault::v1::ProviderApp {
+                    provider: syncline_proto::common::v1::Provider::Hubspot as i32,
+                    client_id: "cid".into(),
+                    client_secret: "secret".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+            let started = start(
+                &vault,
+                &tenant,
+                StartAuthorizationRequest {
+                    provider_app_id: app.id,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+            assert!(
+                started
+                    .authorization_url
+                    .starts_with("https://app.hubspot.com/oauth/authorize?")
+            );
+            assert!(started.authorization_url.contains("code_challenge="));
+            let url = url::Url::parse(&started.authorization_url).unwrap();
+            let state = url
+                .query_pairs()
+                .find(|(k, _)| k == "state")
+                .unwrap()
+                .1
+                .into_owned();
+            assert_eq!(states(&vault).await, 1);
+            let refused = CompleteAuthorizationRequest {
+                state: state.clone(),
+                error: "access_denied<script>".into(),
+                ..Default::default()
+            };
+            let error = super::complete(&vault, refused.clone()).await.unwrap_err();
+            assert_eq!(error.code(), ErrorCode::FailedPrecondition);
+            assert!(
+                error.message().ends_with("access_deniedscript"),
+                "{}",
+                error.message()
+            );
+            assert_eq!(states(&vault).await, 0);
+            let again = super::complete(&vault, refused).await.unwrap_err();
+            assert_eq!(reason(&again), reasons::STATE_USED);
+            let pending = vault
+                .store
+                .connection(&tenant, &started.connection_id)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                pending.status,
+                ConnectionStatus::PendingAuthorization as i32
+            );
+        })
+        .await;
+    }
+}

@@ -235,6 +235,38 @@ mod tests {
         assert_eq!(escape("<a href='x'>&"), "&lt;a href=&#39;x&#39;&gt;&amp;");
     }
 
+    fn state_error(reason: &str) -> tonic::Status {
+        let mut details = tonic_types::ErrorDetails::new();
+        let mut violation = tonic_types::FieldViolation::new("state", "bad");
+        violation.reason = reason.into();
+        details.set_bad_request(vec![violation]);
+        tonic::Status::with_error_details(tonic::Code::InvalidArgument, "bad state", details)
+    }
+
+    async fn body(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn each_refusal_gets_its_own_page() {
+        for (reason, text) in [
+            ("STATE_EXPIRED", "expired"),
+            ("STATE_USED", "already used"),
+            ("STATE_INVALID", "not valid"),
+        ] {
+            let response = error_page(&state_error(reason));
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+            assert!(body(response).await.contains(text), "{reason}");
+        }
+        let unavailable = error_page(&tonic::Status::unavailable("down"));
+        assert_eq!(unavailable.status(), StatusCode::BAD_GATEWAY);
+        let internal = error_page(&tonic::Status::internal("secret detail"));
+        assert!(!body(internal).await.contains("secret detail"));
+    }
+
     #[test]
     fn trace_suffixes_are_dropped_from_messages() {
         let status = tonic::Status::failed_precondition("refused: access_denied (trace abc)");
