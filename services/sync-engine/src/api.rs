@@ -4,16 +4,22 @@ use syncline_domain::{ApiError, Violation, ids};
 use syncline_proto::sync::v1::intake_service_server::IntakeService;
 use syncline_proto::sync::v1::sync_service_server::SyncService;
 use syncline_proto::sync::v1::{
-    CreateWebhookEndpointRequest, CreateWebhookEndpointResponse, DeleteWebhookEndpointRequest,
-    DeleteWebhookEndpointResponse, GetSyncRunRequest, GetSyncRunResponse,
-    GetWebhookEndpointRequest, GetWebhookEndpointResponse, ListSyncRunsRequest,
-    ListSyncRunsResponse, ListWebhookEndpointsRequest, ListWebhookEndpointsResponse, SyncRunState,
+    CreateWebhookEndpointRequest, CreateWebhookEndpointResponse, DeadLetterStage,
+    DeleteWebhookEndpointRequest, DeleteWebhookEndpointResponse, GetSyncRunRequest,
+    GetSyncRunResponse, GetWebhookEndpointRequest, GetWebhookEndpointResponse,
+    ListDeadLettersRequest, ListDeadLettersResponse, ListSyncRunsRequest, ListSyncRunsResponse,
+    ListWebhookEndpointsRequest, ListWebhookEndpointsResponse, ReplayDeadLettersRequest,
+    ReplayDeadLettersResponse, StreamChangesRequest, StreamChangesResponse, SyncRunState,
     UpdateWebhookEndpointRequest, UpdateWebhookEndpointResponse,
 };
 use syncline_service_kit::pagination::PageRequest;
 use syncline_service_kit::{tenant, time};
+use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
+use crate::changelog::stream;
+use crate::delivery::outbox::{self, DeadLetterFilter};
+use crate::engine::Engine;
 use crate::store::Store;
 use crate::webhook;
 
@@ -21,12 +27,60 @@ use crate::webhook;
 #[derive(Debug, Clone)]
 pub struct SyncApi {
     store: Store,
+    engine: Engine,
 }
 
 impl SyncApi {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Store, engine: Engine) -> Self {
+        Self { store, engine }
     }
+}
+
+/// The dead-letter filters shared by List and Replay, checked; `time_range` bounds are
+/// half-open and optional.
+fn dead_letter_filter(
+    connection_id: &str,
+    object: &str,
+    stage: i32,
+    time_range: Option<&syncline_proto::common::v1::TimeRange>,
+    range_field: &str,
+) -> Result<DeadLetterFilter, ApiError> {
+    let mut violations = Vec::new();
+    let stage = match DeadLetterStage::try_from(stage) {
+        Ok(DeadLetterStage::Unspecified) => None,
+        Ok(_) => Some(stage),
+        Err(_) => {
+            violations.push(Violation::new(
+                "stage",
+                "INVALID_ENUM",
+                "must be a dead letter stage",
+            ));
+            None
+        }
+    };
+    let from_ms = time_range
+        .and_then(|r| r.start_time.as_ref())
+        .map_or(i64::MIN, time::millis);
+    let until_ms = time_range
+        .and_then(|r| r.end_time.as_ref())
+        .map_or(i64::MAX, time::millis);
+    if from_ms >= until_ms {
+        violations.push(Violation::new(
+            format!("{range_field}.end_time"),
+            "EMPTY_RANGE",
+            "must be after start_time",
+        ));
+    }
+    if !violations.is_empty() {
+        return Err(ApiError::invalid(violations));
+    }
+    Ok(DeadLetterFilter {
+        connection_id: (!connection_id.is_empty()).then(|| connection_id.to_owned()),
+        object: (!object.is_empty()).then(|| object.to_owned()),
+        stage,
+        from_ms,
+        until_ms,
+    })
 }
 
 /// Implements the internal `syncline.sync.v1.IntakeService`; every method answers
@@ -47,6 +101,77 @@ fn required_id(value: &str, field: &str) -> Result<(), ApiError> {
 
 #[tonic::async_trait]
 impl SyncService for SyncApi {
+    async fn stream_changes(
+        &self,
+        request: Request<StreamChangesRequest>,
+    ) -> Result<Response<BoxStream<StreamChangesResponse>>, Status> {
+        let tenant = tenant(&request)?.clone();
+        let stream = stream::open(
+            self.engine.change_log().clone(),
+            tenant,
+            request.into_inner(),
+            self.engine.stream_options().clone(),
+        )
+        .await?;
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn list_dead_letters(
+        &self,
+        request: Request<ListDeadLettersRequest>,
+    ) -> Result<Response<ListDeadLettersResponse>, Status> {
+        let tenant = tenant(&request)?;
+        let message = request.get_ref();
+        let page = PageRequest::parse(message.page_size, &message.page_token)?;
+        let filter = dead_letter_filter(
+            &message.connection_id,
+            &message.object,
+            message.stage,
+            message.time_range.as_ref(),
+            "time_range",
+        )?;
+        let mut dead_letters =
+            outbox::dead_letters(self.store.database(), tenant, &filter, &page).await?;
+        let next_page_token = page.finish(&mut dead_letters, |d| &d.id);
+        Ok(Response::new(ListDeadLettersResponse {
+            dead_letters,
+            next_page_token,
+        }))
+    }
+
+    async fn replay_dead_letters(
+        &self,
+        request: Request<ReplayDeadLettersRequest>,
+    ) -> Result<Response<ReplayDeadLettersResponse>, Status> {
+        let tenant = tenant(&request)?;
+        let message = request.get_ref();
+        let Some(range) = message.time_range.as_ref() else {
+            return Err(ApiError::invalid(vec![Violation::required("time_range")]).into());
+        };
+        let filter = dead_letter_filter(
+            &message.connection_id,
+            &message.object,
+            message.stage,
+            Some(range),
+            "time_range",
+        )?;
+        let replayed_count = outbox::replay(
+            self.store.database(),
+            tenant,
+            &filter,
+            message.dry_run,
+            self.engine.dispatcher().now_ms(),
+        )
+        .await?;
+        if replayed_count > 0 && !message.dry_run {
+            self.engine.wake_dispatcher();
+        }
+        Ok(Response::new(ReplayDeadLettersResponse {
+            replayed_count,
+            sync_run_id: String::new(),
+        }))
+    }
+
     async fn get_sync_run(
         &self,
         request: Request<GetSyncRunRequest>,

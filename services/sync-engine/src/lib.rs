@@ -1,13 +1,19 @@
 //! sync-engine: sync runs, the change log, writes, event intake and outbound webhooks.
 //!
 //! Built so far: outbound webhook endpoint management (create with a one-time signing
-//! secret, get, list, update with a field mask, delete) and reading sync runs. Everything
-//! else, including the internal `IntakeService`, answers UNIMPLEMENTED until its issue
-//! builds it.
+//! secret, get, list, update with a field mask, delete), reading sync runs, and delivery:
+//! the per-tenant change log ([`changelog`]), `StreamChanges`, signed webhook deliveries with
+//! retries, dead letters and replay ([`delivery`]). Everything else, including the internal
+//! `IntakeService`, answers UNIMPLEMENTED until its issue builds it.
 
 mod api;
+pub mod changelog;
+pub mod delivery;
+mod engine;
 mod store;
 mod webhook;
+
+pub use engine::{Engine, EngineOptions, running};
 
 use syncline_config::{ServiceName, SynclineConfig};
 use syncline_proto::sync::v1::intake_service_server::IntakeServiceServer;
@@ -18,20 +24,42 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// This service's migrations, oldest first.
-pub const MIGRATIONS: &[EmbeddedMigration] = &[EmbeddedMigration {
-    version: 1,
-    description: "sync runs and webhook endpoints",
-    sql: include_str!("../migrations/0001_init.sql"),
-}];
+pub const MIGRATIONS: &[EmbeddedMigration] = &[
+    EmbeddedMigration {
+        version: 1,
+        description: "sync runs and webhook endpoints",
+        sql: include_str!("../migrations/0001_init.sql"),
+    },
+    EmbeddedMigration {
+        version: 2,
+        description: "change log, webhook outbox and dead letters",
+        sql: include_str!("../migrations/0002_change_log_and_delivery.sql"),
+    },
+];
 
-/// Starts the service on `listener`; it drains and stops when `shutdown` fires.
+/// Starts the service on `listener` with the default delivery options; it drains and stops
+/// when `shutdown` fires.
 pub async fn start(
     config: &SynclineConfig,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<RunningService, ServiceError> {
+    start_with(config, listener, shutdown, EngineOptions::default()).await
+}
+
+/// Starts the service with `options`. The engine is registered under the listen address
+/// (see [`running`]) until the service stops.
+pub async fn start_with(
+    config: &SynclineConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    options: EngineOptions,
+) -> Result<RunningService, ServiceError> {
     let boot = boot(config, ServiceName::SyncEngine, MIGRATIONS).await?;
-    let api = api::SyncApi::new(store::Store::new(boot.database));
+    let engine = Engine::new(boot.database.clone(), options)
+        .map_err(|e| ServiceError::Config(format!("failed to build the webhook client: {e}")))?;
+    engine.spawn_background(shutdown.clone());
+    let api = api::SyncApi::new(store::Store::new(boot.database), engine.clone());
     boot.health
         .set_serving::<SyncServiceServer<api::SyncApi>>()
         .await;
@@ -43,7 +71,12 @@ pub async fn start(
         .add_service(SyncServiceServer::new(api))
         .add_service(IntakeServiceServer::new(api::IntakeApi));
     let addr = listener.local_addr()?;
-    let task = tokio::spawn(server::serve(router, listener, boot.health, shutdown));
+    engine::register(addr, engine);
+    let task = tokio::spawn(async move {
+        let result = server::serve(router, listener, boot.health, shutdown).await;
+        engine::unregister(addr);
+        result
+    });
     Ok(RunningService::new(
         ServiceName::SyncEngine.as_str(),
         addr,

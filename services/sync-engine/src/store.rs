@@ -19,6 +19,11 @@ impl Store {
         Self { db }
     }
 
+    /// The database, for the change log and delivery tables.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
     /// One sync run of the tenant.
     pub async fn sync_run(
         &self,
@@ -90,8 +95,9 @@ impl Store {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO webhook_endpoints
-                 (id, project_id, tenant_id, endpoint, signing_secret, created_at_ms, updated_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $6)",
+                 (id, project_id, tenant_id, endpoint, signing_secret, created_at_ms, updated_at_ms,
+                  disabled)
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
         )
         .bind(endpoint.id.as_str())
         .bind(tenant.project_id.as_str())
@@ -99,6 +105,7 @@ impl Store {
         .bind(endpoint.encode_to_vec())
         .bind(signing_secret)
         .bind(now)
+        .bind(i32::from(endpoint.disabled))
         .execute(self.db.pool())
         .await
         .map_err(ApiError::internal)?;
@@ -154,7 +161,11 @@ impl Store {
     ) -> Result<Option<i64>, ApiError> {
         let now = now_ms();
         let result = sqlx::query(
-            "UPDATE webhook_endpoints SET endpoint = $1, updated_at_ms = $2
+            "UPDATE webhook_endpoints SET endpoint = $1, updated_at_ms = $2, disabled = $6,
+                 failing_since_ms = CASE WHEN disabled = 1 AND $6 = 0 THEN NULL
+                                         ELSE failing_since_ms END,
+                 consecutive_dead = CASE WHEN disabled = 1 AND $6 = 0 THEN 0
+                                         ELSE consecutive_dead END
              WHERE project_id = $3 AND tenant_id = $4 AND id = $5",
         )
         .bind(endpoint.encode_to_vec())
@@ -162,28 +173,36 @@ impl Store {
         .bind(tenant.project_id.as_str())
         .bind(tenant.tenant_id.as_str())
         .bind(endpoint.id.as_str())
+        .bind(i32::from(endpoint.disabled))
         .execute(self.db.pool())
         .await
         .map_err(ApiError::internal)?;
         Ok((result.rows_affected() > 0).then_some(now))
     }
 
-    /// Deletes a tenant's endpoint; false when it has none with that id.
+    /// Deletes a tenant's endpoint with its pending deliveries and dead letters; false when
+    /// it has none with that id.
     pub async fn delete_webhook_endpoint(
         &self,
         tenant: &TenantContext,
         id: &str,
     ) -> Result<bool, ApiError> {
+        let mut tx = self.db.pool().begin().await.map_err(ApiError::internal)?;
         let result = sqlx::query(
             "DELETE FROM webhook_endpoints WHERE project_id = $1 AND tenant_id = $2 AND id = $3",
         )
         .bind(tenant.project_id.as_str())
         .bind(tenant.tenant_id.as_str())
         .bind(id)
-        .execute(self.db.pool())
+        .execute(&mut *tx)
         .await
         .map_err(ApiError::internal)?;
-        Ok(result.rows_affected() > 0)
+        if result.rows_affected() == 0 {
+            return Ok(false);
+        }
+        crate::delivery::outbox::drop_endpoint(&mut tx, tenant, id).await?;
+        tx.commit().await.map_err(ApiError::internal)?;
+        Ok(true)
     }
 }
 

@@ -1,0 +1,380 @@
+//! The tenant's change log: appends with per-tenant sequences, pages after a sequence, and
+//! retention.
+//!
+//! Sequences come from the `tenant_sequences` counter row, bumped by the number of changes in
+//! the same transaction that inserts them. On PostgreSQL concurrent appenders for one tenant
+//! wait on that row's lock, so a sequence is never handed out twice and a tenant's appends
+//! commit in sequence order: a reader that sees sequence `n` has already been able to see
+//! every sequence below it. On SQLite the single writer gives the same.
+//!
+//! An append also writes the webhook outbox rows for the tenant's enabled endpoints in the
+//! same transaction, so a change is published and queued for delivery, or neither.
+
+pub mod stream;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use prost::Message;
+use sqlx::Row;
+use syncline_domain::{ApiError, TenantContext, Violation};
+use syncline_proto::common::v1::RecordOperation;
+use syncline_proto::sync::v1::Change;
+use syncline_service_kit::time;
+use syncline_storage::{Database, now_ms};
+use tokio::sync::{Notify, watch};
+
+use crate::delivery::outbox;
+
+/// Changes per multi-row INSERT (7 parameters each; far below both engines' limits).
+const INSERT_CHUNK: usize = 500;
+
+/// The most changes one append takes.
+pub const MAX_APPEND: usize = 10_000;
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The first sequence assigned (0 when nothing was appended).
+    pub first_sequence: u64,
+    /// The last sequence assigned: the tenant's head after this append.
+    pub last_sequence: u64,
+    /// Webhook deliveries queued.
+    pub deliveries: usize,
+}
+
+/// Where a tenant's log stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Head {
+    /// The highest sequence published.
+    pub last_sequence: u64,
+    /// The highest sequence removed by retention.
+    pub pruned_through: u64,
+}
+
+/// Which changes a reader wants.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeFilter {
+    /// Only these connections, when not empty.
+    pub connection_ids: Vec<String>,
+    /// Only these model objects, when not empty.
+    pub objects: Vec<String>,
+    /// Keep each change's provider record.
+    pub include_provider_record: bool,
+}
+
+/// Wakes readers of a tenant's log when this process appends to it.
+#[derive(Debug, Default)]
+pub struct Notifier {
+    senders: Mutex<HashMap<(String, String), watch::Sender<u64>>>,
+}
+
+impl Notifier {
+    fn key(tenant: &TenantContext) -> (String, String) {
+        (
+            tenant.project_id.as_str().to_owned(),
+            tenant.tenant_id.as_str().to_owned(),
+        )
+    }
+
+    /// A receiver that changes whenever this process appends to the tenant's log.
+    pub fn subscribe(&self, tenant: &TenantContext) -> watch::Receiver<u64> {
+        let mut senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
+        senders
+            .entry(Self::key(tenant))
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    fn publish(&self, tenant: &TenantContext, last_sequence: u64) {
+        let mut senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
+        let key = Self::key(tenant);
+        if let Some(sender) = senders.get(&key) {
+            if sender.receiver_count() == 0 {
+                senders.remove(&key);
+            } else {
+                sender.send_replace(last_sequence);
+            }
+        }
+    }
+}
+
+/// The change log over the service's database.
+#[derive(Debug, Clone)]
+pub struct ChangeLog {
+    db: Database,
+    notifier: Arc<Notifier>,
+    delivery_wake: Arc<Notify>,
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// `$from, $from+1, …` for `count` parameters.
+fn placeholders(from: usize, count: usize) -> String {
+    (from..from + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `(…), (…)` rows of `width` placeholders each, numbered from `$1`.
+pub(crate) fn value_rows(rows: usize, width: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", placeholders(r * width + 1, width)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn validate(changes: &[Change]) -> Result<(), ApiError> {
+    let mut violations = Vec::new();
+    if changes.len() > MAX_APPEND {
+        violations.push(Violation::new(
+            "changes",
+            "TOO_MANY",
+            format!("at most {MAX_APPEND} changes per append"),
+        ));
+    }
+    for (i, change) in changes.iter().enumerate() {
+        if change.connection_id.is_empty() {
+            violations.push(Violation::required(format!("changes[{i}].connection_id")));
+        }
+        if change.object.is_empty() {
+            violations.push(Violation::required(format!("changes[{i}].object")));
+        }
+        if matches!(
+            RecordOperation::try_from(change.operation),
+            Ok(RecordOperation::Unspecified) | Err(_)
+        ) {
+            violations.push(Violation::new(
+                format!("changes[{i}].operation"),
+                "INVALID_ENUM",
+                "must be CREATE, UPDATE or DELETE",
+            ));
+        }
+        if change.record.is_none() {
+            violations.push(Violation::required(format!("changes[{i}].record")));
+        }
+    }
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(violations))
+    }
+}
+
+impl ChangeLog {
+    /// The log over `db`; appends wake `notifier`'s readers and `delivery_wake`.
+    pub fn new(db: Database, notifier: Arc<Notifier>, delivery_wake: Arc<Notify>) -> Self {
+        Self {
+            db,
+            notifier,
+            delivery_wake,
+        }
+    }
+
+    /// The database.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Subscribes to this process's appends for `tenant`.
+    pub fn subscribe(&self, tenant: &TenantContext) -> watch::Receiver<u64> {
+        self.notifier.subscribe(tenant)
+    }
+
+    /// Appends `changes` for `tenant` in one transaction, in the given order, assigning each
+    /// the next sequence and the publish time, and queues webhook deliveries for the tenant's
+    /// enabled endpoints that want them. `sequence` and `publish_time` of the input are
+    /// ignored.
+    pub async fn append(
+        &self,
+        tenant: &TenantContext,
+        mut changes: Vec<Change>,
+    ) -> Result<Appended, ApiError> {
+        validate(&changes)?;
+        if changes.is_empty() {
+            let head = self.head(tenant).await?;
+            return Ok(Appended {
+                first_sequence: 0,
+                last_sequence: head.last_sequence,
+                deliveries: 0,
+            });
+        }
+        let count = i64::try_from(changes.len()).map_err(ApiError::internal)?;
+        let now = now_ms();
+        let mut tx = self.db.pool().begin().await.map_err(ApiError::internal)?;
+        // The write comes first, so SQLite takes its write lock at once and PostgreSQL locks
+        // the tenant's counter row until commit.
+        let last: i64 = sqlx::query(
+            "INSERT INTO tenant_sequences (project_id, tenant_id, last_sequence, pruned_through)
+             VALUES ($1, $2, $3, 0)
+             ON CONFLICT (project_id, tenant_id)
+             DO UPDATE SET last_sequence = tenant_sequences.last_sequence + $3
+             RETURNING last_sequence",
+        )
+        .bind(tenant.project_id.as_str())
+        .bind(tenant.tenant_id.as_str())
+        .bind(count)
+        .fetch_one(&mut *tx)
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(ApiError::internal)?;
+        let first = last - count + 1;
+        for (offset, change) in (0_i64..).zip(changes.iter_mut()) {
+            change.sequence = to_u64(first + offset);
+            change.publish_time = Some(time::timestamp(now));
+        }
+        for chunk in changes.chunks(INSERT_CHUNK) {
+            let statement = format!(
+                "INSERT INTO changes (project_id, tenant_id, sequence, connection_id, object,
+                                      published_at_ms, change)
+                 VALUES {}",
+                value_rows(chunk.len(), 7)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
+            for change in chunk {
+                query = query
+                    .bind(tenant.project_id.as_str())
+                    .bind(tenant.tenant_id.as_str())
+                    .bind(to_i64(change.sequence))
+                    .bind(change.connection_id.as_str())
+                    .bind(change.object.as_str())
+                    .bind(now)
+                    .bind(change.encode_to_vec());
+            }
+            query.execute(&mut *tx).await.map_err(ApiError::internal)?;
+        }
+        let deliveries = outbox::enqueue(&mut tx, tenant, &changes, now).await?;
+        tx.commit().await.map_err(ApiError::internal)?;
+        self.notifier.publish(tenant, to_u64(last));
+        if deliveries > 0 {
+            self.delivery_wake.notify_one();
+        }
+        Ok(Appended {
+            first_sequence: to_u64(first),
+            last_sequence: to_u64(last),
+            deliveries,
+        })
+    }
+
+    /// The tenant's head and retention mark.
+    pub async fn head(&self, tenant: &TenantContext) -> Result<Head, ApiError> {
+        let row = sqlx::query(
+            "SELECT last_sequence, pruned_through FROM tenant_sequences
+             WHERE project_id = $1 AND tenant_id = $2",
+        )
+        .bind(tenant.project_id.as_str())
+        .bind(tenant.tenant_id.as_str())
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(ApiError::internal)?;
+        let Some(row) = row else {
+            return Ok(Head::default());
+        };
+        let last: i64 = row.try_get("last_sequence").map_err(ApiError::internal)?;
+        let pruned: i64 = row.try_get("pruned_through").map_err(ApiError::internal)?;
+        Ok(Head {
+            last_sequence: to_u64(last),
+            pruned_through: to_u64(pruned),
+        })
+    }
+
+    /// At most `limit` changes of `tenant` with `after < sequence <= through` matching
+    /// `filter`, in sequence order.
+    pub async fn page(
+        &self,
+        tenant: &TenantContext,
+        after: u64,
+        through: u64,
+        filter: &ChangeFilter,
+        limit: usize,
+    ) -> Result<Vec<Change>, ApiError> {
+        // Only placeholders are formatted into the statement.
+        let mut next = 6;
+        let mut conditions = String::new();
+        for (column, values) in [
+            ("connection_id", &filter.connection_ids),
+            ("object", &filter.objects),
+        ] {
+            if !values.is_empty() {
+                conditions.push_str(&format!(
+                    " AND {column} IN ({})",
+                    placeholders(next, values.len())
+                ));
+                next += values.len();
+            }
+        }
+        let statement = format!(
+            "SELECT change FROM changes
+             WHERE project_id = $1 AND tenant_id = $2 AND sequence > $3 AND sequence <= $4
+             {conditions}
+             ORDER BY sequence LIMIT $5"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(statement))
+            .bind(tenant.project_id.as_str())
+            .bind(tenant.tenant_id.as_str())
+            .bind(to_i64(after))
+            .bind(to_i64(through))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        for value in filter.connection_ids.iter().chain(&filter.objects) {
+            query = query.bind(value.as_str());
+        }
+        let rows = query
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(ApiError::internal)?;
+        rows.iter()
+            .map(|row| {
+                let bytes: Vec<u8> = row.try_get("change").map_err(ApiError::internal)?;
+                let mut change = Change::decode(bytes.as_slice()).map_err(ApiError::internal)?;
+                if !filter.include_provider_record {
+                    change.provider_record = None;
+                }
+                Ok(change)
+            })
+            .collect()
+    }
+
+    /// Removes every tenant's changes published before `before_ms`, raising each tenant's
+    /// `pruned_through` to the highest sequence removed; returns how many were removed.
+    pub async fn prune(&self, before_ms: i64) -> Result<u64, ApiError> {
+        let mut tx = self.db.pool().begin().await.map_err(ApiError::internal)?;
+        sqlx::query(
+            "UPDATE tenant_sequences SET pruned_through = CASE
+                 WHEN (SELECT MAX(c.sequence) FROM changes c
+                       WHERE c.project_id = tenant_sequences.project_id
+                         AND c.tenant_id = tenant_sequences.tenant_id
+                         AND c.published_at_ms < $1) > pruned_through
+                 THEN (SELECT MAX(c.sequence) FROM changes c
+                       WHERE c.project_id = tenant_sequences.project_id
+                         AND c.tenant_id = tenant_sequences.tenant_id
+                         AND c.published_at_ms < $1)
+                 ELSE pruned_through END
+             WHERE EXISTS (SELECT 1 FROM changes c
+                           WHERE c.project_id = tenant_sequences.project_id
+                             AND c.tenant_id = tenant_sequences.tenant_id
+                             AND c.published_at_ms < $1)",
+        )
+        .bind(before_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(ApiError::internal)?;
+        let removed = sqlx::query("DELETE FROM changes WHERE published_at_ms < $1")
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(ApiError::internal)?
+            .rows_affected();
+        tx.commit().await.map_err(ApiError::internal)?;
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,235 @@
+//! `StreamChanges`: a tenant's changes after a sequence, then live ones.
+//!
+//! A pump task reads pages from the log and sends them into a bounded channel that the gRPC
+//! response drains. When the consumer is slow, HTTP/2 flow control stops tonic from draining
+//! the channel, `send` waits, and the pump stops reading: nothing is buffered without bound.
+//!
+//! Once caught up the pump waits for an append to the tenant's log in this process (a
+//! `watch` signalled by [`ChangeLog::append`]). Appends made by other processes — several
+//! engines sharing one PostgreSQL database — are not signalled here, so on PostgreSQL the
+//! pump also polls every [`StreamOptions::poll_interval`]: they arrive at most that late.
+//! While nothing happens it sends a heartbeat (a message without changes, carrying the head
+//! sequence) every [`StreamOptions::heartbeat`].
+
+use std::time::Duration;
+
+use syncline_domain::{ApiError, TenantContext, Violation};
+use syncline_proto::sync::v1::{StreamChangesRequest, StreamChangesResponse};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+use tracing::Instrument;
+
+use super::{ChangeFilter, ChangeLog};
+
+/// Changes per message when the request sets no `max_batch_size`.
+pub const DEFAULT_BATCH: usize = 100;
+/// The largest batch served; larger requests are capped.
+pub const MAX_BATCH: usize = 1000;
+
+/// How streams behave.
+#[derive(Debug, Clone)]
+pub struct StreamOptions {
+    /// A heartbeat is sent after this long without a message.
+    pub heartbeat: Duration,
+    /// Re-read the log this often while idle, for appends by other processes; `None` relies
+    /// on this process's appends only (the embedded SQLite deployment).
+    pub poll_interval: Option<Duration>,
+    /// Messages buffered between the pump and the response (the backpressure bound).
+    pub buffer: usize,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_secs(15),
+            poll_interval: None,
+            buffer: 4,
+        }
+    }
+}
+
+/// The response stream of `StreamChanges`.
+pub type ChangeStream = ReceiverStream<Result<StreamChangesResponse, Status>>;
+
+/// `OUT_OF_RANGE` with reason `CURSOR_EXPIRED`.
+///
+/// Built here because the shared error table has no code for it yet.
+pub fn cursor_expired(after: u64, pruned_through: u64) -> Status {
+    use tonic_types::{ErrorDetails, StatusExt};
+    let mut details = ErrorDetails::new();
+    details.set_error_info(
+        "CURSOR_EXPIRED",
+        syncline_domain::error::ERROR_DOMAIN,
+        std::collections::HashMap::from([(
+            "pruned_through".to_owned(),
+            pruned_through.to_string(),
+        )]),
+    );
+    Status::with_error_details(
+        tonic::Code::OutOfRange,
+        format!(
+            "changes after sequence {after} are no longer retained (retained from {}); start again from a backfill",
+            pruned_through + 1
+        ),
+        details,
+    )
+}
+
+/// Checks `request`, then starts the pump for `tenant`. Fails before streaming when the
+/// resume position is no longer retained.
+pub async fn open(
+    log: ChangeLog,
+    tenant: TenantContext,
+    request: StreamChangesRequest,
+    options: StreamOptions,
+) -> Result<ChangeStream, Status> {
+    let batch = match request.max_batch_size {
+        n if n < 0 => {
+            return Err(ApiError::invalid(vec![Violation::new(
+                "max_batch_size",
+                "NEGATIVE",
+                "must not be negative",
+            )])
+            .into());
+        }
+        0 => DEFAULT_BATCH,
+        n => usize::try_from(n).unwrap_or(MAX_BATCH).min(MAX_BATCH),
+    };
+    let empty: Vec<Violation> = request
+        .connection_ids
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.is_empty())
+        .map(|(i, _)| Violation::new(format!("connection_ids[{i}]"), "EMPTY", "must not be empty"))
+        .chain(
+            request
+                .objects
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.is_empty())
+                .map(|(i, _)| {
+                    Violation::new(format!("objects[{i}]"), "EMPTY", "must not be empty")
+                }),
+        )
+        .collect();
+    if !empty.is_empty() {
+        return Err(ApiError::invalid(empty).into());
+    }
+    let head = log.head(&tenant).await?;
+    let cursor = if request.after_sequence == 0 {
+        head.pruned_through
+    } else if request.after_sequence < head.pruned_through {
+        return Err(cursor_expired(request.after_sequence, head.pruned_through));
+    } else {
+        request.after_sequence
+    };
+    let filter = ChangeFilter {
+        connection_ids: request.connection_ids,
+        objects: request.objects,
+        include_provider_record: request.include_provider_record,
+    };
+    let (tx, rx) = mpsc::channel(options.buffer.max(1));
+    let pump = Pump {
+        log,
+        tenant,
+        filter,
+        batch,
+        options,
+        tx,
+    };
+    tokio::spawn(pump.run(cursor).instrument(tracing::Span::current()));
+    Ok(ReceiverStream::new(rx))
+}
+
+struct Pump {
+    log: ChangeLog,
+    tenant: TenantContext,
+    filter: ChangeFilter,
+    batch: usize,
+    options: StreamOptions,
+    tx: mpsc::Sender<Result<StreamChangesResponse, Status>>,
+}
+
+impl Pump {
+    async fn run(self, cursor: u64) {
+        if let Err(status) = self.pump(cursor).await {
+            // The consumer may be gone already; nothing else to tell.
+            let _ = self.tx.send(Err(status)).await;
+        }
+    }
+
+    /// Runs until the consumer goes away (`Ok`) or the stream must end with an error.
+    async fn pump(&self, mut cursor: u64) -> Result<(), Status> {
+        let mut appended = self.log.subscribe(&self.tenant);
+        let mut last_sent = Instant::now();
+        loop {
+            // Marked seen before reading, so an append after the read wakes the wait below.
+            appended.borrow_and_update();
+            let head = self.log.head(&self.tenant).await?;
+            if head.last_sequence > cursor {
+                let page = self
+                    .log
+                    .page(
+                        &self.tenant,
+                        cursor,
+                        head.last_sequence,
+                        &self.filter,
+                        self.batch,
+                    )
+                    .await?;
+                let full = page.len() == self.batch;
+                let after_read = self.log.head(&self.tenant).await?;
+                if after_read.pruned_through > cursor {
+                    return Err(cursor_expired(cursor, after_read.pruned_through));
+                }
+                cursor = match (full, page.last()) {
+                    (true, Some(last)) => last.sequence,
+                    // Everything up to the head was scanned, matching or not.
+                    _ => head.last_sequence,
+                };
+                if !page.is_empty() {
+                    let message = StreamChangesResponse {
+                        changes: page,
+                        head_sequence: after_read.last_sequence,
+                    };
+                    if self.tx.send(Ok(message)).await.is_err() {
+                        return Ok(());
+                    }
+                    last_sent = Instant::now();
+                }
+                if full {
+                    continue;
+                }
+            }
+            let heartbeat_at = last_sent + self.options.heartbeat;
+            let poll = async {
+                match self.options.poll_interval {
+                    Some(interval) => tokio::time::sleep(interval).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                changed = appended.changed() => {
+                    if changed.is_err() {
+                        // The notifier is gone: the service is stopping.
+                        return Ok(());
+                    }
+                }
+                () = poll => {}
+                () = self.tx.closed() => return Ok(()),
+                () = tokio::time::sleep_until(heartbeat_at) => {
+                    let message = StreamChangesResponse {
+                        changes: Vec::new(),
+                        head_sequence: head.last_sequence,
+                    };
+                    if self.tx.send(Ok(message)).await.is_err() {
+                        return Ok(());
+                    }
+                    last_sent = Instant::now();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The delivery half of a running sync-engine: its change log, stream settings and webhook
+//! dispatcher, as one handle.
+//!
+//! Appends come from the CRM readers (later) and from tests through [`Engine::append`]; a
+//! running service registers its engine under its listen address so that code in the same
+//! process (the end-to-end tests) can find it with [`running`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+use syncline_domain::{ApiError, TenantContext};
+use syncline_proto::sync::v1::Change;
+use syncline_storage::{Backend, Database};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::changelog::stream::StreamOptions;
+use crate::changelog::{Appended, ChangeLog, Notifier};
+use crate::delivery::{Clock, DeliveryOptions, Dispatcher, SystemClock, outbox};
+
+/// How the engine delivers.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Webhook attempts, schedule and disablement.
+    pub delivery: DeliveryOptions,
+    /// `StreamChanges` heartbeats, polling and buffering. Polling defaults to on for
+    /// PostgreSQL (other engines may append) and off for SQLite.
+    pub stream: StreamOptions,
+    /// Changes and delivered deliveries older than this are removed.
+    pub retention: Duration,
+    /// How often retention runs.
+    pub retention_interval: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            delivery: DeliveryOptions::default(),
+            stream: StreamOptions::default(),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            retention_interval: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// The change log, stream settings and dispatcher of one engine.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    log: ChangeLog,
+    dispatcher: Arc<Dispatcher>,
+    stream: StreamOptions,
+    retention: (Duration, Duration),
+}
+
+static RUNNING: LazyLock<Mutex<HashMap<SocketAddr, Engine>>> = LazyLock::new(Default::default);
+
+/// The engine of the sync-engine service listening on `addr` in this process, if any.
+pub fn running(addr: SocketAddr) -> Option<Engine> {
+    RUNNING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&addr)
+        .cloned()
+}
+
+pub(crate) fn register(addr: SocketAddr, engine: Engine) {
+    RUNNING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(addr, engine);
+}
+
+pub(crate) fn unregister(addr: SocketAddr) {
+    RUNNING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&addr);
+}
+
+impl Engine {
+    /// An engine over `db` using the system clock; starts nothing.
+    pub fn new(db: Database, mut options: EngineOptions) -> Result<Self, reqwest::Error> {
+        if options.stream.poll_interval.is_none() && db_is_shared(&db) {
+            options.stream.poll_interval = Some(options.delivery.poll_interval);
+        }
+        Self::with_clock(db, options, Arc::new(SystemClock))
+    }
+
+    /// An engine over `db` whose dispatcher reads `clock`.
+    pub fn with_clock(
+        db: Database,
+        options: EngineOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, reqwest::Error> {
+        let wake = Arc::new(Notify::new());
+        let dispatcher = Arc::new(Dispatcher::new(
+            db.clone(),
+            options.delivery,
+            clock,
+            wake.clone(),
+        )?);
+        Ok(Self {
+            log: ChangeLog::new(db, Arc::new(Notifier::default()), wake),
+            dispatcher,
+            stream: options.stream,
+            retention: (options.retention, options.retention_interval),
+        })
+    }
+
+    /// Appends changes to the tenant's log (see [`ChangeLog::append`]).
+    pub async fn append(
+        &self,
+        tenant: &TenantContext,
+        changes: Vec<Change>,
+    ) -> Result<Appended, ApiError> {
+        self.log.append(tenant, changes).await
+    }
+
+    /// The change log.
+    pub fn change_log(&self) -> &ChangeLog {
+        &self.log
+    }
+
+    /// The webhook dispatcher.
+    pub fn dispatcher(&self) -> &Arc<Dispatcher> {
+        &self.dispatcher
+    }
+
+    /// Wakes the background dispatcher (work was queued outside an append).
+    pub fn wake_dispatcher(&self) {
+        self.dispatcher.wake();
+    }
+
+    /// Stream settings.
+    pub fn stream_options(&self) -> &StreamOptions {
+        &self.stream
+    }
+
+    /// Removes changes and delivered deliveries older than the retention, once.
+    pub async fn run_retention(&self, now_ms: i64) -> Result<(), ApiError> {
+        let cutoff =
+            now_ms.saturating_sub(i64::try_from(self.retention.0.as_millis()).unwrap_or(0));
+        let changes = self.log.prune(cutoff).await?;
+        let deliveries = outbox::prune_delivered(self.log.database(), cutoff).await?;
+        if changes + deliveries > 0 {
+            tracing::info!(changes, deliveries, "retention removed old rows");
+        }
+        Ok(())
+    }
+
+    /// Starts the dispatcher and retention loops; both end with `shutdown` and neither stops
+    /// the process when a pass fails (the failure is logged and the next pass retries).
+    pub fn spawn_background(&self, shutdown: CancellationToken) {
+        tokio::spawn(self.dispatcher.clone().run_background(shutdown.clone()));
+        let engine = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(error) = engine.run_retention(syncline_storage::now_ms()).await {
+                    tracing::warn!(%error, "retention pass failed");
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(engine.retention.1) => {}
+                }
+            }
+        });
+    }
+}
+
+fn db_is_shared(db: &Database) -> bool {
+    db.backend() == Backend::Postgres
+}
