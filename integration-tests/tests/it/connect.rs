@@ -986,8 +986,120 @@ async fn provider_apps_are_validated_updated_and_deleted(storage: Storage) {
     sandboxes.stop().await;
 }
 
+const K1: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+const K2: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+
+async fn key_encryption_keys_rotate_online(storage: Storage) {
+    let sandboxes = Sandboxes::start().await;
+    let suite = syncline_integration_tests::spawn_suite_with(storage, |config| {
+        config.auth_vault.keys = Some(format!("k1={K1},k2={K2}").into());
+        config.auth_vault.active_kek_id = Some("k1".into());
+    })
+    .await;
+    let sf = &sandboxes.salesforce;
+    let tenant = unique_tenant("acme");
+    let app = create_app(
+        &suite,
+        &tenant,
+        Provider::Salesforce,
+        sf.base_url(),
+        DEMO_CLIENT_ID,
+        DEMO_CLIENT_SECRET,
+        &["api", "refresh_token"],
+    )
+    .await;
+    let id = connect_salesforce(&suite, &sandboxes, &tenant, &app.id, "demo").await;
+    let before = token(&suite, &tenant, &id).await.unwrap();
+
+    let rotate = |new_key_id: &str, dry_run| {
+        suite.as_service(
+            "operator",
+            PROJECT,
+            &tenant,
+            RotateKeyEncryptionKeyRequest {
+                new_key_id: new_key_id.into(),
+                dry_run,
+            },
+        )
+    };
+    let mut vault = TokenServiceClient::new(suite.channel(ServiceName::AuthVault));
+    // The project's key (app secret), the tenant's (tokens), the system's (state signing).
+    let dry = vault
+        .rotate_key_encryption_key(rotate("k2", true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(dry.active_key_id, "k1");
+    assert_eq!(
+        (dry.rewrapped_data_keys, dry.already_current_data_keys),
+        (3, 0)
+    );
+    let done = vault
+        .rotate_key_encryption_key(rotate("k2", false))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(done.active_key_id, "k2");
+    assert_eq!(
+        (done.rewrapped_data_keys, done.already_current_data_keys),
+        (3, 0)
+    );
+    let again = vault
+        .rotate_key_encryption_key(rotate("k2", false))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (again.rewrapped_data_keys, again.already_current_data_keys),
+        (0, 3)
+    );
+    // Online: the running vault keeps serving the same token.
+    assert_eq!(
+        token(&suite, &tenant, &id).await.unwrap().access_token,
+        before.access_token
+    );
+
+    // A vault process that holds only the new key reads everything.
+    let mut config = suite.config().clone();
+    config.auth_vault.keys = Some(format!("k2={K2}").into());
+    config.auth_vault.active_kek_id = None;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let only_new = syncline_auth_vault::start(&config, listener, stop.clone())
+        .await
+        .unwrap();
+    let channel =
+        tonic::transport::Channel::from_shared(format!("http://{}", only_new.local_addr()))
+            .unwrap()
+            .connect_lazy();
+    let report = TokenServiceClient::new(channel)
+        .report_unauthorized(suite.as_service(
+            "sync-engine",
+            PROJECT,
+            &tenant,
+            ReportUnauthorizedRequest {
+                connection_id: id.clone(),
+                token_version: before.version,
+                provider_error: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .token
+        .unwrap();
+    assert_eq!(report.version, before.version + 1);
+    assert_eq!(sf.admin().stats("demo").unwrap().stats.refresh_grants, 1);
+    stop.cancel();
+    only_new.stopped().await.unwrap();
+
+    suite.stop().await;
+    sandboxes.stop().await;
+}
+
 crate::both_storages!(
     connect_flow_end_to_end,
+    key_encryption_keys_rotate_online,
     provider_apps_are_validated_updated_and_deleted,
     concurrent_token_requests_refresh_once,
     a_revoked_refresh_token_affects_only_its_connection,
