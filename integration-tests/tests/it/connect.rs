@@ -680,6 +680,16 @@ async fn a_revoked_refresh_token_affects_only_its_connection(storage: Storage) {
         ConnectionStatus::Active as i32
     );
 
+    // Re-authorizing with another Salesforce org is refused: the connection stays as it was.
+    let wrong = start(&suite, &acme, &app_a.id, &a).await;
+    let url = format!("{}&org=globex", wrong.authorization_url);
+    let (status, page) = callback(&authorize(&suite, &url).await).await;
+    assert_eq!(status, reqwest::StatusCode::BAD_REQUEST);
+    assert!(page.contains("another CRM account"), "{page}");
+    let kept = connection(&suite, &acme, &a).await.unwrap();
+    assert_eq!(kept.status, ConnectionStatus::NeedsReauth as i32);
+    assert_eq!(kept.external_account_id, broken.external_account_id);
+
     // Re-authorizing brings acme back on the same connection.
     let again = start(&suite, &acme, &app_a.id, &a).await;
     let (status, _) = callback(&authorize(&suite, &again.authorization_url).await).await;

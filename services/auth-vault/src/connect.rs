@@ -339,6 +339,19 @@ pub async fn complete(
         .connection(tenant, &pending.connection_id)
         .await?
         .ok_or_else(|| ApiError::not_found("connection"))?;
+    // Re-authorizing must not silently move a connection to another CRM account: its
+    // schema, mappings and cursors belong to the first one.
+    if !connection.external_account_id.is_empty()
+        && !grant.external_account_id.is_empty()
+        && connection.external_account_id != grant.external_account_id
+    {
+        tracing::info!(connection.id = %connection.id, "re-authorization for another account refused");
+        return Err(ApiError::new(
+            ErrorCode::FailedPrecondition,
+            "the authorization was for another CRM account than the connection's; sign in \
+             to the same account, or create a new connection",
+        ));
+    }
     // Connecting the same CRM account again through the same app reuses its connection
     // (its id and configuration) instead of creating a duplicate.
     if connection.authorize_time.is_none()

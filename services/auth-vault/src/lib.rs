@@ -6,7 +6,8 @@
 //! - [`oauth`]: the signed single-use `state`, PKCE, providers' endpoints.
 //! - `connect`: StartAuthorization and CompleteAuthorization (from the gateway's callback).
 //! - `tokens`: GetAccessToken / ReportUnauthorized with refresh ahead of expiry,
-//!   single-flight per connection and compare-and-set on the token version.
+//!   single-flight per connection (in process, and across processes with a lease),
+//!   compare-and-set on the token version.
 //!
 //! Not built yet (UNIMPLEMENTED): UpdateConnection, DeleteConnection, Import/Export of
 //! credentials, ListAuditEvents.
