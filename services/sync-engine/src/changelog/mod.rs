@@ -377,4 +377,4 @@ impl ChangeLog {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -595,3 +595,6 @@ pub async fn drop_endpoint(
     .map_err(ApiError::internal)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
