@@ -43,10 +43,16 @@ async fn usable_connection(
     match ConnectionStatus::try_from(connection.status) {
         Ok(ConnectionStatus::NeedsReauth) => Err(needs_reauth()),
         Ok(ConnectionStatus::Active | ConnectionStatus::Degraded) => Ok(connection),
-        _ => Err(ApiError::new(
+        Ok(ConnectionStatus::Disabled) => Err(ApiError::new(
             ErrorCode::FailedPrecondition,
-            "the connection is not authorized yet",
+            "the connection is disabled",
         )),
+        Ok(ConnectionStatus::PendingAuthorization | ConnectionStatus::Unspecified) | Err(_) => {
+            Err(ApiError::new(
+                ErrorCode::FailedPrecondition,
+                "the connection is not authorized yet",
+            ))
+        }
     }
 }
 
@@ -307,7 +313,7 @@ async fn refresh_leased(
                     ErrorCode::ProviderUnavailable,
                     "the provider could not refresh the token; retry later",
                 ),
-                _ => ApiError::new(
+                ProviderError::Rejected(_) | ProviderError::InvalidGrant(_) => ApiError::new(
                     ErrorCode::FailedPrecondition,
                     format!("the provider refused the refresh ({error})"),
                 ),

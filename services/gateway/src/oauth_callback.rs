@@ -127,7 +127,21 @@ fn error_page(status: &tonic::Status) -> Response {
             "The CRM could not be reached",
             "The connection could not be completed right now. Please try again in a moment.",
         ),
-        _ => page(
+        (
+            Code::Ok
+            | Code::Cancelled
+            | Code::Unknown
+            | Code::AlreadyExists
+            | Code::PermissionDenied
+            | Code::ResourceExhausted
+            | Code::Aborted
+            | Code::OutOfRange
+            | Code::Unimplemented
+            | Code::Internal
+            | Code::DataLoss
+            | Code::Unauthenticated,
+            _,
+        ) => page(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Something went wrong",
             "The connection could not be completed. Please try again.",
