@@ -1,0 +1,18 @@
+//! The mapping library sync workers link: a `syncline.mapping.v1.MappingPlan` compiled once
+//! per version into a [`CompiledPlan`], then applied in-process to every record of a batch.
+//!
+//! Guarantees:
+//! - only a plan's target fields are ever written: a source field no rule reads never
+//!   reaches the output, whatever its name;
+//! - a field that fails (a value that cannot be converted, a rejected picklist value) is left
+//!   out of the output and reported as a [`FieldError`] naming it; the other fields map;
+//! - transforms are parsed when the plan is compiled, never per record.
+
+pub mod plan;
+pub mod transform;
+
+pub use plan::{
+    CompileError, CompiledObject, CompiledPlan, Direction, FieldError, MappedRecord, Rules,
+    UnknownObject,
+};
+pub use transform::{Step, TransformError};

@@ -1,0 +1,472 @@
+//! A [`CompiledPlan`]: a `MappingPlan` compiled once (transforms pre-parsed, target names
+//! interned, rules grouped per object and direction) and applied per record.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use prost_types::Value;
+use prost_types::value::Kind;
+use syncline_proto::common::v1::Record;
+use syncline_proto::mapping::v1::{CompiledFieldRule, MappingPlan, ObjectPlan};
+use syncline_proto::schema::v1::FieldType;
+
+use crate::transform::{self, Step, TransformError};
+
+/// Which way a plan maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Provider record to model record (reads).
+    Inbound,
+    /// Model record to provider record (writes).
+    Outbound,
+}
+
+impl Direction {
+    /// `inbound` or `outbound`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+/// A plan rule that cannot be compiled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{object}: {direction} rule {index} (target `{target_field}`): {message}")]
+pub struct CompileError {
+    /// Model object of the rule.
+    pub object: String,
+    pub direction: &'static str,
+    /// Index of the rule in its direction's list.
+    pub index: usize,
+    pub target_field: String,
+    pub message: String,
+}
+
+/// A record the plan has no object for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the mapping plan has no object `{0}`")]
+pub struct UnknownObject(pub String);
+
+/// One field that could not be mapped; the field is left out of the output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The target field that was not written.
+    pub field: Arc<str>,
+    pub message: String,
+}
+
+/// The result of mapping one record: only the plan's target fields, plus per-field errors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappedRecord {
+    /// Target object (the model object inbound, the provider object outbound).
+    pub object: Arc<str>,
+    /// The source record's id.
+    pub id: String,
+    /// Mapped fields in rule order; keys are the plan's interned target names.
+    pub fields: Vec<(Arc<str>, Value)>,
+    /// Fields that failed, each absent from `fields`.
+    pub errors: Vec<FieldError>,
+    pub system_modstamp: Option<prost_types::Timestamp>,
+    pub deleted: bool,
+}
+
+impl MappedRecord {
+    /// The value of a mapped field.
+    pub fn get(&self, field: &str) -> Option<&Value> {
+        self.fields
+            .iter()
+            .find(|(name, _)| name.as_ref() == field)
+            .map(|(_, v)| v)
+    }
+
+    /// As a `syncline.common.v1.Record`.
+    pub fn into_record(self) -> Record {
+        Record {
+            object: self.object.to_string(),
+            id: self.id,
+            fields: self
+                .fields
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            system_modstamp: self.system_modstamp,
+            deleted: self.deleted,
+        }
+    }
+}
+
+/// FxHash (rustc's hasher): fast for short field names; the plan's keys are not chosen by
+/// an attacker who could aim collisions at it in any way that matters (the plan is ours).
+#[derive(Debug, Clone, Copy, Default)]
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.write(&[i]);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+
+/// One compiled rule.
+#[derive(Debug, Clone)]
+struct Rule {
+    /// Slots (indexes into the direction's distinct source fields) of the fields read.
+    sources: Box<[u32]>,
+    target: Arc<str>,
+    steps: Box<[Step]>,
+    /// Coercion to the target type after the steps; `None` when the type is unspecified.
+    coerce: Option<FieldType>,
+    /// A missing source still yields a value (the steps hold a default).
+    fills_missing: bool,
+}
+
+/// The rules of one direction of one object.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    rules: Vec<Rule>,
+    /// The distinct source fields, by slot.
+    sources: Vec<String>,
+    /// Source field name to slot.
+    slot_of: FxMap<Box<str>, u32>,
+}
+
+impl Rules {
+    fn compile(
+        object: &str,
+        direction: Direction,
+        rules: &[CompiledFieldRule],
+    ) -> Result<Self, CompileError> {
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let mut compiled = Vec::with_capacity(rules.len());
+        let mut sources: Vec<String> = Vec::new();
+        let mut slot_of: FxMap<Box<str>, u32> = FxMap::default();
+        for (index, rule) in rules.iter().enumerate() {
+            let error = |message: String| CompileError {
+                object: object.to_owned(),
+                direction: direction.as_str(),
+                index,
+                target_field: rule.target_field.clone(),
+                message,
+            };
+            if rule.target_field.is_empty() {
+                return Err(error("has no target field".into()));
+            }
+            if rule.source_fields.is_empty() || rule.source_fields.iter().any(String::is_empty) {
+                return Err(error("needs at least one non-empty source field".into()));
+            }
+            if seen.insert(&rule.target_field, index).is_some() {
+                return Err(error("another rule writes the same target field".into()));
+            }
+            let steps = rule
+                .transforms
+                .iter()
+                .map(transform::compile)
+                .collect::<Result<Vec<_>, TransformError>>()
+                .map_err(|e| error(e.0))?;
+            if rule.source_fields.len() > 1
+                && !matches!(steps.first(), Some(Step::Concatenate { .. }))
+            {
+                return Err(error(
+                    "several source fields need `concatenate` as the first transform".into(),
+                ));
+            }
+            let coerce = match FieldType::try_from(rule.target_type) {
+                Ok(FieldType::Unspecified) => None,
+                Ok(ty) => Some(ty),
+                Err(_) => return Err(error("unknown target type".into())),
+            };
+            let mut slots = Vec::with_capacity(rule.source_fields.len());
+            for field in &rule.source_fields {
+                let next = u32::try_from(sources.len())
+                    .map_err(|_| error("too many source fields".into()))?;
+                let slot = *slot_of.entry(field.as_str().into()).or_insert_with(|| {
+                    sources.push(field.clone());
+                    next
+                });
+                slots.push(slot);
+            }
+            compiled.push(Rule {
+                sources: slots.into_boxed_slice(),
+                target: Arc::from(rule.target_field.as_str()),
+                fills_missing: steps.iter().any(Step::fills_null),
+                steps: steps.into_boxed_slice(),
+                coerce,
+            });
+        }
+        Ok(Self {
+            rules: compiled,
+            sources,
+            slot_of,
+        })
+    }
+
+    /// The target fields, in rule order.
+    pub fn targets(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|r| r.target.as_ref())
+    }
+
+    /// Maps `record`'s fields into `object`. Only rule targets are ever written; a rule
+    /// whose sources are all absent is skipped (absent means "not read or not changed")
+    /// unless it fills missing values with a default.
+    pub fn apply(&self, object: &Arc<str>, record: &Record) -> MappedRecord {
+        // Resolve every source once: walk the record when it is not much larger than what
+        // the plan reads (one fast hash per field), else look each source up.
+        let mut slots: Vec<Option<&Value>> = vec![None; self.sources.len()];
+        if record.fields.len() <= 4 * self.sources.len() {
+            for (name, value) in &record.fields {
+                if let Some(&slot) = self.slot_of.get(name.as_str()) {
+                    slots[slot as usize] = Some(value);
+                }
+            }
+        } else {
+            for (slot, name) in self.sources.iter().enumerate() {
+                slots[slot] = record.fields.get(name);
+            }
+        }
+        let mut fields = Vec::with_capacity(self.rules.len());
+        let mut errors = Vec::new();
+        for rule in &self.rules {
+            let input = match &*rule.sources {
+                [one] => match slots[*one as usize] {
+                    Some(v) => match run_ref(rule, v) {
+                        Ok(value) => {
+                            fields.push((rule.target.clone(), value));
+                            continue;
+                        }
+                        Err(e) => {
+                            errors.push(FieldError {
+                                field: rule.target.clone(),
+                                message: e.0,
+                            });
+                            continue;
+                        }
+                    },
+                    None if rule.fills_missing => transform::null(),
+                    None => continue,
+                },
+                many => {
+                    let mut any = false;
+                    let values = many
+                        .iter()
+                        .map(|&slot| match slots[slot as usize] {
+                            Some(v) => {
+                                any = true;
+                                v.clone()
+                            }
+                            None => transform::null(),
+                        })
+                        .collect();
+                    if !any && !rule.fills_missing {
+                        continue;
+                    }
+                    transform::list(values)
+                }
+            };
+            match run(rule, input) {
+                Ok(value) => fields.push((rule.target.clone(), value)),
+                Err(e) => errors.push(FieldError {
+                    field: rule.target.clone(),
+                    message: e.0,
+                }),
+            }
+        }
+        MappedRecord {
+            object: object.clone(),
+            id: record.id.clone(),
+            fields,
+            errors,
+            system_modstamp: record.system_modstamp,
+            deleted: record.deleted,
+        }
+    }
+}
+
+/// Runs a rule on a borrowed source value: the first step reads it in place.
+fn run_ref(rule: &Rule, value: &Value) -> Result<Value, TransformError> {
+    match rule.steps.split_first() {
+        None => finish(rule, value.clone()),
+        Some((first, rest)) => {
+            let mut value = first.apply_ref(value)?;
+            for step in rest {
+                value = step.apply(value)?;
+            }
+            finish(rule, value)
+        }
+    }
+}
+
+fn run(rule: &Rule, mut value: Value) -> Result<Value, TransformError> {
+    for step in &rule.steps {
+        value = step.apply(value)?;
+    }
+    finish(rule, value)
+}
+
+/// Coerces a rule's last value to the target type.
+fn finish(rule: &Rule, value: Value) -> Result<Value, TransformError> {
+    match rule.coerce {
+        // Fast path: text into a text field needs no conversion.
+        Some(
+            FieldType::String
+            | FieldType::TextArea
+            | FieldType::Email
+            | FieldType::Phone
+            | FieldType::Url
+            | FieldType::Picklist
+            | FieldType::Id
+            | FieldType::Reference,
+        ) if matches!(value.kind, Some(Kind::StringValue(_))) => Ok(value),
+        Some(ty) => transform::coerce(value, ty),
+        None => Ok(value),
+    }
+}
+
+/// One object of a plan, compiled.
+#[derive(Debug, Clone)]
+pub struct CompiledObject {
+    object: Arc<str>,
+    provider_object: Arc<str>,
+    external_id_field: String,
+    inbound: Rules,
+    outbound: Rules,
+}
+
+impl CompiledObject {
+    fn compile(plan: &ObjectPlan) -> Result<Self, CompileError> {
+        Ok(Self {
+            object: Arc::from(plan.object.as_str()),
+            provider_object: Arc::from(plan.provider_object.as_str()),
+            external_id_field: plan.external_id_field.clone(),
+            inbound: Rules::compile(&plan.object, Direction::Inbound, &plan.inbound)?,
+            outbound: Rules::compile(&plan.object, Direction::Outbound, &plan.outbound)?,
+        })
+    }
+
+    /// The model object key.
+    pub fn object(&self) -> &str {
+        &self.object
+    }
+
+    /// The CRM object.
+    pub fn provider_object(&self) -> &str {
+        &self.provider_object
+    }
+
+    /// The provider field used to match records on outbound upserts ("" if none).
+    pub fn external_id_field(&self) -> &str {
+        &self.external_id_field
+    }
+
+    /// The rules of one direction.
+    pub fn rules(&self, direction: Direction) -> &Rules {
+        match direction {
+            Direction::Inbound => &self.inbound,
+            Direction::Outbound => &self.outbound,
+        }
+    }
+
+    /// Maps a provider record to a model record.
+    pub fn apply_inbound(&self, record: &Record) -> MappedRecord {
+        self.inbound.apply(&self.object, record)
+    }
+
+    /// Maps a model record to a provider record.
+    pub fn apply_outbound(&self, record: &Record) -> MappedRecord {
+        self.outbound.apply(&self.provider_object, record)
+    }
+}
+
+/// An immutable compiled mapping plan; cache it by (connection, plan version).
+#[derive(Debug, Clone)]
+pub struct CompiledPlan {
+    connection_id: String,
+    plan_version: i64,
+    objects: Vec<CompiledObject>,
+    by_object: HashMap<String, usize>,
+    by_provider_object: HashMap<String, usize>,
+}
+
+impl CompiledPlan {
+    /// Compiles every object's rules; fails on the first malformed rule.
+    pub fn compile(plan: &MappingPlan) -> Result<Self, CompileError> {
+        let objects = plan
+            .objects
+            .iter()
+            .map(CompiledObject::compile)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut by_object = HashMap::new();
+        let mut by_provider_object = HashMap::new();
+        for (i, o) in objects.iter().enumerate() {
+            by_object.entry(o.object.to_string()).or_insert(i);
+            by_provider_object
+                .entry(o.provider_object.to_string())
+                .or_insert(i);
+        }
+        Ok(Self {
+            connection_id: plan.connection_id.clone(),
+            plan_version: plan.plan_version,
+            objects,
+            by_object,
+            by_provider_object,
+        })
+    }
+
+    pub fn connection_id(&self) -> &str {
+        &self.connection_id
+    }
+
+    pub fn plan_version(&self) -> i64 {
+        self.plan_version
+    }
+
+    /// The compiled objects, in plan order.
+    pub fn objects(&self) -> &[CompiledObject] {
+        &self.objects
+    }
+
+    /// One object by its model key.
+    pub fn object(&self, object: &str) -> Option<&CompiledObject> {
+        self.by_object.get(object).map(|&i| &self.objects[i])
+    }
+
+    /// One object by its CRM object name (the first, if several model objects share it).
+    pub fn object_for_provider(&self, provider_object: &str) -> Option<&CompiledObject> {
+        self.by_provider_object
+            .get(provider_object)
+            .map(|&i| &self.objects[i])
+    }
+
+    /// Maps a provider record (its `object` is the CRM object) to a model record.
+    pub fn apply_inbound(&self, record: &Record) -> Result<MappedRecord, UnknownObject> {
+        self.object_for_provider(&record.object)
+            .map(|o| o.apply_inbound(record))
+            .ok_or_else(|| UnknownObject(record.object.clone()))
+    }
+
+    /// Maps a model record (its `object` is the model object) to a provider record.
+    pub fn apply_outbound(&self, record: &Record) -> Result<MappedRecord, UnknownObject> {
+        self.object(&record.object)
+            .map(|o| o.apply_outbound(record))
+            .ok_or_else(|| UnknownObject(record.object.clone()))
+    }
+}

@@ -1,0 +1,325 @@
+//! Properties of compiled plans: invertible transforms round-trip, unmapped fields are
+//! never written.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashMap};
+
+use proptest::prelude::*;
+use prost_types::Value;
+use prost_types::value::Kind;
+use syncline_mapping_plan::CompiledPlan;
+use syncline_mapping_plan::transform::{self, Step, compile, list, number, string};
+use syncline_proto::common::v1::Record;
+use syncline_proto::mapping::v1::transform as pb;
+use syncline_proto::mapping::v1::{CompiledFieldRule, MappingPlan, ObjectPlan, Transform};
+use syncline_proto::schema::v1::FieldType;
+
+fn step(kind: pb::Kind) -> Step {
+    compile(&Transform { kind: Some(kind) }).unwrap()
+}
+
+fn text(v: &Value) -> String {
+    match &v.kind {
+        Some(Kind::StringValue(s)) => s.clone(),
+        other => panic!("not text: {other:?}"),
+    }
+}
+
+fn date(input: &str, output: &str, zone: &str) -> Step {
+    step(pb::Kind::FormatDate(pb::FormatDate {
+        input_format: input.into(),
+        output_format: output.into(),
+        time_zone: zone.into(),
+    }))
+}
+
+fn rule(source: &str, target: &str, transforms: Vec<Transform>) -> CompiledFieldRule {
+    CompiledFieldRule {
+        source_fields: vec![source.into()],
+        target_field: target.into(),
+        target_type: FieldType::Unspecified as i32,
+        transforms,
+    }
+}
+
+fn record(object: &str, fields: impl IntoIterator<Item = (String, Value)>) -> Record {
+    Record {
+        object: object.into(),
+        id: "1".into(),
+        fields: fields.into_iter().collect(),
+        ..Record::default()
+    }
+}
+
+/// A scalar JSON-like value.
+fn scalar() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(transform::null()),
+        any::<bool>().prop_map(transform::boolean),
+        (-1e9f64..1e9).prop_map(number),
+        ".{0,12}".prop_map(string),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn bijective_picklist_maps_round_trip(
+        pairs in proptest::collection::btree_map("[A-Za-z ]{1,8}", "[a-z_]{1,8}", 1..8),
+        pick in any::<proptest::sample::Index>(),
+    ) {
+        // Keep only a bijection: drop pairs whose target repeats.
+        let mut inverse = BTreeMap::new();
+        for (k, v) in &pairs {
+            inverse.entry(v.clone()).or_insert_with(|| k.clone());
+        }
+        let forward: HashMap<String, String> =
+            inverse.iter().map(|(v, k)| (k.clone(), v.clone())).collect();
+        let backward: HashMap<String, String> = inverse.clone().into_iter().collect();
+        let there = step(pb::Kind::PicklistMap(pb::PicklistMap {
+            values: forward.clone(),
+            unmapped: pb::UnmappedValue::Reject as i32,
+            default_value: String::new(),
+        }));
+        let back = step(pb::Kind::PicklistMap(pb::PicklistMap {
+            values: backward,
+            unmapped: pb::UnmappedValue::Reject as i32,
+            default_value: String::new(),
+        }));
+        let keys: Vec<&String> = forward.keys().collect();
+        let original = keys[pick.index(keys.len())].clone();
+        let mapped = there.apply(string(original.clone())).unwrap();
+        prop_assert_eq!(text(&back.apply(mapped).unwrap()), original);
+    }
+
+    #[test]
+    fn case_changes_round_trip_where_invertible(word in "[a-z]{0,12}( [a-z]{1,12}){0,3}") {
+        let upper = step(pb::Kind::ChangeCase(pb::ChangeCase { case: pb::Case::Upper as i32 }));
+        let lower = step(pb::Kind::ChangeCase(pb::ChangeCase { case: pb::Case::Lower as i32 }));
+        let title = step(pb::Kind::ChangeCase(pb::ChangeCase { case: pb::Case::Title as i32 }));
+        let up = upper.apply(string(word.clone())).unwrap();
+        prop_assert_eq!(text(&lower.apply(up).unwrap()), word.clone());
+        let titled = title.apply(string(word.clone())).unwrap();
+        prop_assert_eq!(text(&lower.apply(titled).unwrap()), word);
+    }
+
+    #[test]
+    fn dates_round_trip_through_a_pattern(days in 0i64..80_000, secs in 0u32..86_400, offset_h in -12i32..=12) {
+        let day = chrono::NaiveDate::from_ymd_opt(1900, 1, 1).unwrap() + chrono::Days::new(days as u64);
+        let iso = day.format("%Y-%m-%d").to_string();
+        let to_us = date("", "%m/%d/%Y", "");
+        let from_us = date("%m/%d/%Y", "", "");
+        let us = to_us.apply(string(iso.clone())).unwrap();
+        prop_assert_eq!(text(&from_us.apply(us).unwrap()), iso);
+
+        let zone = format!("{}{:02}:00", if offset_h < 0 { '-' } else { '+' }, offset_h.abs());
+        let instant = day.and_hms_opt(secs / 3600, (secs / 60) % 60, secs % 60).unwrap().and_utc();
+        let rfc = instant.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let local = date("", "%Y-%m-%d %H:%M:%S %z", &zone).apply(string(rfc.clone())).unwrap();
+        let back = date("%Y-%m-%d %H:%M:%S %z", "", "").apply(local).unwrap();
+        prop_assert_eq!(text(&back), rfc);
+    }
+
+    #[test]
+    fn percent_scaling_round_trips_at_its_precision(cents in -10_000_000i64..10_000_000) {
+        let fraction = cents as f64 / 10_000.0; // e.g. 0.1234 = 12.34 %
+        let to_percent = step(pb::Kind::FormatNumber(pb::FormatNumber {
+            multiplier: 100.0, decimal_places: Some(2), rounding: 0, as_string: true,
+        }));
+        let to_fraction = step(pb::Kind::FormatNumber(pb::FormatNumber {
+            multiplier: 0.01, decimal_places: Some(4), rounding: 0, as_string: false,
+        }));
+        let percent = to_percent.apply(number(fraction)).unwrap();
+        let back = to_fraction.apply(percent).unwrap();
+        prop_assert_eq!(back, number(fraction));
+    }
+
+    #[test]
+    fn split_inverts_concatenate(parts in proptest::collection::vec("[^|]{0,8}", 1..6), sep in "[|]{1,2}") {
+        let join = step(pb::Kind::Concatenate(pb::Concatenate { separator: sep.clone(), skip_empty: false }));
+        let joined = join.apply(list(parts.iter().cloned().map(string).collect())).unwrap();
+        for (i, part) in parts.iter().enumerate() {
+            // A separator of `||` could also occur across two `|`-free parts only if a part
+            // were empty next to another `|`: parts hold no `|`, so the split is exact.
+            let split = step(pb::Kind::Split(pb::Split { separator: sep.clone(), index: i as i32 }));
+            prop_assert_eq!(text(&split.apply(joined.clone()).unwrap()), part.clone());
+        }
+    }
+
+    #[test]
+    fn unmapped_fields_are_never_written(
+        mapped in proptest::collection::btree_map("[a-z]{1,6}", scalar(), 0..6),
+        extra in proptest::collection::btree_map("[A-Z_]{1,10}", scalar(), 0..10),
+    ) {
+        let rules: Vec<CompiledFieldRule> = mapped
+            .keys()
+            .map(|k| rule(k, &format!("m_{k}"), vec![]))
+            .collect();
+        let plan = CompiledPlan::compile(&MappingPlan {
+            objects: vec![ObjectPlan {
+                object: "contact".into(),
+                provider_object: "Contact".into(),
+                inbound: rules,
+                ..ObjectPlan::default()
+            }],
+            ..MappingPlan::default()
+        })
+        .unwrap();
+        let with_extra = record(
+            "Contact",
+            mapped.clone().into_iter().chain(extra.clone()),
+        );
+        let without = record("Contact", mapped.clone());
+        let out = plan.apply_inbound(&with_extra).unwrap();
+        for (name, _) in &out.fields {
+            prop_assert!(name.starts_with("m_"), "wrote unmapped field {name}");
+            prop_assert!(mapped.contains_key(&name[2..]));
+        }
+        prop_assert_eq!(out, plan.apply_inbound(&without).unwrap());
+    }
+
+    #[test]
+    fn invertible_plans_round_trip_whole_records(
+        email in "[a-z]{1,8}@[a-z]{1,8}\\.com",
+        status in prop_oneof![Just("Open"), Just("Closed")],
+        day in 0u64..40_000,
+    ) {
+        let picklist = |pairs: &[(&str, &str)]| Transform {
+            kind: Some(pb::Kind::PicklistMap(pb::PicklistMap {
+                values: pairs.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect(),
+                unmapped: pb::UnmappedValue::Reject as i32,
+                default_value: String::new(),
+            })),
+        };
+        let date_t = |i: &str, o: &str| Transform {
+            kind: Some(pb::Kind::FormatDate(pb::FormatDate {
+                input_format: i.into(), output_format: o.into(), time_zone: String::new(),
+            })),
+        };
+        let plan = CompiledPlan::compile(&MappingPlan {
+            objects: vec![ObjectPlan {
+                object: "ticket".into(),
+                provider_object: "Case".into(),
+                inbound: vec![
+                    rule("Email", "email", vec![]),
+                    rule("Status", "status", vec![picklist(&[("Open", "open"), ("Closed", "closed")])]),
+                    rule("Due", "due", vec![date_t("%d/%m/%Y", "")]),
+                ],
+                outbound: vec![
+                    rule("email", "Email", vec![]),
+                    rule("status", "Status", vec![picklist(&[("open", "Open"), ("closed", "Closed")])]),
+                    rule("due", "Due", vec![date_t("", "%d/%m/%Y")]),
+                ],
+                ..ObjectPlan::default()
+            }],
+            ..MappingPlan::default()
+        })
+        .unwrap();
+        let due = (chrono::NaiveDate::from_ymd_opt(1990, 1, 1).unwrap() + chrono::Days::new(day))
+            .format("%d/%m/%Y")
+            .to_string();
+        let provider = record("Case", [
+            ("Email".to_owned(), string(email)),
+            ("Status".to_owned(), string(status)),
+            ("Due".to_owned(), string(due)),
+        ]);
+        let model = plan.apply_inbound(&provider).unwrap();
+        prop_assert!(model.errors.is_empty());
+        let back = plan.apply_outbound(&model.into_record()).unwrap().into_record();
+        prop_assert_eq!(back.fields, provider.fields);
+    }
+}
+
+#[test]
+fn a_failing_field_is_reported_and_left_out() {
+    let plan = CompiledPlan::compile(&MappingPlan {
+        objects: vec![ObjectPlan {
+            object: "deal".into(),
+            provider_object: "Opportunity".into(),
+            inbound: vec![
+                CompiledFieldRule {
+                    target_type: FieldType::Integer as i32,
+                    ..rule("Amount", "amount", vec![])
+                },
+                rule("Name", "name", vec![]),
+            ],
+            ..ObjectPlan::default()
+        }],
+        ..MappingPlan::default()
+    })
+    .unwrap();
+    let out = plan
+        .apply_inbound(&record(
+            "Opportunity",
+            [
+                ("Amount".to_owned(), string("12.5")),
+                ("Name".to_owned(), string("Big")),
+            ],
+        ))
+        .unwrap();
+    assert_eq!(out.get("name"), Some(&string("Big")));
+    assert!(out.get("amount").is_none());
+    assert_eq!(out.errors.len(), 1);
+    assert_eq!(&*out.errors[0].field, "amount");
+    assert!(out.errors[0].message.contains("whole number"));
+}
+
+#[test]
+fn malformed_rules_fail_compilation_naming_the_rule() {
+    let bad = |rule: CompiledFieldRule| {
+        CompiledPlan::compile(&MappingPlan {
+            objects: vec![ObjectPlan {
+                object: "contact".into(),
+                inbound: vec![rule],
+                ..ObjectPlan::default()
+            }],
+            ..MappingPlan::default()
+        })
+        .unwrap_err()
+    };
+    let several = bad(CompiledFieldRule {
+        source_fields: vec!["FirstName".into(), "LastName".into()],
+        ..rule("x", "name", vec![])
+    });
+    assert!(several.message.contains("concatenate"), "{several}");
+    let split = bad(rule(
+        "Name",
+        "first",
+        vec![Transform {
+            kind: Some(pb::Kind::Split(pb::Split {
+                separator: String::new(),
+                index: 0,
+            })),
+        }],
+    ));
+    assert_eq!(split.target_field, "first");
+    assert!(split.to_string().contains("separator"));
+}
+
+#[test]
+fn default_fills_a_missing_source_and_absent_fields_are_skipped() {
+    let plan = CompiledPlan::compile(&MappingPlan {
+        objects: vec![ObjectPlan {
+            object: "contact".into(),
+            provider_object: "Contact".into(),
+            inbound: vec![
+                rule(
+                    "LeadSource",
+                    "source",
+                    vec![Transform {
+                        kind: Some(pb::Kind::DefaultValue(pb::DefaultValue {
+                            value: Some(string("web")),
+                        })),
+                    }],
+                ),
+                rule("Phone", "phone", vec![]),
+            ],
+            ..ObjectPlan::default()
+        }],
+        ..MappingPlan::default()
+    })
+    .unwrap();
+    let out = plan.apply_inbound(&record("Contact", [])).unwrap();
+    assert_eq!(out.fields.len(), 1);
+    assert_eq!(out.get("source"), Some(&string("web")));
+}
