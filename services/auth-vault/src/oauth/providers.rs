@@ -209,6 +209,8 @@ struct RawToken {
     id: Option<String>,
     scope: Option<String>,
     hub_id: Option<u64>,
+    issued_at: Option<String>,
+    signature: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -262,7 +264,8 @@ impl OAuthClient {
         if let Some(verifier) = code_verifier {
             form.push(("code_verifier", verifier));
         }
-        self.token(kind, token_url, &form, false).await
+        self.token(kind, token_url, client.client_secret, &form, false)
+            .await
     }
 
     /// Refreshes with a refresh token.
@@ -279,13 +282,15 @@ impl OAuthClient {
             ("client_id", client.client_id),
             ("client_secret", client.client_secret.expose_secret()),
         ];
-        self.token(kind, token_url, &form, true).await
+        self.token(kind, token_url, client.client_secret, &form, true)
+            .await
     }
 
     async fn token(
         &self,
         kind: ProviderKind,
         token_url: &url::Url,
+        client_secret: &SecretString,
         form: &[(&str, &str)],
         refreshing: bool,
     ) -> Result<TokenGrant, ProviderError> {
@@ -327,6 +332,14 @@ impl OAuthClient {
         };
         match kind {
             ProviderKind::Salesforce => {
+                if let (Some(id), Some(issued_at), Some(signature)) =
+                    (&raw.id, &raw.issued_at, &raw.signature)
+                    && !salesforce_signature_valid(client_secret, id, issued_at, signature)
+                {
+                    return Err(ProviderError::Unavailable(
+                        "the token answer's signature does not match".into(),
+                    ));
+                }
                 grant.expires_in = None;
                 grant.instance_url = raw.instance_url.unwrap_or_default();
                 grant.external_account_id =
@@ -418,6 +431,24 @@ fn classify_error(status: reqwest::StatusCode, body: &[u8], refreshing: bool) ->
     }
 }
 
+/// Salesforce signs `id ‖ issued_at` with the consumer secret (HMAC-SHA256, base64): a
+/// token answer that does not verify did not come from the org our app talks to.
+fn salesforce_signature_valid(
+    client_secret: &SecretString,
+    id: &str,
+    issued_at: &str,
+    signature: &str,
+) -> bool {
+    use aws_lc_rs::hmac;
+    use base64::Engine as _;
+    let Ok(tag) = base64::engine::general_purpose::STANDARD.decode(signature) else {
+        return false;
+    };
+    let key = hmac::Key::new(hmac::HMAC_SHA256, client_secret.expose_secret().as_bytes());
+    let message = format!("{id}{issued_at}");
+    hmac::verify(&key, message.as_bytes(), &tag).is_ok()
+}
+
 /// `https://login.salesforce.com/id/00D…/005…` → `00D…`.
 fn salesforce_org_id(identity_url: &str) -> String {
     let segments: Vec<&str> = identity_url
@@ -497,6 +528,42 @@ mod tests {
             "00D000000000001AAA"
         );
         assert_eq!(salesforce_org_id("garbage"), "");
+    }
+
+    #[test]
+    fn salesforce_signatures_are_checked_with_the_consumer_secret() {
+        use aws_lc_rs::hmac;
+        use base64::Engine as _;
+        let secret = SecretString::from("consumer-secret".to_owned());
+        let id = "https://login.salesforce.com/id/00Dx/005x";
+        let key = hmac::Key::new(hmac::HMAC_SHA256, b"consumer-secret");
+        let tag = hmac::sign(&key, format!("{id}1700000000000").as_bytes());
+        let signature = base64::engine::general_purpose::STANDARD.encode(tag.as_ref());
+        assert!(salesforce_signature_valid(
+            &secret,
+            id,
+            "1700000000000",
+            &signature
+        ));
+        assert!(!salesforce_signature_valid(
+            &secret,
+            id,
+            "1700000000001",
+            &signature
+        ));
+        let other = SecretString::from("other".to_owned());
+        assert!(!salesforce_signature_valid(
+            &other,
+            id,
+            "1700000000000",
+            &signature
+        ));
+        assert!(!salesforce_signature_valid(
+            &secret,
+            id,
+            "1700000000000",
+            "%%%"
+        ));
     }
 
     #[test]
