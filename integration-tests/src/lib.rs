@@ -201,6 +201,16 @@ impl TestSuite {
         caller.request(&context, message).unwrap()
     }
 
+    /// The sync-engine's delivery engine running in this suite: its change log (to append
+    /// changes as the CRM readers will) and its webhook dispatcher.
+    pub fn sync_engine(&self) -> syncline_sync_engine::Engine {
+        let addr = self
+            .suite
+            .addr(ServiceName::SyncEngine)
+            .expect("the suite runs sync-engine");
+        syncline_sync_engine::running(addr).expect("sync-engine registered its engine")
+    }
+
     /// Stops every service and removes the test's database.
     pub async fn stop(self) {
         self.shutdown.cancel();

@@ -5,6 +5,7 @@
 
 mod auth;
 mod connect;
+mod delivery;
 mod isolation;
 mod reachability;
 mod tracing_spans;

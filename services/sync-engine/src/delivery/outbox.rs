@@ -95,7 +95,8 @@ pub async fn enqueue(
                 .bind(PENDING)
                 .bind(0_i32)
                 .bind(0_i32)
-                .bind(now)
+                // Due at once, whatever the dispatcher's clock says.
+                .bind(0_i64)
                 .bind(0_i64)
                 .bind("")
                 .bind("")
