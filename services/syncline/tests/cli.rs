@@ -172,3 +172,147 @@ async fn serve_names_an_unknown_service_and_requires_the_internal_secret() {
     let text = String::from_utf8(output.stderr).unwrap();
     assert!(text.contains("internal_auth.secret"), "{text}");
 }
+
+/// A free loopback port (bound, read, released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The distributed mode: six `syncline serve` processes sharing one PostgreSQL database and
+/// one internal secret; a call through the gateway process reaches a backend process, and
+/// a tenant's write is read back through another connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_serve_processes_on_postgres_work_as_one_suite() {
+    use syncline_proto::conflict::v1::conflict_service_client::ConflictServiceClient;
+    use syncline_proto::conflict::v1::{GetPolicyRequest, Policy, Strategy, UpdatePolicyRequest};
+
+    let Some(url) = syncline_test_support::postgres::url_or_skip("distributed suite").await else {
+        return;
+    };
+    let prefix = format!("cli{}_", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let jwt_secret = "distributed-test-jwt-secret-0123456789abcdef";
+    let services = [
+        ("auth-vault", "AUTH_VAULT"),
+        ("schema-discovery", "SCHEMA_DISCOVERY"),
+        ("mapping", "MAPPING"),
+        ("sync-engine", "SYNC_ENGINE"),
+        ("conflict-resolver", "CONFLICT_RESOLVER"),
+        ("gateway", "GATEWAY"),
+    ];
+    let ports: Vec<u16> = services.iter().map(|_| free_port()).collect();
+    let mut children = Vec::new();
+    for (name, _) in services {
+        let mut command = syncline();
+        command
+            .args(["serve", name])
+            .env("SYNCLINE_STORAGE__DATABASE_URL", &url)
+            .env("SYNCLINE_STORAGE__SCHEMA_PREFIX", &prefix)
+            .env(
+                "SYNCLINE_INTERNAL_AUTH__SECRET",
+                "distributed-test-internal-secret-0123456789",
+            )
+            .env("SYNCLINE_GATEWAY__JWT__HS256_SECRET", jwt_secret)
+            .env("SYNCLINE_TELEMETRY__LOG_FORMAT", "json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for ((_, key), port) in services.iter().zip(&ports) {
+            command.env(
+                format!("SYNCLINE_{key}__LISTEN_ADDR"),
+                format!("127.0.0.1:{port}"),
+            );
+            if *key != "GATEWAY" {
+                command.env(
+                    format!("SYNCLINE_GATEWAY__BACKENDS__{key}"),
+                    format!("http://127.0.0.1:{port}"),
+                );
+            }
+        }
+        children.push(command.spawn().unwrap());
+    }
+    let gateway = format!("http://127.0.0.1:{}", ports[5]);
+
+    // Each process logs `listening` once it has migrated its schema and serves.
+    for (child, (name, _)) in children.iter_mut().zip(services) {
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if line.contains("\"listening\"") {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(ready, Ok(true), "{name} did not come up");
+        // Keep draining so the process never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    }
+
+    let token = |tenant: &str| {
+        syncline_test_support::tokens::sign(
+            &syncline_test_support::tokens::claims("p1", tenant),
+            jwt_secret,
+        )
+    };
+    fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        request
+    }
+    let channel = tonic::transport::Channel::from_shared(gateway)
+        .unwrap()
+        .connect_lazy();
+    let mut client = ConflictServiceClient::new(channel);
+    client
+        .update_policy(authed(
+            &token("acme"),
+            UpdatePolicyRequest {
+                policy: Some(Policy {
+                    default_strategy: Strategy::FieldLevelMerge as i32,
+                    ..Default::default()
+                }),
+                update_mask: None,
+            },
+        ))
+        .await
+        .expect("write through the gateway process");
+    let read = |tenant: &'static str| {
+        let mut client = client.clone();
+        let message = authed(&token(tenant), GetPolicyRequest {});
+        async move {
+            client
+                .get_policy(message)
+                .await
+                .unwrap()
+                .into_inner()
+                .policy
+                .unwrap()
+                .default_strategy
+        }
+    };
+    assert_eq!(read("acme").await, Strategy::FieldLevelMerge as i32);
+    assert_eq!(read("globex").await, Strategy::LastWriteWins as i32);
+
+    for child in &children {
+        let pid = child.id().unwrap().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap();
+    }
+    for mut child in children {
+        let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .expect("serve stops after SIGTERM")
+            .unwrap();
+        assert!(status.success(), "exit status {status}");
+    }
+    syncline_storage::drop_schemas(&url, &prefix).await.unwrap();
+}
