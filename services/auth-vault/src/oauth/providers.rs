@@ -305,7 +305,7 @@ impl OAuthClient {
         let status = response.status();
         let body = response.bytes().await.map_err(transport)?;
         if !status.is_success() {
-            return Err(classify_error(status, &body, refreshing));
+            return Err(classify_error(status, &body));
         }
         let raw: RawToken = serde_json::from_slice(&body).map_err(|_| {
             ProviderError::Unavailable("the token endpoint answered malformed json".into())
@@ -399,7 +399,7 @@ impl OAuthClient {
     }
 }
 
-fn classify_error(status: reqwest::StatusCode, body: &[u8], refreshing: bool) -> ProviderError {
+fn classify_error(status: reqwest::StatusCode, body: &[u8]) -> ProviderError {
     let raw: Option<RawError> = serde_json::from_slice(body).ok();
     let (code, description) = match &raw {
         Some(e) => (
@@ -422,7 +422,9 @@ fn classify_error(status: reqwest::StatusCode, body: &[u8], refreshing: bool) ->
         code.as_str(),
         "invalid_grant" | "BAD_REFRESH_TOKEN" | "BAD_AUTH_CODE" | "EXPIRED_AUTH_CODE"
     );
-    if invalid_grant || (refreshing && status == reqwest::StatusCode::UNAUTHORIZED) {
+    // Only the provider's explicit word moves a connection to NEEDS_REAUTH: a bare 401 or
+    // 403 may come from a proxy or a misconfigured app, which the customer cannot fix.
+    if invalid_grant {
         ProviderError::InvalidGrant(text)
     } else if code.is_empty() {
         ProviderError::Rejected(format!("http {}", status.as_u16()))
@@ -571,22 +573,26 @@ mod tests {
         use reqwest::StatusCode as S;
         let sf = br#"{"error":"invalid_grant","error_description":"expired access/refresh token"}"#;
         assert!(matches!(
-            classify_error(S::BAD_REQUEST, sf, true),
+            classify_error(S::BAD_REQUEST, sf),
             ProviderError::InvalidGrant(_)
         ));
         let hs = br#"{"status":"BAD_REFRESH_TOKEN","message":"missing or invalid refresh token"}"#;
         assert!(matches!(
-            classify_error(S::BAD_REQUEST, hs, true),
+            classify_error(S::BAD_REQUEST, hs),
             ProviderError::InvalidGrant(_)
         ));
         let client =
             br#"{"error":"invalid_client","error_description":"invalid client credentials"}"#;
         assert!(matches!(
-            classify_error(S::BAD_REQUEST, client, false),
+            classify_error(S::BAD_REQUEST, client),
             ProviderError::Rejected(_)
         ));
         assert!(matches!(
-            classify_error(S::BAD_GATEWAY, b"<html>", true),
+            classify_error(S::UNAUTHORIZED, b"<html>"),
+            ProviderError::Rejected(_)
+        ));
+        assert!(matches!(
+            classify_error(S::BAD_GATEWAY, b"<html>"),
             ProviderError::Unavailable(_)
         ));
     }
