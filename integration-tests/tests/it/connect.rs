@@ -680,6 +680,33 @@ async fn a_revoked_refresh_token_affects_only_its_connection(storage: Storage) {
         ConnectionStatus::Active as i32
     );
 
+    // acme's HubSpot connection is another connection: untouched until HubSpot revokes it.
+    let hs = &sandboxes.hubspot;
+    let hs_app = create_app(
+        &suite,
+        &acme,
+        Provider::Hubspot,
+        hs.base_url(),
+        syncline_crm_sandbox::hubspot::DEMO_CLIENT_ID,
+        syncline_crm_sandbox::hubspot::DEMO_CLIENT_SECRET,
+        &["oauth"],
+    )
+    .await;
+    let started = start(&suite, &acme, &hs_app.id, "").await;
+    let (status, _) = callback(&authorize(&suite, &started.authorization_url).await).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let h = started.connection_id;
+    expire_soon(&suite, &h).await;
+    assert_eq!(token(&suite, &acme, &h).await.unwrap().version, 2);
+    hs.admin().revoke_refresh_tokens(DEMO_PORTAL_ID).unwrap();
+    set_expiry(&suite, &h, -1000).await;
+    let status = token(&suite, &acme, &h).await.unwrap_err();
+    assert_eq!(crate::reason(&status), "NEEDS_REAUTH");
+    assert_eq!(
+        connection(&suite, &globex, &b).await.unwrap().status,
+        ConnectionStatus::Active as i32
+    );
+
     // Re-authorizing with another Salesforce org is refused: the connection stays as it was.
     let wrong = start(&suite, &acme, &app_a.id, &a).await;
     let url = format!("{}&org=globex", wrong.authorization_url);
