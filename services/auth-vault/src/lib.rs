@@ -25,8 +25,6 @@ mod test_db;
 mod tokens;
 mod vault;
 
-pub use connect::reasons as state_reasons;
-
 use std::sync::Arc;
 
 use syncline_config::{ServiceName, SynclineConfig};
