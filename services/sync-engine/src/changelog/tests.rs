@@ -368,3 +368,28 @@ async fn retention_removes_old_changes_and_expires_older_cursors() {
     )
     .await;
 }
+
+#[test]
+fn multi_row_inserts_number_placeholders_row_by_row() {
+    assert_eq!(value_rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
+    assert_eq!(value_rows(1, 1), "($1)");
+}
+
+#[test]
+fn the_notifier_wakes_only_the_tenant_appended_to() {
+    let notifier = Notifier::default();
+    let acme = tenant("p1", "acme");
+    let mut acme_rx = notifier.subscribe(&acme);
+    let globex_rx = notifier.subscribe(&tenant("p1", "globex"));
+    notifier.publish(&acme, 7);
+    assert!(acme_rx.has_changed().unwrap());
+    assert_eq!(*acme_rx.borrow_and_update(), 7);
+    assert!(!globex_rx.has_changed().unwrap());
+    drop((acme_rx, globex_rx));
+    notifier.publish(&acme, 8);
+    assert_eq!(
+        notifier.senders.lock().unwrap().len(),
+        1,
+        "a sender without receivers is dropped on the next publish"
+    );
+}
