@@ -338,10 +338,15 @@ impl Dispatcher {
             let settings = self.settings();
             let mut wait = settings.options.poll_interval;
             if !self.manual.load(Ordering::SeqCst) {
-                if let Err(error) = self.run_due().await {
-                    tracing::warn!(%error, "webhook dispatch pass failed");
-                }
-                match outbox::next_due(&self.db).await {
+                // After a failed pass, wait the poll interval before trying again.
+                let next_due = match self.run_due().await {
+                    Ok(_) => outbox::next_due(&self.db).await,
+                    Err(error) => {
+                        tracing::warn!(%error, "webhook dispatch pass failed");
+                        Ok(None)
+                    }
+                };
+                match next_due {
                     Ok(Some(due)) => {
                         let until = due.saturating_sub(settings.clock.now_ms()).max(0);
                         wait = wait.min(Duration::from_millis(u64::try_from(until).unwrap_or(0)));
