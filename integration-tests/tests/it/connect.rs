@@ -333,6 +333,20 @@ async fn connect_flow_end_to_end(storage: Storage) {
     assert_eq!(count(&suite, "connections").await, rows_before.0 + 1);
     assert_eq!(sf.admin().stats("demo").unwrap().stats.code_grants, 1);
 
+    // The end user declines at the provider: a clear page, nothing activated.
+    let declined = start(&suite, &acme, &sf_app.id, "").await;
+    let url = format!("{}&deny=true", declined.authorization_url);
+    let (status, page) = callback(&authorize(&suite, &url).await).await;
+    assert_eq!(status, reqwest::StatusCode::BAD_REQUEST);
+    assert!(page.contains("access_denied"), "{page}");
+    let declined = connection(&suite, &acme, &declined.connection_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        declined.status,
+        ConnectionStatus::PendingAuthorization as i32
+    );
+
     // Re-authorizing keeps the id and configuration; connecting the same org again through
     // the same app reuses the connection instead of duplicating it.
     let again = start(&suite, &acme, &sf_app.id, &sf_connection.id).await;
