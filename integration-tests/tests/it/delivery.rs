@@ -374,7 +374,7 @@ async fn webhooks_are_signed_ordered_retried_dead_lettered_and_replayed(storage:
         ..ReplayDeadLettersRequest::default()
     };
     let none = sync
-        .replay_dead_letters(suite.as_tenant("p1", &a, replay(range(earlier.clone(), before))))
+        .replay_dead_letters(suite.as_tenant("p1", &a, replay(range(earlier, before))))
         .await
         .unwrap()
         .into_inner();
