@@ -204,11 +204,13 @@ async fn six_serve_processes_on_postgres_work_as_one_suite() {
         ("gateway", "GATEWAY"),
     ];
     let ports: Vec<u16> = services.iter().map(|_| free_port()).collect();
+    let data_dir = std::env::temp_dir().join(format!("syncline-serve-{prefix}"));
     let mut children = Vec::new();
     for (name, _) in services {
         let mut command = syncline();
         command
             .args(["serve", name])
+            .env("SYNCLINE_DATA_DIR", &data_dir)
             .env("SYNCLINE_STORAGE__DATABASE_URL", &url)
             .env("SYNCLINE_STORAGE__SCHEMA_PREFIX", &prefix)
             .env(
@@ -315,4 +317,5 @@ async fn six_serve_processes_on_postgres_work_as_one_suite() {
         assert!(status.success(), "exit status {status}");
     }
     syncline_storage::drop_schemas(&url, &prefix).await.unwrap();
+    let _ = std::fs::remove_dir_all(&data_dir);
 }
