@@ -15,8 +15,9 @@ use syncline_integration_tests::{Storage, TestSuite, spawn_suite, unique_tenant}
 use syncline_proto::common::v1::{Record, RecordOperation, TimeRange};
 use syncline_proto::sync::v1::sync_service_client::SyncServiceClient;
 use syncline_proto::sync::v1::{
-    Change, CreateWebhookEndpointRequest, ListDeadLettersRequest, ReplayDeadLettersRequest,
-    StreamChangesRequest, StreamChangesResponse, WebhookEndpoint, WebhookTopic,
+    Change, CreateWebhookEndpointRequest, GetWebhookEndpointRequest, ListDeadLettersRequest,
+    ReplayDeadLettersRequest, StreamChangesRequest, StreamChangesResponse,
+    UpdateWebhookEndpointRequest, WebhookEndpoint, WebhookTopic,
 };
 use syncline_sync_engine::delivery::signature;
 use syncline_sync_engine::delivery::{Clock, DeliveryOptions, ManualClock};
@@ -26,6 +27,7 @@ use tonic::Streaming;
 crate::both_storages!(
     changes_stream_through_the_gateway_in_order_resumable_live_and_tenant_scoped,
     webhooks_are_signed_ordered_retried_dead_lettered_and_replayed,
+    a_persistently_failing_endpoint_is_disabled_and_resumes_when_enabled,
 );
 
 fn context(tenant: &str) -> TenantContext {
@@ -403,6 +405,99 @@ async fn webhooks_are_signed_ordered_retried_dead_lettered_and_replayed(storage:
         .unwrap()
         .into_inner();
     assert!(left.dead_letters.is_empty());
+
+    suite.stop().await;
+}
+
+async fn a_persistently_failing_endpoint_is_disabled_and_resumes_when_enabled(storage: Storage) {
+    let suite = spawn_suite(storage).await;
+    let engine = suite.sync_engine();
+    let dispatcher = engine.dispatcher().clone();
+    let options = DeliveryOptions {
+        retry_schedule: Vec::new(),
+        disable_after_dead_messages: 2,
+        ..DeliveryOptions::default()
+    };
+    let clock = Arc::new(ManualClock::new(syncline_storage::now_ms()));
+    dispatcher.take_manual_control(options, clock).await;
+    let mut receiver = Receiver::start().await;
+    receiver.answer(500);
+    let a = unique_tenant("a");
+    let mut sync = SyncServiceClient::new(suite.gateway());
+    let endpoint = sync
+        .create_webhook_endpoint(suite.as_tenant(
+            "p1",
+            &a,
+            CreateWebhookEndpointRequest {
+                webhook_endpoint: Some(WebhookEndpoint {
+                    url: receiver.url.clone(),
+                    topics: vec![WebhookTopic::Changes as i32],
+                    ..WebhookEndpoint::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .webhook_endpoint
+        .unwrap();
+
+    let batch = (1..=3)
+        .map(|i| change("contact", &format!("a{i}")))
+        .collect();
+    engine.append(&context(&a), batch).await.unwrap();
+    let report = dispatcher.run_due().await.unwrap();
+    assert_eq!(
+        (report.attempted, report.dead, report.disabled),
+        (2, 2, 1),
+        "two messages die, then the endpoint is disabled before the third"
+    );
+    assert_eq!(receiver.drain().len(), 2);
+    let get = GetWebhookEndpointRequest {
+        webhook_endpoint_id: endpoint.id.clone(),
+    };
+    let stored = sync
+        .get_webhook_endpoint(suite.as_tenant("p1", &a, get))
+        .await
+        .unwrap()
+        .into_inner()
+        .webhook_endpoint
+        .unwrap();
+    assert!(stored.disabled);
+    let appended = engine
+        .append(&context(&a), vec![change("contact", "a4")])
+        .await
+        .unwrap();
+    assert_eq!(
+        appended.deliveries, 0,
+        "nothing is queued for a disabled endpoint"
+    );
+
+    receiver.answer(200);
+    sync.update_webhook_endpoint(suite.as_tenant(
+        "p1",
+        &a,
+        UpdateWebhookEndpointRequest {
+            webhook_endpoint: Some(WebhookEndpoint {
+                id: endpoint.id.clone(),
+                disabled: false,
+                ..WebhookEndpoint::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["disabled".into()],
+            }),
+        },
+    ))
+    .await
+    .unwrap();
+    let report = dispatcher.run_due().await.unwrap();
+    assert_eq!((report.attempted, report.delivered), (1, 1));
+    let resumed = receiver.drain();
+    assert_eq!(
+        resumed.iter().map(Received::sequence).collect::<Vec<_>>(),
+        ["3"],
+        "the message held back resumes"
+    );
 
     suite.stop().await;
 }
