@@ -393,3 +393,37 @@ fn the_notifier_wakes_only_the_tenant_appended_to() {
         "a sender without receivers is dropped on the next publish"
     );
 }
+
+#[tokio::test]
+async fn appends_by_another_engine_arrive_through_polling() {
+    on_every_backend(
+        "appends_by_another_engine_arrive_through_polling",
+        |log| async move {
+            // A second engine on the same database: its appends wake nothing here.
+            let other_engine = ChangeLog::new(
+                log.database().clone(),
+                Arc::default(),
+                Arc::new(Notify::new()),
+            );
+            let acme = tenant("p1", "acme");
+            let options = StreamOptions {
+                poll_interval: Some(Duration::from_millis(20)),
+                ..StreamOptions::default()
+            };
+            let mut stream = stream::open(
+                log.clone(),
+                acme.clone(),
+                StreamChangesRequest::default(),
+                options,
+            )
+            .await
+            .unwrap();
+            other_engine
+                .append(&acme, vec![change("conn_a", "contact", "c1")])
+                .await
+                .unwrap();
+            assert_eq!(record_ids(&next(&mut stream).await.changes), ["c1"]);
+        },
+    )
+    .await;
+}
