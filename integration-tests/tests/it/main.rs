@@ -7,6 +7,7 @@ mod auth;
 mod connect;
 mod delivery;
 mod isolation;
+mod mapping;
 mod reachability;
 mod tracing_spans;
 

@@ -3,10 +3,11 @@
 
 use prost::Message;
 use sqlx::Row;
+use syncline_domain::ErrorCode;
 use syncline_domain::{ApiError, TenantContext};
-use syncline_proto::mapping::v1::{Installation, Manifest};
+use syncline_proto::mapping::v1::{Installation, Manifest, MappingPlan, ObjectMapping};
 use syncline_service_kit::time;
-use syncline_storage::Database;
+use syncline_storage::{Database, now_ms};
 
 /// Manifests and installations.
 #[derive(Debug, Clone)]
@@ -92,6 +93,234 @@ impl Store {
             Ok(installation)
         })
         .transpose()
+    }
+}
+
+impl Store {
+    /// Stores `manifest` (with `content`) as the project's next version, unless the latest
+    /// version has the same content hash: then returns that one and `false`.
+    pub async fn deploy_manifest(
+        &self,
+        tenant: &TenantContext,
+        mut manifest: Manifest,
+    ) -> Result<(Manifest, bool), ApiError> {
+        let mut tx = self.db.pool().begin().await.map_err(ApiError::internal)?;
+        let latest = sqlx::query(
+            "SELECT version, manifest, deployed_at_ms FROM manifests
+             WHERE project_id = $1 ORDER BY version DESC LIMIT 1",
+        )
+        .bind(tenant.project_id.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(ApiError::internal)?;
+        let mut next = 1;
+        if let Some(row) = latest {
+            let previous = decode_manifest(&row)?;
+            if previous.content_hash == manifest.content_hash {
+                tx.rollback().await.map_err(ApiError::internal)?;
+                let mut previous = previous;
+                previous.content = manifest.content;
+                return Ok((previous, false));
+            }
+            next = previous.version + 1;
+        }
+        let now = now_ms();
+        let content = std::mem::take(&mut manifest.content);
+        let stored = Manifest {
+            version: 0,
+            content: String::new(),
+            create_time: None,
+            ..manifest.clone()
+        };
+        sqlx::query(
+            "INSERT INTO manifests (project_id, version, content, manifest, deployed_at_ms)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(tenant.project_id.as_str())
+        .bind(next)
+        .bind(content.as_str())
+        .bind(stored.encode_to_vec())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict_or_internal)?;
+        tx.commit().await.map_err(conflict_or_internal)?;
+        manifest.version = next;
+        manifest.content = content;
+        manifest.create_time = Some(time::timestamp(now));
+        Ok((manifest, true))
+    }
+
+    /// Creates or replaces the installation of one of the tenant's connections; returns
+    /// when it changed (epoch ms).
+    pub async fn put_installation(
+        &self,
+        tenant: &TenantContext,
+        installation: &Installation,
+    ) -> Result<i64, ApiError> {
+        let now = now_ms();
+        put_installation(self.db.pool(), tenant, installation, now).await?;
+        Ok(now)
+    }
+
+    /// Replaces the mappings of `objects`, then — in the same transaction — compiles the
+    /// next plan version from all of the connection's mappings with `compile` (given them
+    /// and the version) and stores it with the installation `compile` returns.
+    pub async fn save_field_mappings<F>(
+        &self,
+        tenant: &TenantContext,
+        connection_id: &str,
+        objects: &[ObjectMapping],
+        compile: F,
+    ) -> Result<MappingPlan, ApiError>
+    where
+        F: FnOnce(&[ObjectMapping], i64) -> Result<(MappingPlan, Installation), ApiError>,
+    {
+        let now = now_ms();
+        let mut tx = self.db.pool().begin().await.map_err(ApiError::internal)?;
+        for object in objects {
+            sqlx::query(
+                "INSERT INTO field_mappings
+                     (project_id, tenant_id, connection_id, object, mapping, updated_at_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (project_id, tenant_id, connection_id, object)
+                 DO UPDATE SET mapping = excluded.mapping, updated_at_ms = excluded.updated_at_ms",
+            )
+            .bind(tenant.project_id.as_str())
+            .bind(tenant.tenant_id.as_str())
+            .bind(connection_id)
+            .bind(object.object.as_str())
+            .bind(object.encode_to_vec())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(ApiError::internal)?;
+        }
+        let rows = sqlx::query(
+            "SELECT mapping FROM field_mappings
+             WHERE project_id = $1 AND tenant_id = $2 AND connection_id = $3
+             ORDER BY object",
+        )
+        .bind(tenant.project_id.as_str())
+        .bind(tenant.tenant_id.as_str())
+        .bind(connection_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(ApiError::internal)?;
+        let all = rows
+            .iter()
+            .map(|row| {
+                let bytes: Vec<u8> = row.try_get("mapping").map_err(ApiError::internal)?;
+                ObjectMapping::decode(bytes.as_slice()).map_err(ApiError::internal)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let latest: i64 = sqlx::query(
+            "SELECT COALESCE(MAX(plan_version), 0) FROM mapping_plans
+             WHERE project_id = $1 AND tenant_id = $2 AND connection_id = $3",
+        )
+        .bind(tenant.project_id.as_str())
+        .bind(tenant.tenant_id.as_str())
+        .bind(connection_id)
+        .fetch_one(&mut *tx)
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(ApiError::internal)?;
+        let (mut plan, installation) = compile(&all, latest + 1)?;
+        plan.create_time = None;
+        sqlx::query(
+            "INSERT INTO mapping_plans
+                 (project_id, tenant_id, connection_id, plan_version, plan, created_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(tenant.project_id.as_str())
+        .bind(tenant.tenant_id.as_str())
+        .bind(connection_id)
+        .bind(plan.plan_version)
+        .bind(plan.encode_to_vec())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict_or_internal)?;
+        put_installation(&mut *tx, tenant, &installation, now).await?;
+        tx.commit().await.map_err(conflict_or_internal)?;
+        plan.create_time = Some(time::timestamp(now));
+        Ok(plan)
+    }
+
+    /// One of the connection's plans (`None`: the latest).
+    pub async fn mapping_plan(
+        &self,
+        tenant: &TenantContext,
+        connection_id: &str,
+        version: Option<i64>,
+    ) -> Result<Option<MappingPlan>, ApiError> {
+        let row = sqlx::query(
+            "SELECT plan, created_at_ms FROM mapping_plans
+             WHERE project_id = $1 AND tenant_id = $2 AND connection_id = $3
+               AND ($4 = 0 OR plan_version = $4)
+             ORDER BY plan_version DESC LIMIT 1",
+        )
+        .bind(tenant.project_id.as_str())
+        .bind(tenant.tenant_id.as_str())
+        .bind(connection_id)
+        .bind(version.unwrap_or(0))
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(ApiError::internal)?;
+        row.map(|row| {
+            let bytes: Vec<u8> = row.try_get("plan").map_err(ApiError::internal)?;
+            let created: i64 = row.try_get("created_at_ms").map_err(ApiError::internal)?;
+            let mut plan = MappingPlan::decode(bytes.as_slice()).map_err(ApiError::internal)?;
+            plan.create_time = Some(time::timestamp(created));
+            Ok(plan)
+        })
+        .transpose()
+    }
+}
+
+async fn put_installation<'e, E>(
+    executor: E,
+    tenant: &TenantContext,
+    installation: &Installation,
+    now: i64,
+) -> Result<(), ApiError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let stored = Installation {
+        update_time: None,
+        ..installation.clone()
+    };
+    sqlx::query(
+        "INSERT INTO installations (project_id, tenant_id, connection_id, installation, updated_at_ms)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (project_id, tenant_id, connection_id)
+         DO UPDATE SET installation = excluded.installation, updated_at_ms = excluded.updated_at_ms",
+    )
+    .bind(tenant.project_id.as_str())
+    .bind(tenant.tenant_id.as_str())
+    .bind(installation.connection_id.as_str())
+    .bind(stored.encode_to_vec())
+    .bind(now)
+    .execute(executor)
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(())
+}
+
+/// A unique-key violation (a concurrent deployment or save took the version) is ABORTED:
+/// the caller retries; anything else is internal.
+fn conflict_or_internal(error: sqlx::Error) -> ApiError {
+    let unique = error
+        .as_database_error()
+        .is_some_and(|e| e.is_unique_violation());
+    if unique {
+        ApiError::new(
+            ErrorCode::Aborted,
+            "a concurrent change took this version; retry",
+        )
+    } else {
+        ApiError::internal(error)
     }
 }
 

@@ -1,5 +1,7 @@
 //! `syncline`: run the whole suite (`up`), one service (`serve`), or mint a dev token.
 
+mod manifest_cli;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -46,6 +48,11 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
     },
+    /// Validate or deploy an integration manifest (YAML).
+    Manifest {
+        #[command(subcommand)]
+        command: manifest_cli::ManifestCommand,
+    },
 }
 
 #[tokio::main]
@@ -86,6 +93,12 @@ async fn main() -> anyhow::Result<()> {
                 Duration::from_secs(ttl),
             )?;
             println!("{token}");
+            Ok(())
+        }
+        Command::Manifest { command } => {
+            if !manifest_cli::run(command).await? {
+                std::process::exit(1);
+            }
             Ok(())
         }
     }

@@ -319,3 +319,50 @@ async fn six_serve_processes_on_postgres_work_as_one_suite() {
     syncline_storage::drop_schemas(&url, &prefix).await.unwrap();
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+/// `syncline manifest validate`: the documented example is valid; a broken copy prints
+/// `FILE:line:column: …` per error and exits with 1.
+#[tokio::test]
+async fn manifest_validate_reports_errors_with_file_line_and_column() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/examples/manifest.yaml");
+    let output = syncline()
+        .args(["manifest", "validate", example])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{stderr}");
+    assert!(String::from_utf8(output.stdout).unwrap().contains("valid"));
+
+    let source = std::fs::read_to_string(example).unwrap();
+    let broken = source
+        .replace("type: phone", "type: fone")
+        .replace("schedule: 1h", "schedule: often");
+    let file = std::env::temp_dir().join(format!("syncline-manifest-{}.yaml", std::process::id()));
+    std::fs::write(&file, &broken).unwrap();
+    let line_of = |needle: &str| broken.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let output = syncline()
+        .args(["manifest", "validate"])
+        .arg(&file)
+        .output()
+        .await
+        .unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let name = file.display().to_string();
+    assert!(
+        stderr.contains(&format!(
+            "{name}:{}:9: error: objects.contact.fields.phone.type: `fone` is not a field type",
+            line_of("type: fone")
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{name}:{}:5: error: objects.deal.schedule:",
+            line_of("schedule: often")
+        )),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,593 @@
+//! Installations and field mappings against a manifest: defaults, validation (each
+//! violation naming its field), compilation into a `MappingPlan`, and installation state.
+//!
+//! Validation against the connection's discovered schema (provider fields exist, types
+//! compatible, targets writable) comes with schema discovery; for now mappings are checked
+//! against the manifest only, and `schema_version` is 0.
+
+use std::collections::HashSet;
+
+use syncline_mapping_plan::{CompiledPlan, transform};
+use syncline_proto::mapping::v1::transform::Kind as TransformKind;
+use syncline_proto::mapping::v1::{
+    CompiledFieldRule, FieldMapping, FieldMappingViolation, Installation, InstallationState,
+    MappingDirection, MappingPlan, ObjectMapping, ObjectPlan, ObjectSelection, SyncDirection,
+    Transform, ViolationKind,
+};
+use syncline_proto::schema::v1::FieldType;
+
+use crate::manifest::{Access, ManifestDoc, ObjectSpec, WriteGuard};
+
+/// The installation a connection has before the tenant chooses anything.
+pub fn default_installation(
+    connection_id: &str,
+    manifest_version: i64,
+    doc: &ManifestDoc,
+) -> Installation {
+    Installation {
+        connection_id: connection_id.to_owned(),
+        manifest_version,
+        objects: doc
+            .objects
+            .iter()
+            .map(|(key, object)| default_selection(key, object))
+            .collect(),
+        state: InstallationState::NotConfigured as i32,
+        ..Installation::default()
+    }
+}
+
+/// An object's default choice: enabled as the manifest says, every optional field on.
+fn default_selection(key: &str, object: &ObjectSpec) -> ObjectSelection {
+    ObjectSelection {
+        object: key.to_owned(),
+        enabled: object.enabled_by_default,
+        optional_fields: object
+            .fields
+            .iter()
+            .filter(|(_, f)| !f.required)
+            .map(|(k, _)| k.clone())
+            .collect(),
+        ..ObjectSelection::default()
+    }
+}
+
+/// The selection for `object`: the tenant's, else the manifest's default.
+pub fn selection(
+    installation: &Installation,
+    doc: &ManifestDoc,
+    object: &str,
+) -> Option<ObjectSelection> {
+    installation
+        .objects
+        .iter()
+        .find(|s| s.object == object)
+        .cloned()
+        .or_else(|| {
+            doc.objects
+                .get(object)
+                .map(|o| default_selection(object, o))
+        })
+}
+
+/// Whether an object is read and written under a selection.
+fn reads_writes(object: &ObjectSpec, selection: &ObjectSelection) -> (bool, bool) {
+    let reads = object.access.contains(&Access::Read) || object.access.contains(&Access::Subscribe);
+    let writes = object.access.contains(&Access::Write);
+    match SyncDirection::try_from(selection.direction) {
+        Ok(SyncDirection::Inbound) => (reads, false),
+        Ok(SyncDirection::Outbound) => (false, writes),
+        _ => (reads, writes),
+    }
+}
+
+/// Checks a tenant's object selections against the manifest; violations name
+/// `installation.objects[i]...`.
+pub fn check_selections(
+    doc: &ManifestDoc,
+    objects: &[ObjectSelection],
+) -> Vec<syncline_domain::Violation> {
+    use syncline_domain::Violation;
+    let mut violations = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, s) in objects.iter().enumerate() {
+        let at = format!("installation.objects[{i}]");
+        let Some(object) = doc.objects.get(&s.object) else {
+            violations.push(Violation::new(
+                format!("{at}.object"),
+                "UNKNOWN_OBJECT",
+                format!("`{}` is not an object of the manifest", s.object),
+            ));
+            continue;
+        };
+        if !seen.insert(s.object.as_str()) {
+            violations.push(Violation::new(
+                format!("{at}.object"),
+                "DUPLICATE",
+                format!("`{}` is listed twice", s.object),
+            ));
+        }
+        for (j, field) in s.optional_fields.iter().enumerate() {
+            match object.fields.get(field) {
+                None => violations.push(Violation::new(
+                    format!("{at}.optional_fields[{j}]"),
+                    "UNKNOWN_FIELD",
+                    format!("`{field}` is not a field of `{}`", s.object),
+                )),
+                Some(f) if f.required => violations.push(Violation::new(
+                    format!("{at}.optional_fields[{j}]"),
+                    "REQUIRED_FIELD",
+                    format!("`{field}` is required, so always on"),
+                )),
+                Some(_) => {}
+            }
+        }
+        let reads =
+            object.access.contains(&Access::Read) || object.access.contains(&Access::Subscribe);
+        let writes = object.access.contains(&Access::Write);
+        let allowed = match SyncDirection::try_from(s.direction) {
+            Ok(SyncDirection::Unspecified) => true,
+            Ok(SyncDirection::Inbound) => reads,
+            Ok(SyncDirection::Outbound) => writes,
+            Ok(SyncDirection::Both) => reads && writes,
+            Err(_) => false,
+        };
+        if !allowed {
+            violations.push(Violation::new(
+                format!("{at}.direction"),
+                "DIRECTION_NOT_ALLOWED",
+                "the manifest does not declare this access for the object",
+            ));
+        }
+    }
+    violations
+}
+
+fn violation(
+    object: &str,
+    index: i32,
+    model_field: &str,
+    provider_field: &str,
+    kind: ViolationKind,
+    message: impl Into<String>,
+) -> FieldMappingViolation {
+    FieldMappingViolation {
+        object: object.to_owned(),
+        mapping_index: index,
+        model_field: model_field.to_owned(),
+        provider_field: provider_field.to_owned(),
+        kind: kind as i32,
+        message: message.into(),
+    }
+}
+
+fn inbound(direction: MappingDirection) -> bool {
+    matches!(
+        direction,
+        MappingDirection::Inbound | MappingDirection::Both
+    )
+}
+
+fn outbound(direction: MappingDirection) -> bool {
+    matches!(
+        direction,
+        MappingDirection::Outbound | MappingDirection::Both
+    )
+}
+
+fn starts_with_concatenate(transforms: &[Transform]) -> bool {
+    matches!(
+        transforms.first().and_then(|t| t.kind.as_ref()),
+        Some(TransformKind::Concatenate(_))
+    )
+}
+
+/// The CRM object an object mapping targets: its own, else the tenant's selection.
+pub fn provider_object(mapping: &ObjectMapping, selection: Option<&ObjectSelection>) -> String {
+    if mapping.provider_object.is_empty() {
+        selection
+            .map(|s| s.provider_object.clone())
+            .unwrap_or_default()
+    } else {
+        mapping.provider_object.clone()
+    }
+}
+
+/// Checks object mappings against the manifest and the installation. Every violation
+/// names its object, mapping index and field.
+pub fn validate(
+    doc: &ManifestDoc,
+    installation: &Installation,
+    objects: &[ObjectMapping],
+) -> Vec<FieldMappingViolation> {
+    let mut out = Vec::new();
+    let mut seen_objects = HashSet::new();
+    for mapping in objects {
+        let key = mapping.object.as_str();
+        let Some(spec) = doc.objects.get(key) else {
+            out.push(violation(
+                key,
+                -1,
+                "",
+                "",
+                ViolationKind::ModelFieldUnknown,
+                format!(
+                    "object `{key}` is not in manifest version {}",
+                    installation.manifest_version
+                ),
+            ));
+            continue;
+        };
+        if !seen_objects.insert(key) {
+            out.push(violation(
+                key,
+                -1,
+                "",
+                "",
+                ViolationKind::DuplicateTarget,
+                "the object is listed twice",
+            ));
+            continue;
+        }
+        let chosen = selection(installation, doc, key).unwrap_or_default();
+        if !chosen.enabled {
+            out.push(violation(
+                key,
+                -1,
+                "",
+                "",
+                ViolationKind::ModelFieldUnknown,
+                "the object is not enabled in the installation",
+            ));
+        }
+        if provider_object(mapping, Some(&chosen)).is_empty() {
+            out.push(violation(
+                key,
+                -1,
+                "",
+                "",
+                ViolationKind::ProviderFieldUnknown,
+                "name the crm object (`provider_object`)",
+            ));
+        }
+        let (reads, writes) = reads_writes(spec, &chosen);
+        let mut inbound_targets = HashSet::new();
+        let mut outbound_targets = HashSet::new();
+        for (i, field) in mapping.fields.iter().enumerate() {
+            let index = i32::try_from(i).unwrap_or(i32::MAX);
+            check_field_mapping(
+                key,
+                spec,
+                &chosen,
+                (reads, writes),
+                index,
+                field,
+                (&mut inbound_targets, &mut outbound_targets),
+                &mut out,
+            );
+        }
+        if reads {
+            for (name, field) in spec.fields.iter() {
+                if field.required && !inbound_targets.contains(name.as_str()) {
+                    out.push(violation(
+                        key,
+                        -1,
+                        name,
+                        "",
+                        ViolationKind::RequiredUnmapped,
+                        format!("required field `{name}` has no inbound mapping"),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_field_mapping<'a>(
+    object: &str,
+    spec: &ObjectSpec,
+    chosen: &ObjectSelection,
+    (reads, writes): (bool, bool),
+    index: i32,
+    field: &'a FieldMapping,
+    (inbound_targets, outbound_targets): (&mut HashSet<&'a str>, &mut HashSet<&'a str>),
+    out: &mut Vec<FieldMappingViolation>,
+) {
+    let first_model = field.model_fields.first().map_or("", String::as_str);
+    let first_provider = field.provider_fields.first().map_or("", String::as_str);
+    let mut bad = |kind: ViolationKind, model: &str, provider: &str, message: String| {
+        out.push(violation(object, index, model, provider, kind, message));
+    };
+    let direction = match MappingDirection::try_from(field.direction) {
+        Ok(MappingDirection::Unspecified) | Err(_) => {
+            bad(
+                ViolationKind::InvalidTransform,
+                first_model,
+                first_provider,
+                "set a direction (inbound, outbound or both)".into(),
+            );
+            return;
+        }
+        Ok(d) => d,
+    };
+    if field.model_fields.is_empty()
+        || field.provider_fields.is_empty()
+        || field
+            .model_fields
+            .iter()
+            .chain(&field.provider_fields)
+            .any(String::is_empty)
+    {
+        bad(
+            ViolationKind::InvalidTransform,
+            first_model,
+            first_provider,
+            "name at least one model field and one provider field".into(),
+        );
+        return;
+    }
+    if direction == MappingDirection::Both
+        && (field.model_fields.len() != 1 || field.provider_fields.len() != 1)
+    {
+        bad(
+            ViolationKind::InvalidTransform,
+            first_model,
+            first_provider,
+            "a mapping in both directions names exactly one field on each side".into(),
+        );
+        return;
+    }
+    for model in &field.model_fields {
+        match spec.fields.get(model) {
+            None => bad(
+                ViolationKind::ModelFieldUnknown,
+                model,
+                first_provider,
+                format!("`{model}` is not a field of `{object}` in the manifest"),
+            ),
+            Some(f) if !f.required && !chosen.optional_fields.contains(model) => bad(
+                ViolationKind::ModelFieldUnknown,
+                model,
+                first_provider,
+                format!("optional field `{model}` is not turned on in the installation"),
+            ),
+            Some(_) => {}
+        }
+    }
+    if inbound(direction) {
+        if !reads {
+            bad(
+                ViolationKind::InvalidTransform,
+                first_model,
+                first_provider,
+                "the object is not read, so inbound mappings are unused".into(),
+            );
+        }
+        if field.model_fields.len() != 1 {
+            bad(
+                ViolationKind::InvalidTransform,
+                first_model,
+                first_provider,
+                "an inbound mapping writes exactly one model field".into(),
+            );
+        } else if !inbound_targets.insert(first_model) {
+            bad(
+                ViolationKind::DuplicateTarget,
+                first_model,
+                first_provider,
+                format!("another mapping already writes model field `{first_model}`"),
+            );
+        }
+        if field.provider_fields.len() > 1 && !starts_with_concatenate(&field.inbound_transforms) {
+            bad(
+                ViolationKind::InvalidTransform,
+                first_model,
+                first_provider,
+                "several provider fields need `concatenate` as the first inbound transform".into(),
+            );
+        }
+        check_transforms(
+            "inbound",
+            &field.inbound_transforms,
+            &mut bad,
+            first_model,
+            first_provider,
+        );
+    }
+    if outbound(direction) {
+        if !writes {
+            bad(
+                ViolationKind::NotWritable,
+                first_model,
+                first_provider,
+                "the object is not written to the crm (manifest access or installation direction)"
+                    .into(),
+            );
+        }
+        for model in &field.model_fields {
+            if spec
+                .fields
+                .get(model)
+                .is_some_and(|f| f.write == WriteGuard::Never)
+            {
+                bad(
+                    ViolationKind::NotWritable,
+                    model,
+                    first_provider,
+                    format!("`{model}` has `write: never` in the manifest"),
+                );
+            }
+        }
+        if field.provider_fields.len() != 1 {
+            bad(
+                ViolationKind::InvalidTransform,
+                first_model,
+                first_provider,
+                "an outbound mapping writes exactly one provider field".into(),
+            );
+        } else if !outbound_targets.insert(first_provider) {
+            bad(
+                ViolationKind::DuplicateTarget,
+                first_model,
+                first_provider,
+                format!("another mapping already writes provider field `{first_provider}`"),
+            );
+        }
+        if field.model_fields.len() > 1 && !starts_with_concatenate(&field.outbound_transforms) {
+            bad(
+                ViolationKind::InvalidTransform,
+                first_model,
+                first_provider,
+                "several model fields need `concatenate` as the first outbound transform".into(),
+            );
+        }
+        check_transforms(
+            "outbound",
+            &field.outbound_transforms,
+            &mut bad,
+            first_model,
+            first_provider,
+        );
+    }
+}
+
+fn check_transforms(
+    side: &str,
+    transforms: &[Transform],
+    bad: &mut impl FnMut(ViolationKind, &str, &str, String),
+    model: &str,
+    provider: &str,
+) {
+    for (i, t) in transforms.iter().enumerate() {
+        if let Err(e) = transform::compile(t) {
+            bad(
+                ViolationKind::InvalidTransform,
+                model,
+                provider,
+                format!("{side} transform {i}: {e}"),
+            );
+        }
+    }
+}
+
+/// The plan rules of one object mapping.
+pub fn object_plan(
+    spec: &ObjectSpec,
+    mapping: &ObjectMapping,
+    provider_object: String,
+) -> ObjectPlan {
+    let mut plan = ObjectPlan {
+        object: mapping.object.clone(),
+        provider_object,
+        ..ObjectPlan::default()
+    };
+    for field in &mapping.fields {
+        let direction = MappingDirection::try_from(field.direction).unwrap_or_default();
+        if inbound(direction) {
+            let target = field.model_fields.first().cloned().unwrap_or_default();
+            let target_type = spec
+                .fields
+                .get(&target)
+                .and_then(|f| transform::parse_type_word(&f.ty))
+                .unwrap_or(FieldType::Unspecified);
+            plan.inbound.push(CompiledFieldRule {
+                source_fields: field.provider_fields.clone(),
+                target_field: target,
+                target_type: target_type as i32,
+                transforms: field.inbound_transforms.clone(),
+            });
+        }
+        if outbound(direction) {
+            plan.outbound.push(CompiledFieldRule {
+                source_fields: field.model_fields.clone(),
+                target_field: field.provider_fields.first().cloned().unwrap_or_default(),
+                // The provider field's type comes from the schema, once discovery lands.
+                target_type: FieldType::Unspecified as i32,
+                transforms: field.outbound_transforms.clone(),
+            });
+        }
+    }
+    plan
+}
+
+/// Compiles the plan of a connection from all its saved mappings: enabled objects only.
+/// Also checks the result compiles as a worker will compile it.
+pub fn compile_plan(
+    doc: &ManifestDoc,
+    installation: &Installation,
+    mappings: &[ObjectMapping],
+    plan_version: i64,
+) -> Result<MappingPlan, syncline_mapping_plan::CompileError> {
+    let mut objects = Vec::new();
+    for (key, spec) in doc.objects.iter() {
+        let Some(chosen) = selection(installation, doc, key).filter(|s| s.enabled) else {
+            continue;
+        };
+        let Some(mapping) = mappings.iter().find(|m| m.object == *key) else {
+            continue;
+        };
+        objects.push(object_plan(
+            spec,
+            mapping,
+            provider_object(mapping, Some(&chosen)),
+        ));
+    }
+    let plan = MappingPlan {
+        connection_id: installation.connection_id.clone(),
+        plan_version,
+        manifest_version: installation.manifest_version,
+        schema_version: 0,
+        objects,
+        create_time: None,
+    };
+    CompiledPlan::compile(&plan)?;
+    Ok(plan)
+}
+
+/// Sets the installation's state and per-object issues from its latest plan.
+pub fn refresh_state(
+    installation: &mut Installation,
+    doc: &ManifestDoc,
+    plan: Option<&MappingPlan>,
+) {
+    // List every manifest object, so issues have somewhere to go.
+    for (key, object) in doc.objects.iter() {
+        if !installation.objects.iter().any(|s| s.object == *key) {
+            installation.objects.push(default_selection(key, object));
+        }
+    }
+    let Some(plan) = plan else {
+        installation.plan_version = 0;
+        installation.state = InstallationState::NotConfigured as i32;
+        for s in &mut installation.objects {
+            s.issue.clear();
+        }
+        return;
+    };
+    installation.plan_version = plan.plan_version;
+    let mut ready = true;
+    for s in &mut installation.objects {
+        s.issue.clear();
+        if !s.enabled {
+            continue;
+        }
+        if doc.objects.get(&s.object).is_none() {
+            s.issue = "the object is not in this manifest version".into();
+        } else if plan.manifest_version != installation.manifest_version {
+            s.issue = format!(
+                "the mapping plan was made for manifest version {}; save the mappings again",
+                plan.manifest_version
+            );
+        } else if !plan.objects.iter().any(|o| o.object == s.object) {
+            s.issue = "no field mappings saved".into();
+        }
+        ready &= s.issue.is_empty();
+    }
+    installation.state = if ready {
+        InstallationState::Ready
+    } else {
+        InstallationState::NeedsAttention
+    } as i32;
+}
