@@ -386,6 +386,95 @@ mod tests {
         assert_eq!(options.retry_delay(0), None);
     }
 
+    #[tokio::test]
+    async fn deliveries_survive_a_dispatcher_that_died_mid_attempt() {
+        use crate::changelog::ChangeLog;
+        use crate::changelog::tests::{change, tenant};
+        use crate::store::Store;
+        use syncline_proto::sync::v1::{WebhookEndpoint, WebhookTopic};
+
+        let (tx, received) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
+        let received = Arc::new(tokio::sync::Mutex::new(received));
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                    let tx = tx.clone();
+                    async move {
+                        let id = headers["webhook-id"].to_str().unwrap().to_owned();
+                        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                        let record = body["data"]["record"]["id"].as_str().unwrap().to_owned();
+                        tx.send((id, record)).unwrap();
+                        axum::http::StatusCode::OK
+                    }
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        syncline_test_support::storage::on_every_backend(
+            "deliveries_survive_a_dispatcher_that_died_mid_attempt",
+            syncline_config::ServiceName::SyncEngine,
+            crate::MIGRATIONS,
+            |db| {
+                let url = url.clone();
+                let received = received.clone();
+                async move {
+                    let mut received = received.lock().await;
+                    let acme = tenant("p1", "acme");
+                    let endpoint = WebhookEndpoint {
+                        id: "whk_1".into(),
+                        url,
+                        topics: vec![WebhookTopic::Changes as i32],
+                        ..WebhookEndpoint::default()
+                    };
+                    Store::new(db.clone())
+                        .insert_webhook_endpoint(&acme, &endpoint, "whsec_AAAA")
+                        .await
+                        .unwrap();
+                    let log = ChangeLog::new(db.clone(), Arc::default(), Arc::new(Notify::new()));
+                    log.append(
+                        &acme,
+                        vec![
+                            change("conn_a", "contact", "c1"),
+                            change("conn_a", "contact", "c2"),
+                        ],
+                    )
+                    .await
+                    .unwrap();
+                    let clock = Arc::new(ManualClock::new(syncline_storage::now_ms()));
+                    // The first engine claims c1 and dies before recording anything.
+                    let lease = Duration::from_secs(45);
+                    let lost = outbox::claim_due(&db, clock.now_ms(), clock.now_ms() + 45_000, 10)
+                        .await
+                        .unwrap();
+                    assert_eq!(lost.len(), 1);
+                    // The engine that starts next has only the database.
+                    let dispatcher = Dispatcher::new(
+                        db.clone(),
+                        DeliveryOptions::default(),
+                        clock.clone(),
+                        Arc::new(Notify::new()),
+                    )
+                    .unwrap();
+                    let report = dispatcher.run_due().await.unwrap();
+                    assert_eq!(report.attempted, 0, "c1 is leased and c2 waits behind it");
+                    clock.advance(lease);
+                    let report = dispatcher.run_due().await.unwrap();
+                    assert_eq!((report.attempted, report.delivered), (2, 2));
+                    let first = received.recv().await.unwrap();
+                    let second = received.recv().await.unwrap();
+                    assert_eq!((first.1.as_str(), second.1.as_str()), ("c1", "c2"));
+                    assert_eq!(first.0, lost[0].id, "the claimed message keeps its id");
+                    assert_eq!(dispatcher.run_due().await.unwrap().attempted, 0);
+                }
+            },
+        )
+        .await;
+    }
+
     #[test]
     fn a_manual_clock_moves_only_when_told() {
         let clock = ManualClock::new(1_000);
