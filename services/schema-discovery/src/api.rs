@@ -3,24 +3,31 @@
 use syncline_domain::{ApiError, ErrorCode, TenantContext, Violation};
 use syncline_proto::schema::v1::schema_service_server::SchemaService;
 use syncline_proto::schema::v1::{
+    GetObjectRequest, GetObjectResponse, GetSchemaDriftRequest, GetSchemaDriftResponse,
     ListObjectsRequest, ListObjectsResponse, ListSchemaVersionsRequest, ListSchemaVersionsResponse,
-    ObjectView,
+    ObjectView, RefreshSchemaRequest, RefreshSchemaResponse,
 };
 use syncline_service_kit::pagination::{self, PageRequest};
 use syncline_service_kit::tenant;
 use tonic::{Request, Response, Status};
 
+use crate::discovery::Discoverer;
+use crate::drift;
 use crate::store::Store;
 
 /// Implements `syncline.schema.v1.SchemaService`.
 #[derive(Debug, Clone)]
 pub struct SchemaApi {
     store: Store,
+    discoverer: Discoverer,
 }
 
 impl SchemaApi {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(discoverer: Discoverer) -> Self {
+        Self {
+            store: discoverer.store().clone(),
+            discoverer,
+        }
     }
 
     /// The version to read: `requested`, or the latest when 0.
@@ -116,6 +123,16 @@ impl SchemaService for SchemaApi {
         let message = request.get_ref();
         let query = parse_list_objects(message)?;
         let connection_id = message.connection_id.as_str();
+        if query.version == 0
+            && self
+                .store
+                .latest_version(tenant, connection_id)
+                .await?
+                .is_none()
+        {
+            // The first read of a connection describes it.
+            self.discoverer.refresh(tenant, connection_id, &[]).await?;
+        }
         let version = self
             .resolve_version(tenant, connection_id, query.version)
             .await?;
@@ -146,6 +163,100 @@ impl SchemaService for SchemaApi {
         }))
     }
 
+    async fn get_object(
+        &self,
+        request: Request<GetObjectRequest>,
+    ) -> Result<Response<GetObjectResponse>, Status> {
+        let tenant = tenant(&request)?;
+        let message = request.get_ref();
+        let full = parse_get_object(message)?;
+        let connection_id = message.connection_id.as_str();
+        let version = self
+            .resolve_version(tenant, connection_id, message.schema_version)
+            .await?;
+        let mut object = self
+            .store
+            .object(tenant, connection_id, version, &message.object_name)
+            .await?
+            .ok_or_else(|| ApiError::not_found("object"))?;
+        object.field_count = i32::try_from(object.fields.len()).unwrap_or(i32::MAX);
+        if !full {
+            object.fields.clear();
+        }
+        Ok(Response::new(GetObjectResponse {
+            object: Some(object),
+            schema_version: version,
+        }))
+    }
+
+    async fn refresh_schema(
+        &self,
+        request: Request<RefreshSchemaRequest>,
+    ) -> Result<Response<RefreshSchemaResponse>, Status> {
+        let tenant = tenant(&request)?;
+        let message = request.get_ref();
+        if message.connection_id.is_empty() {
+            return Err(ApiError::invalid(vec![Violation::required("connection_id")]).into());
+        }
+        if message.object_names.iter().any(String::is_empty) {
+            return Err(ApiError::invalid(vec![Violation::new(
+                "object_names",
+                "EMPTY",
+                "must not contain an empty name",
+            )])
+            .into());
+        }
+        let done = self
+            .discoverer
+            .refresh(tenant, &message.connection_id, &message.object_names)
+            .await?;
+        Ok(Response::new(done))
+    }
+
+    async fn get_schema_drift(
+        &self,
+        request: Request<GetSchemaDriftRequest>,
+    ) -> Result<Response<GetSchemaDriftResponse>, Status> {
+        let tenant = tenant(&request)?;
+        let message = request.get_ref();
+        parse_get_drift(message)?;
+        let connection_id = message.connection_id.as_str();
+        let to = self
+            .resolve_version(tenant, connection_id, message.to_version)
+            .await?;
+        let from = self
+            .resolve_version(tenant, connection_id, message.from_version)
+            .await?;
+        if from > to {
+            return Err(ApiError::invalid(vec![Violation::new(
+                "from_version",
+                "AFTER_TO_VERSION",
+                "must not be newer than to_version",
+            )])
+            .into());
+        }
+        let keep = |objects: Vec<syncline_proto::schema::v1::ObjectSchema>| {
+            objects
+                .into_iter()
+                .filter(|o| {
+                    message.object_names.is_empty() || message.object_names.contains(&o.name)
+                })
+                .collect::<Vec<_>>()
+        };
+        let objects = if from == to {
+            Vec::new()
+        } else {
+            let before = keep(self.store.all_objects(tenant, connection_id, from).await?);
+            let after = keep(self.store.all_objects(tenant, connection_id, to).await?);
+            drift::compare(&before, &after)
+        };
+        Ok(Response::new(GetSchemaDriftResponse {
+            from_version: from,
+            to_version: to,
+            objects,
+        }))
+    }
+
     async fn list_schema_versions(
         &self,
         request: Request<ListSchemaVersionsRequest>,
@@ -170,6 +281,67 @@ impl SchemaService for SchemaApi {
             schema_versions,
             next_page_token,
         }))
+    }
+}
+
+/// Validates a `GetObject` request; whether the full view is asked for.
+fn parse_get_object(request: &GetObjectRequest) -> Result<bool, ApiError> {
+    let mut violations = Vec::new();
+    if request.connection_id.is_empty() {
+        violations.push(Violation::required("connection_id"));
+    }
+    if request.object_name.is_empty() {
+        violations.push(Violation::required("object_name"));
+    }
+    if request.schema_version < 0 {
+        violations.push(Violation::new(
+            "schema_version",
+            "NEGATIVE",
+            "must not be negative (0 reads the latest)",
+        ));
+    }
+    let full = match ObjectView::try_from(request.view) {
+        Ok(ObjectView::Unspecified | ObjectView::Full) => true,
+        Ok(ObjectView::Basic) => false,
+        Err(_) => {
+            violations.push(Violation::new(
+                "view",
+                "INVALID_ENUM",
+                "is not an object view",
+            ));
+            true
+        }
+    };
+    if violations.is_empty() {
+        Ok(full)
+    } else {
+        Err(ApiError::invalid(violations))
+    }
+}
+
+fn parse_get_drift(request: &GetSchemaDriftRequest) -> Result<(), ApiError> {
+    let mut violations = Vec::new();
+    if request.connection_id.is_empty() {
+        violations.push(Violation::required("connection_id"));
+    }
+    if request.from_version <= 0 {
+        violations.push(Violation::new(
+            "from_version",
+            "NOT_POSITIVE",
+            "must be a stored version (1 or more)",
+        ));
+    }
+    if request.to_version < 0 {
+        violations.push(Violation::new(
+            "to_version",
+            "NEGATIVE",
+            "must not be negative (0 compares with the latest)",
+        ));
+    }
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(violations))
     }
 }
 
@@ -198,6 +370,40 @@ mod tests {
         .unwrap();
         assert!(full.full);
         assert_eq!(full.custom, Some(true));
+    }
+
+    #[test]
+    fn get_object_and_drift_requests_are_validated() {
+        let fields = |e: ApiError| -> Vec<String> {
+            e.violations().iter().map(|v| v.field.clone()).collect()
+        };
+        let error = parse_get_object(&GetObjectRequest {
+            schema_version: -1,
+            view: 7,
+            ..GetObjectRequest::default()
+        })
+        .unwrap_err();
+        assert_eq!(
+            fields(error),
+            ["connection_id", "object_name", "schema_version", "view"]
+        );
+        assert!(
+            parse_get_object(&GetObjectRequest {
+                connection_id: "c".into(),
+                object_name: "Account".into(),
+                ..GetObjectRequest::default()
+            })
+            .unwrap()
+        );
+        let error = parse_get_drift(&GetSchemaDriftRequest {
+            to_version: -1,
+            ..GetSchemaDriftRequest::default()
+        })
+        .unwrap_err();
+        assert_eq!(
+            fields(error),
+            ["connection_id", "from_version", "to_version"]
+        );
     }
 
     #[test]

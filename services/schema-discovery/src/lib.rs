@@ -1,27 +1,41 @@
 //! schema-discovery: the per-connection catalog of the CRM's objects and fields, cached as
 //! immutable versions.
 //!
-//! Built so far: reading stored versions and their objects. Describing objects at the CRM
-//! (`RefreshSchema`, and the refresh a first `ListObjects` should trigger), `GetObject` and
-//! drift detection answer UNIMPLEMENTED (or NOT_FOUND for a connection with nothing stored)
-//! until their issues build them.
+//! `RefreshSchema` (and the first `ListObjects` of a connection) gets a token from
+//! auth-vault's internal TokenService, describes the CRM through `syncline-connectors`,
+//! compares with the latest stored version and stores a new one only when something changed,
+//! with its drift (table `schema_drift`, which the mapping service can query for removed and
+//! retyped fields) and a SCHEMA_DRIFT_DETECTED lifecycle event through sync-engine's intake
+//! (recorded in `schema_drift_events` with `published = 0` while the intake answers
+//! UNIMPLEMENTED). A background scheduler refreshes every known connection every
+//! `schema_discovery.refresh_interval_secs` with jitter.
 
 mod api;
+mod convert;
+mod discovery;
+mod drift;
 mod store;
 
 use syncline_config::{ServiceName, SynclineConfig};
 use syncline_proto::schema::v1::schema_service_server::SchemaServiceServer;
-use syncline_service_kit::{RunningService, ServiceError, boot, server};
+use syncline_service_kit::{RunningService, ServiceError, boot, client, server};
 use syncline_storage::EmbeddedMigration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// This service's migrations, oldest first.
-pub const MIGRATIONS: &[EmbeddedMigration] = &[EmbeddedMigration {
-    version: 1,
-    description: "schema versions and objects",
-    sql: include_str!("../migrations/0001_init.sql"),
-}];
+pub const MIGRATIONS: &[EmbeddedMigration] = &[
+    EmbeddedMigration {
+        version: 1,
+        description: "schema versions and objects",
+        sql: include_str!("../migrations/0001_init.sql"),
+    },
+    EmbeddedMigration {
+        version: 2,
+        description: "schema drift",
+        sql: include_str!("../migrations/0002_drift.sql"),
+    },
+];
 
 /// Starts the service on `listener`; it drains and stops when `shutdown` fires.
 pub async fn start(
@@ -30,7 +44,33 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<RunningService, ServiceError> {
     let boot = boot(config, ServiceName::SchemaDiscovery, MIGRATIONS).await?;
-    let api = api::SchemaApi::new(store::Store::new(boot.database));
+    let http = syncline_service_kit::crm_http::client(&config.crm_http)
+        .map_err(|e| ServiceError::Config(e.to_string()))?;
+    let backends = &config.gateway.backends;
+    let channel = |url: &str, key: &str| {
+        client::channel(url).map_err(|e| {
+            ServiceError::Config(format!(
+                "invalid configuration: `gateway.backends.{key}`: {e}"
+            ))
+        })
+    };
+    let discoverer = discovery::Discoverer::new(
+        store::Store::new(boot.database),
+        http,
+        client::ServiceCaller::new(boot.auth.clone(), ServiceName::SchemaDiscovery.as_str()),
+        channel(&backends.auth_vault, "auth_vault")?,
+        channel(&backends.sync_engine, "sync_engine")?,
+    );
+    let interval = config.schema_discovery.refresh_interval_secs;
+    if interval > 0 {
+        // Not awaited on shutdown: it stops at the cancellation, between or inside describes.
+        tokio::spawn(discovery::run_scheduler(
+            discoverer.clone(),
+            std::time::Duration::from_secs(interval),
+            shutdown.clone(),
+        ));
+    }
+    let api = api::SchemaApi::new(discoverer);
     boot.health
         .set_serving::<SchemaServiceServer<api::SchemaApi>>()
         .await;

@@ -2,7 +2,7 @@
 
 use prost::Message;
 use sqlx::Row;
-use syncline_domain::{ApiError, TenantContext};
+use syncline_domain::{ApiError, ErrorCode, TenantContext};
 use syncline_proto::schema::v1::{ObjectSchema, SchemaVersion};
 use syncline_service_kit::time;
 use syncline_storage::Database;
@@ -126,6 +126,278 @@ impl Store {
             .map(|row| {
                 let bytes: Vec<u8> = row.try_get("object").map_err(ApiError::internal)?;
                 ObjectSchema::decode(bytes.as_slice()).map_err(ApiError::internal)
+            })
+            .collect()
+    }
+}
+
+/// A connection some tenant has a schema for: what the scheduler refreshes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownConnection {
+    pub project_id: String,
+    pub tenant_id: String,
+    pub connection_id: String,
+}
+
+/// One changed field (or object, with `field_name` empty) of a new version, for the drift
+/// table.
+#[derive(Debug, Clone)]
+pub struct DriftRow {
+    pub object_name: String,
+    pub field_name: String,
+    pub kinds: String,
+    pub breaking: bool,
+    pub before_type: String,
+    pub after_type: String,
+}
+
+impl Store {
+    /// The newest version of the tenant's connection and its content hash.
+    pub async fn latest(
+        &self,
+        tenant: &TenantContext,
+        connection_id: &str,
+    ) -> Result<Option<(i64, String)>, ApiError> {
+        let row = sqlx::query(
+            "SELECT version, content_hash FROM schema_versions
+             WHERE project_id = $1 AND tenant_id = $2 AND connection_id = $3
+             ORDER BY version DESC LIMIT 1",
+        )
+        .bind(tenant.project_id.as_str())
+        .bind(tenant.tenant_id.as_str())
+        .bind(connection_id)
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(ApiError::internal)?;
+        row.map(|row| {
+            Ok((
+                row.try_get("version").map_err(ApiError::internal)?,
+                row.try_get("content_hash").map_err(ApiError::internal)?,
+            ))
+        })
+        .transpose()
+    }
+
+    /// Every object of one version, in name order.
+    pub async fn all_objects(
+        &self,
+        tenant: &TenantContext,
+        connection_id: &str,
+        version: i64,
+    ) -> Result<Vec<ObjectSchema>, ApiError> {
+        self.objects(tenant, connection_id, version, "", None, i64::MAX)
+            .await
+    }
+
+    /// One object of one version.
+    pub async fn object(
+        &self,
+        tenant: &TenantContext,
+        connection_id: &str,
+        version: i64,
+        name: &str,
+    ) -> Result<Option<ObjectSchema>, ApiError> {
+        let row = sqlx::query(
+            "SELECT object FROM schema_objects
+             WHERE project_id = $1 AND tenant_id = $2 AND connection_id = $3 AND version = $4
+               AND object_name = $5",
+        )
+        .bind(tenant.project_id.as_str())
+        .bind(tenant.tenant_id.as_str())
+        .bind(connection_id)
+        .bind(version)
+        .bind(name)
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(ApiError::internal)?;
+        row.map(|row| {
+            let bytes: Vec<u8> = row.try_get("object").map_err(ApiError::internal)?;
+            ObjectSchema::decode(bytes.as_slice()).map_err(ApiError::internal)
+        })
+        .transpose()
+    }
+
+    /// Stores `version` with its objects and the drift from the version before, in one
+    /// transaction. ABORTED when another refresh stored that version first.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn insert_version(
+        &self,
+        tenant: &TenantContext,
+        connection_id: &str,
+        version: i64,
+        content_hash: &str,
+        objects: &[ObjectSchema],
+        drift: &[DriftRow],
+        now_ms: i64,
+    ) -> Result<(), ApiError> {
+        let (project, tenant_id) = (tenant.project_id.as_str(), tenant.tenant_id.as_str());
+        let mut tx = self.db.pool().begin().await.map_err(ApiError::internal)?;
+        let inserted = sqlx::query(
+            "INSERT INTO schema_versions
+                 (project_id, tenant_id, connection_id, version, object_count, content_hash, fetched_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(project)
+        .bind(tenant_id)
+        .bind(connection_id)
+        .bind(version)
+        .bind(i32::try_from(objects.len()).unwrap_or(i32::MAX))
+        .bind(content_hash)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await;
+        if let Err(error) = inserted {
+            return Err(match error.as_database_error() {
+                Some(db) if db.is_unique_violation() => ApiError::new(
+                    ErrorCode::Aborted,
+                    "another refresh of this connection stored a version first",
+                ),
+                _ => ApiError::internal(error),
+            });
+        }
+        for chunk in objects.chunks(100) {
+            let mut sql = String::from(
+                "INSERT INTO schema_objects
+                     (project_id, tenant_id, connection_id, version, object_name, name_key, custom, object)
+                 VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let b = i * 5;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "($1, $2, $3, $4, ${}, ${}, ${}, ${})",
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 8
+                ));
+            }
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(project)
+                .bind(tenant_id)
+                .bind(connection_id)
+                .bind(version);
+            for o in chunk {
+                query = query
+                    .bind(o.name.clone())
+                    .bind(o.name.as_bytes().to_vec())
+                    .bind(i32::from(o.custom))
+                    .bind(o.encode_to_vec());
+            }
+            query.execute(&mut *tx).await.map_err(ApiError::internal)?;
+        }
+        for row in drift {
+            sqlx::query(
+                "INSERT INTO schema_drift
+                     (project_id, tenant_id, connection_id, from_version, to_version, object_name,
+                      field_name, kinds, breaking, before_type, after_type, detected_at_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(project)
+            .bind(tenant_id)
+            .bind(connection_id)
+            .bind(version - 1)
+            .bind(version)
+            .bind(row.object_name.as_str())
+            .bind(row.field_name.as_str())
+            .bind(row.kinds.as_str())
+            .bind(i32::from(row.breaking))
+            .bind(row.before_type.as_str())
+            .bind(row.after_type.as_str())
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(ApiError::internal)?;
+        }
+        tx.commit().await.map_err(ApiError::internal)
+    }
+
+    /// Records that a refresh found drift and whether the lifecycle event was published.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_drift_event(
+        &self,
+        tenant: &TenantContext,
+        connection_id: &str,
+        from_version: i64,
+        to_version: i64,
+        changed_objects: usize,
+        breaking_fields: usize,
+        published: bool,
+        now_ms: i64,
+    ) -> Result<(), ApiError> {
+        sqlx::query(
+            "INSERT INTO schema_drift_events
+                 (project_id, tenant_id, connection_id, from_version, to_version, changed_objects,
+                  breaking_fields, published, detected_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(tenant.project_id.as_str())
+        .bind(tenant.tenant_id.as_str())
+        .bind(connection_id)
+        .bind(from_version)
+        .bind(to_version)
+        .bind(i32::try_from(changed_objects).unwrap_or(i32::MAX))
+        .bind(i32::try_from(breaking_fields).unwrap_or(i32::MAX))
+        .bind(i32::from(published))
+        .bind(now_ms)
+        .execute(self.db.pool())
+        .await
+        .map_err(ApiError::internal)?;
+        Ok(())
+    }
+
+    /// The breaking drift rows (removed or retyped) of the tenant's connection newer than
+    /// `after_version`: what the mapping service will query to flag broken mappings.
+    pub async fn breaking_drift(
+        &self,
+        tenant: &TenantContext,
+        connection_id: &str,
+        after_version: i64,
+    ) -> Result<Vec<(i64, String, String, String)>, ApiError> {
+        let rows = sqlx::query(
+            "SELECT to_version, object_name, field_name, kinds FROM schema_drift
+             WHERE project_id = $1 AND tenant_id = $2 AND connection_id = $3
+               AND breaking = 1 AND to_version > $4
+             ORDER BY to_version, object_name, field_name",
+        )
+        .bind(tenant.project_id.as_str())
+        .bind(tenant.tenant_id.as_str())
+        .bind(connection_id)
+        .bind(after_version)
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(ApiError::internal)?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("to_version").map_err(ApiError::internal)?,
+                    row.try_get("object_name").map_err(ApiError::internal)?,
+                    row.try_get("field_name").map_err(ApiError::internal)?,
+                    row.try_get("kinds").map_err(ApiError::internal)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Every connection with a stored schema, across tenants: the scheduler's work list (the
+    /// one statement not scoped to a tenant; each refresh it starts is).
+    pub async fn known_connections(&self) -> Result<Vec<KnownConnection>, ApiError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT project_id, tenant_id, connection_id FROM schema_versions
+             ORDER BY project_id, tenant_id, connection_id",
+        )
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(ApiError::internal)?;
+        rows.iter()
+            .map(|row| {
+                Ok(KnownConnection {
+                    project_id: row.try_get("project_id").map_err(ApiError::internal)?,
+                    tenant_id: row.try_get("tenant_id").map_err(ApiError::internal)?,
+                    connection_id: row.try_get("connection_id").map_err(ApiError::internal)?,
+                })
             })
             .collect()
     }

@@ -89,8 +89,8 @@ pub struct SynclineConfig {
     pub gateway: GatewayConfig,
     /// auth-vault: listen address, key-encryption keys and token refresh.
     pub auth_vault: AuthVaultConfig,
-    /// schema-discovery.
-    pub schema_discovery: ServiceConfig,
+    /// schema-discovery: listen address and the scheduled schema refresh.
+    pub schema_discovery: SchemaDiscoveryConfig,
     /// mapping.
     pub mapping: ServiceConfig,
     /// sync-engine.
@@ -112,7 +112,7 @@ impl Default for SynclineConfig {
             telemetry: TelemetryConfig::default(),
             gateway: GatewayConfig::default(),
             auth_vault: AuthVaultConfig::default(),
-            schema_discovery: ServiceConfig::on_port(7402),
+            schema_discovery: SchemaDiscoveryConfig::default(),
             mapping: ServiceConfig::on_port(7403),
             sync_engine: ServiceConfig::on_port(7404),
             conflict_resolver: ServiceConfig::on_port(7405),
@@ -276,6 +276,26 @@ impl AuthVaultConfig {
             return Err(invalid("active_kek_id", "must not be empty"));
         }
         Ok(())
+    }
+}
+
+/// schema-discovery: where it listens and how often it describes each known connection again.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchemaDiscoveryConfig {
+    /// Address the gRPC server binds; port 0 picks a free one.
+    pub listen_addr: SocketAddr,
+    /// Every connection with a stored schema is described again about this often (each
+    /// round waits this long plus up to 10% random jitter); 0 turns the schedule off.
+    pub refresh_interval_secs: u64,
+}
+
+impl Default for SchemaDiscoveryConfig {
+    fn default() -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 7402)),
+            refresh_interval_secs: 6 * 3600,
+        }
     }
 }
 

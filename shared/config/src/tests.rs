@@ -115,6 +115,11 @@ fn the_distributed_deployment_example_loads() {
     )
     .unwrap();
     assert_eq!(config.listen_addr(ServiceName::Mapping).port(), 7403);
+    assert_eq!(
+        config.listen_addr(ServiceName::SchemaDiscovery).port(),
+        7402
+    );
+    assert_eq!(config.schema_discovery.refresh_interval_secs, 21600);
     assert!(config.gateway.jwt.jwks_url.is_some());
     assert!(!config.sandbox.enabled);
 }
@@ -159,5 +164,28 @@ fn auth_vault_validation_names_the_key() {
             .to_string()
             .contains("auth_vault.salesforce_session_lifetime_secs"),
         "{error}"
+    );
+}
+
+#[test]
+fn schema_discovery_settings_load_from_env() {
+    let config = load(
+        None,
+        env(&[
+            ("SYNCLINE_SCHEMA_DISCOVERY__LISTEN_ADDR", "127.0.0.1:9402"),
+            ("SYNCLINE_SCHEMA_DISCOVERY__REFRESH_INTERVAL_SECS", "0"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(
+        config.listen_addr(ServiceName::SchemaDiscovery),
+        "127.0.0.1:9402".parse().unwrap()
+    );
+    assert_eq!(config.schema_discovery.refresh_interval_secs, 0);
+    assert_eq!(
+        SynclineConfig::default()
+            .schema_discovery
+            .refresh_interval_secs,
+        6 * 3600
     );
 }
