@@ -154,6 +154,12 @@ impl Engine {
     /// the process when a pass fails (the failure is logged and the next pass retries).
     pub fn spawn_background(&self, shutdown: CancellationToken) {
         tokio::spawn(self.dispatcher.clone().run_background(shutdown.clone()));
+        let stopping = self.stream.stopping.clone();
+        let ended = shutdown.clone();
+        tokio::spawn(async move {
+            ended.cancelled().await;
+            stopping.cancel();
+        });
         let engine = self.clone();
         tokio::spawn(async move {
             loop {

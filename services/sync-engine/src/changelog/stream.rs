@@ -18,6 +18,7 @@ use syncline_proto::sync::v1::{StreamChangesRequest, StreamChangesResponse};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use tracing::Instrument;
 
@@ -38,6 +39,9 @@ pub struct StreamOptions {
     pub poll_interval: Option<Duration>,
     /// Messages buffered between the pump and the response (the backpressure bound).
     pub buffer: usize,
+    /// Fired when the service stops: open streams end with `UNAVAILABLE` so that draining
+    /// does not wait for them, and consumers resume after their last sequence elsewhere.
+    pub stopping: CancellationToken,
 }
 
 impl Default for StreamOptions {
@@ -46,6 +50,7 @@ impl Default for StreamOptions {
             heartbeat: Duration::from_secs(15),
             poll_interval: None,
             buffer: 4,
+            stopping: CancellationToken::new(),
         }
     }
 }
@@ -211,6 +216,11 @@ impl Pump {
                 }
             };
             tokio::select! {
+                () = self.options.stopping.cancelled() => {
+                    return Err(Status::unavailable(
+                        "sync-engine is stopping; resume after the last sequence received",
+                    ));
+                }
                 changed = appended.changed() => {
                     if changed.is_err() {
                         // The notifier is gone: the service is stopping.

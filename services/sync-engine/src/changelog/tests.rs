@@ -427,3 +427,30 @@ async fn appends_by_another_engine_arrive_through_polling() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn open_streams_end_unavailable_when_the_service_stops() {
+    on_every_backend(
+        "open_streams_end_unavailable_when_the_service_stops",
+        |log| async move {
+            let options = StreamOptions::default();
+            let stopping = options.stopping.clone();
+            let mut stream = stream::open(
+                log.clone(),
+                tenant("p1", "acme"),
+                StreamChangesRequest::default(),
+                options,
+            )
+            .await
+            .unwrap();
+            stopping.cancel();
+            let ended = tokio::time::timeout(Duration::from_secs(10), stream.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap_err();
+            assert_eq!(ended.code(), tonic::Code::Unavailable);
+        },
+    )
+    .await;
+}
