@@ -4,10 +4,11 @@ use syncline_domain::{ApiError, Violation};
 use syncline_proto::authvault::v1::auth_vault_service_server::AuthVaultService;
 use syncline_proto::authvault::v1::token_service_server::TokenService;
 use syncline_proto::authvault::v1::{
-    CompleteAuthorizationRequest, CompleteAuthorizationResponse, CreateProviderAppRequest,
-    CreateProviderAppResponse, DeleteProviderAppRequest, DeleteProviderAppResponse,
-    GetAccessTokenRequest, GetAccessTokenResponse, GetConnectionRequest, GetConnectionResponse,
-    GetProviderAppRequest, GetProviderAppResponse, ListConnectionsRequest, ListConnectionsResponse,
+    AuditAction, CompleteAuthorizationRequest, CompleteAuthorizationResponse,
+    CreateProviderAppRequest, CreateProviderAppResponse, DeleteProviderAppRequest,
+    DeleteProviderAppResponse, GetAccessTokenRequest, GetAccessTokenResponse, GetConnectionRequest,
+    GetConnectionResponse, GetProviderAppRequest, GetProviderAppResponse, ListAuditEventsRequest,
+    ListAuditEventsResponse, ListConnectionsRequest, ListConnectionsResponse,
     ListProviderAppsRequest, ListProviderAppsResponse, ReportUnauthorizedRequest,
     ReportUnauthorizedResponse, RotateKeyEncryptionKeyRequest, RotateKeyEncryptionKeyResponse,
     StartAuthorizationRequest, StartAuthorizationResponse, UpdateProviderAppRequest,
@@ -19,6 +20,7 @@ use tonic::{Request, Response, Status};
 
 use std::sync::Arc;
 
+use crate::audit::{self, Entry};
 use crate::vault::Vault;
 use crate::{apps, connect, filter, tokens};
 
@@ -145,6 +147,19 @@ impl TokenService for TokenApi {
             .keys
             .rotate(&message.new_key_id, message.dry_run)
             .await?;
+        // Recorded in the trail of the tenant the operator's credential names, if any.
+        if !message.dry_run
+            && let Ok(tenant) = tenant(&request)
+        {
+            audit::record(
+                self.vault.store.db(),
+                tenant,
+                Entry::new(AuditAction::KeyRotated)
+                    .detail("kek_id", rotation.active_key_id.clone())
+                    .detail("rewrapped_data_keys", rotation.rewrapped.to_string()),
+            )
+            .await?;
+        }
         Ok(Response::new(RotateKeyEncryptionKeyResponse {
             active_key_id: rotation.active_key_id,
             rewrapped_data_keys: rotation.rewrapped,
@@ -265,6 +280,19 @@ impl AuthVaultService for AuthVaultApi {
             .ok_or_else(|| ApiError::not_found("connection"))?;
         Ok(Response::new(GetConnectionResponse {
             connection: Some(connection),
+        }))
+    }
+
+    async fn list_audit_events(
+        &self,
+        request: Request<ListAuditEventsRequest>,
+    ) -> Result<Response<ListAuditEventsResponse>, Status> {
+        let tenant = tenant(&request)?;
+        let (audit_events, next_page_token) =
+            audit::list(self.vault.store.db(), tenant, request.get_ref()).await?;
+        Ok(Response::new(ListAuditEventsResponse {
+            audit_events,
+            next_page_token,
         }))
     }
 

@@ -5,9 +5,11 @@ use syncline_domain::{ApiError, ErrorCode, TenantContext, Violation};
 use syncline_proto::authvault::v1::ProviderApp;
 use syncline_storage::now_ms;
 
+use crate::audit::{self, Entry};
 use crate::oauth::ProviderKind;
 use crate::oauth::providers::parse_http_url;
 use crate::vault::{Vault, app_secret_aad};
+use syncline_proto::authvault::v1::AuditAction;
 
 const UPDATABLE: [&str; 7] = [
     "display_name",
@@ -115,6 +117,12 @@ pub async fn create(
         .insert_provider_app(project, &app, &sealed, now)
         .await?;
     tracing::info!(provider_app.id = %app.id, "provider app created");
+    audit::record(
+        vault.store.db(),
+        tenant,
+        Entry::new(AuditAction::ProviderAppCreated).app(&app.id),
+    )
+    .await?;
     fetch(vault, tenant, &app.id).await
 }
 
@@ -171,6 +179,7 @@ pub async fn update(
     }
     let mut current = fetch(vault, tenant, &update.id).await?;
     let mut new_secret = None;
+    let changed = paths.join(",");
     for path in paths {
         match path {
             "display_name" => current.display_name.clone_from(&update.display_name),
@@ -210,6 +219,14 @@ pub async fn update(
     {
         return Err(ApiError::not_found("provider app"));
     }
+    audit::record(
+        vault.store.db(),
+        tenant,
+        Entry::new(AuditAction::ProviderAppUpdated)
+            .app(&current.id)
+            .detail("fields", changed),
+    )
+    .await?;
     fetch(vault, tenant, &current.id).await
 }
 
@@ -237,7 +254,14 @@ pub async fn delete(
     if !vault.store.delete_provider_app(project, id).await? {
         return Err(ApiError::not_found("provider app"));
     }
-    Ok(())
+    audit::record(
+        vault.store.db(),
+        tenant,
+        Entry::new(AuditAction::ProviderAppDeleted)
+            .app(id)
+            .detail("deleted_connections", in_use.to_string()),
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -10,13 +10,14 @@
 use sqlx::Row;
 use syncline_domain::{ApiError, ErrorCode, ProjectId, TenantContext, TenantId, Violation};
 use syncline_proto::authvault::v1::{
-    CompleteAuthorizationRequest, CompleteAuthorizationResponse, Connection,
+    AuditAction, CompleteAuthorizationRequest, CompleteAuthorizationResponse, Connection,
     StartAuthorizationRequest, StartAuthorizationResponse,
 };
 use syncline_proto::common::v1::ConnectionStatus;
 use syncline_service_kit::time;
 use syncline_storage::now_ms;
 
+use crate::audit::{self, Entry};
 use crate::credentials::{self, NewTokens};
 use crate::oauth::providers::{AuthorizeRequest, authorize_url, parse_http_url};
 use crate::oauth::{ClientCredentials, Pkce, ProviderError, ProviderKind, StateError, StateSigner};
@@ -190,6 +191,18 @@ pub async fn start(
         },
     );
     tracing::info!(connection.id = %connection_id, "authorization started");
+    audit::record(
+        vault.store.db(),
+        tenant,
+        Entry::new(AuditAction::AuthorizationStarted)
+            .connection(&connection_id)
+            .app(&app.id)
+            .detail(
+                "reauthorize",
+                (!request.connection_id.is_empty()).to_string(),
+            ),
+    )
+    .await?;
     Ok(StartAuthorizationResponse {
         authorization_url,
         connection_id,
@@ -277,6 +290,50 @@ pub async fn complete(
             "was already used; start the authorization again",
         )
     })?;
+    let tenant = pending.tenant.clone();
+    let connection_id = pending.connection_id.clone();
+    let app_id = pending.provider_app_id.clone();
+    let result = complete_pending(vault, pending, &verified.nonce, &request).await;
+    let db = vault.store.db();
+    match &result {
+        Ok(done) => {
+            audit::record_or_log(
+                db,
+                &tenant,
+                Entry::new(AuditAction::AuthorizationCompleted)
+                    .connection(&done.response.connection_id)
+                    .app(&app_id)
+                    .detail("reauthorized", done.reauthorized.to_string()),
+            )
+            .await;
+        }
+        Err(error) => {
+            let mut entry = Entry::new(AuditAction::AuthorizationFailed)
+                .connection(&connection_id)
+                .app(&app_id)
+                .failed(audit::reason_of(error));
+            if !request.error.is_empty() {
+                entry = entry.detail("provider_error", safe_code(&request.error));
+            }
+            audit::record_or_log(db, &tenant, entry).await;
+        }
+    }
+    result.map(|done| done.response)
+}
+
+/// What a completed authorization changed.
+struct Completed {
+    response: CompleteAuthorizationResponse,
+    /// The connection had been authorized before.
+    reauthorized: bool,
+}
+
+async fn complete_pending(
+    vault: &Vault,
+    pending: Pending,
+    nonce: &str,
+    request: &CompleteAuthorizationRequest,
+) -> Result<Completed, ApiError> {
     let tenant = &pending.tenant;
     if !request.error.is_empty() {
         let code = safe_code(&request.error);
@@ -311,7 +368,7 @@ pub async fn complete(
             .open(
                 tenant.project_id.as_str(),
                 tenant.tenant_id.as_str(),
-                &verifier_aad(&verified.nonce),
+                &verifier_aad(nonce),
                 &pending.code_verifier,
             )
             .await?;
@@ -367,6 +424,7 @@ pub async fn complete(
             .await?;
         connection = existing;
     }
+    let reauthorized = connection.authorize_time.is_some();
     let now = now_ms();
     let expires_at = match (kind, grant.expires_in) {
         (_, Some(secs)) if secs > 0 => now + secs * 1000,
@@ -413,11 +471,14 @@ pub async fn complete(
         connection.id = %connection.id,
         "authorization completed"
     );
-    Ok(CompleteAuthorizationResponse {
-        connection_id: connection.id,
-        status: ConnectionStatus::Active as i32,
-        return_url: pending.return_url,
-        tenant_id: tenant.tenant_id.to_string(),
+    Ok(Completed {
+        response: CompleteAuthorizationResponse {
+            connection_id: connection.id,
+            status: ConnectionStatus::Active as i32,
+            return_url: pending.return_url,
+            tenant_id: tenant.tenant_id.to_string(),
+        },
+        reauthorized,
     })
 }
 

@@ -14,6 +14,7 @@
 
 mod api;
 mod apps;
+mod audit;
 mod connect;
 mod credentials;
 pub mod crypto;
@@ -51,6 +52,11 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
         version: 3,
         description: "refresh lease",
         sql: include_str!("../migrations/0003_refresh_lease.sql"),
+    },
+    EmbeddedMigration {
+        version: 4,
+        description: "audit trail",
+        sql: include_str!("../migrations/0004_audit.sql"),
     },
 ];
 

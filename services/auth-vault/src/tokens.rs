@@ -12,11 +12,12 @@
 
 use secrecy::{ExposeSecret, SecretString};
 use syncline_domain::{ApiError, ErrorCode, TenantContext};
-use syncline_proto::authvault::v1::{AccessToken, Connection};
+use syncline_proto::authvault::v1::{AccessToken, AuditAction, Connection};
 use syncline_proto::common::v1::{ConnectionStatus, ErrorReason};
 use syncline_service_kit::time;
 use syncline_storage::now_ms;
 
+use crate::audit::{self, Entry};
 use crate::credentials::{self, NewTokens, StoredCredentials};
 use crate::oauth::{ClientCredentials, ProviderError, ProviderKind};
 use crate::vault::Vault;
@@ -304,6 +305,22 @@ async fn refresh_leased(
         }
         Err(error) => {
             tracing::warn!(connection.id = %connection.id, %error, "token refresh failed");
+            let reason = match &error {
+                ProviderError::Unavailable(_) => ErrorReason::ProviderUnavailable,
+                ProviderError::Rejected(_) | ProviderError::InvalidGrant(_) => {
+                    ErrorReason::ProviderRejected
+                }
+            };
+            audit::record_or_log(
+                vault.store.db(),
+                tenant,
+                Entry::new(AuditAction::TokenRefreshFailed)
+                    .connection(&connection.id)
+                    .app(&connection.provider_app_id)
+                    .failed(reason)
+                    .detail("provider_error", error.to_string()),
+            )
+            .await;
             if current.expires_at_ms > now_ms() {
                 // Still valid for a while: better than nothing; the next call retries.
                 return access_token(vault, tenant, &connection, &current).await;
@@ -391,6 +408,16 @@ async fn mark_needs_reauth(
         connection.id = %connection.id,
         "connection needs re-authorization"
     );
+    audit::record_or_log(
+        vault.store.db(),
+        tenant,
+        Entry::new(AuditAction::TokenRevoked)
+            .connection(&connection.id)
+            .app(&connection.provider_app_id)
+            .failed(ErrorReason::NeedsReauth)
+            .detail("provider_error", reason),
+    )
+    .await;
     Ok(true)
 }
 
