@@ -29,6 +29,8 @@ pub enum ErrorCode {
     FailedPrecondition,
     /// A concurrent change won; retry with fresh state.
     Aborted,
+    /// A resume position (sequence, cursor) is older than what is retained.
+    CursorExpired,
     /// The CRM connection needs the customer to authorize again.
     NeedsReauth,
     /// Too many requests for this tenant; retry later.
@@ -56,6 +58,7 @@ impl ErrorCode {
             Self::AlreadyExists => Code::AlreadyExists,
             Self::FailedPrecondition | Self::NeedsReauth => Code::FailedPrecondition,
             Self::Aborted => Code::Aborted,
+            Self::CursorExpired => Code::OutOfRange,
             Self::RateLimited | Self::QuotaExhausted => Code::ResourceExhausted,
             Self::ProviderUnavailable => Code::Unavailable,
             Self::DeadlineExceeded => Code::DeadlineExceeded,
@@ -68,7 +71,7 @@ impl ErrorCode {
     pub fn http(self) -> http::StatusCode {
         use http::StatusCode as S;
         match self {
-            Self::InvalidArgument => S::BAD_REQUEST,
+            Self::InvalidArgument | Self::CursorExpired => S::BAD_REQUEST,
             Self::Unauthenticated => S::UNAUTHORIZED,
             Self::PermissionDenied => S::FORBIDDEN,
             Self::NotFound => S::NOT_FOUND,
@@ -92,6 +95,7 @@ impl ErrorCode {
             Self::AlreadyExists => "ALREADY_EXISTS",
             Self::FailedPrecondition => "FAILED_PRECONDITION",
             Self::Aborted => "CONFLICT",
+            Self::CursorExpired => "CURSOR_EXPIRED",
             Self::NeedsReauth => "NEEDS_REAUTH",
             Self::RateLimited => "RATE_LIMITED",
             Self::QuotaExhausted => "QUOTA_EXHAUSTED",
@@ -139,6 +143,7 @@ pub struct ApiError {
     code: ErrorCode,
     message: String,
     violations: Vec<Violation>,
+    metadata: Vec<(String, String)>,
     cause: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -149,6 +154,7 @@ impl ApiError {
             code,
             message: message.into(),
             violations: Vec::new(),
+            metadata: Vec::new(),
             cause: None,
         }
     }
@@ -178,6 +184,13 @@ impl ApiError {
         }
     }
 
+    /// Adds a caller-safe `ErrorInfo.metadata` entry (e.g. how far a log was pruned).
+    #[must_use]
+    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.push((key.into(), value.into()));
+        self
+    }
+
     /// The code.
     pub fn code(&self) -> ErrorCode {
         self.code
@@ -205,7 +218,8 @@ impl ApiError {
             );
         }
         let mut details = ErrorDetails::new();
-        let mut metadata = std::collections::HashMap::new();
+        let mut metadata: std::collections::HashMap<String, String> =
+            self.metadata.into_iter().collect();
         if let Some(trace_id) = &trace_id {
             metadata.insert("trace_id".to_owned(), trace_id.clone());
         }
@@ -293,6 +307,7 @@ mod tests {
             AlreadyExists,
             FailedPrecondition,
             Aborted,
+            CursorExpired,
             NeedsReauth,
             RateLimited,
             QuotaExhausted,

@@ -58,28 +58,17 @@ impl Default for StreamOptions {
 /// The response stream of `StreamChanges`.
 pub type ChangeStream = ReceiverStream<Result<StreamChangesResponse, Status>>;
 
-/// `OUT_OF_RANGE` with reason `CURSOR_EXPIRED`.
-///
-/// Built here because the shared error table has no code for it yet.
+/// `OUT_OF_RANGE` with reason `CURSOR_EXPIRED` and how far the log was pruned.
 pub fn cursor_expired(after: u64, pruned_through: u64) -> Status {
-    use tonic_types::{ErrorDetails, StatusExt};
-    let mut details = ErrorDetails::new();
-    details.set_error_info(
-        "CURSOR_EXPIRED",
-        syncline_domain::error::ERROR_DOMAIN,
-        std::collections::HashMap::from([(
-            "pruned_through".to_owned(),
-            pruned_through.to_string(),
-        )]),
-    );
-    Status::with_error_details(
-        tonic::Code::OutOfRange,
+    syncline_domain::ApiError::new(
+        syncline_domain::ErrorCode::CursorExpired,
         format!(
             "changes after sequence {after} are no longer retained (retained from {}); start again from a backfill",
             pruned_through + 1
         ),
-        details,
     )
+    .with_metadata("pruned_through", pruned_through.to_string())
+    .into_status()
 }
 
 /// Checks `request`, then starts the pump for `tenant`. Fails before streaming when the
