@@ -10,9 +10,10 @@ use syncline_proto::mapping::v1::preview_mapping_request::Mapping as PreviewSour
 use syncline_proto::mapping::v1::transform::{self as pb};
 use syncline_proto::mapping::v1::{
     DeployManifestRequest, DiffManifestVersionsRequest, FieldMapping, GetInstallationRequest,
-    GetMappingPlanRequest, InstallationState, ListManifestVersionsRequest, ManifestChangeKind,
-    MappingDirection, ObjectMapping, PreviewMappingRequest, SaveFieldMappingsRequest, Transform,
-    ValidateFieldMappingsRequest, ValidateManifestRequest, ViolationKind,
+    GetMappingPlanRequest, Installation, InstallationState, ListManifestVersionsRequest,
+    ManifestChangeKind, MappingDirection, ObjectMapping, ObjectSelection, PreviewMappingRequest,
+    SaveFieldMappingsRequest, Transform, UpdateInstallationRequest, ValidateFieldMappingsRequest,
+    ValidateManifestRequest, ViolationKind,
 };
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -361,6 +362,64 @@ async fn field_mappings_compile_to_a_plan_preview_and_stay_with_their_tenant(sto
     assert_eq!(installation.plan_version, 1);
     // `deal` is enabled by default and has no mappings yet.
     assert_eq!(installation.state(), InstallationState::NeedsAttention);
+
+    // Turning `deal` off leaves only mapped objects: READY. Unknown objects are refused.
+    let selections = |deal: &str| {
+        vec![
+            ObjectSelection {
+                object: "contact".into(),
+                enabled: true,
+                provider_object: "Contact".into(),
+                optional_fields: vec!["first_name".into(), "full_name".into()],
+                ..ObjectSelection::default()
+            },
+            ObjectSelection {
+                object: deal.into(),
+                enabled: false,
+                ..ObjectSelection::default()
+            },
+        ]
+    };
+    let update = |objects| {
+        suite.as_tenant(
+            &project,
+            &acme,
+            UpdateInstallationRequest {
+                installation: Some(Installation {
+                    connection_id: "conn_1".into(),
+                    objects,
+                    ..Installation::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["objects".into()],
+                }),
+            },
+        )
+    };
+    let refused = mapping
+        .update_installation(update(selections("invoice")))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(
+        refused
+            .get_error_details()
+            .bad_request()
+            .unwrap()
+            .field_violations[0]
+            .field,
+        "installation.objects[1].object"
+    );
+    let updated = mapping
+        .update_installation(update(selections("deal")))
+        .await
+        .unwrap()
+        .into_inner()
+        .installation
+        .unwrap();
+    assert_eq!(updated.state(), InstallationState::Ready);
+    assert_eq!(updated.plan_version, 1);
+    assert!(updated.update_time.is_some());
 
     // Another tenant of the same project: no plan, no installation of acme's.
     let foreign = mapping

@@ -58,6 +58,13 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Manifest commands need no configuration (and `SYNCLINE_TOKEN` is not a config key).
+    if let Command::Manifest { command } = cli.command {
+        if !manifest_cli::run(command).await? {
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
     let mut config = syncline_config::load_from_process(cli.config.as_deref())?;
     match cli.command {
         Command::Up => up(config).await,
@@ -95,12 +102,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
-        Command::Manifest { command } => {
-            if !manifest_cli::run(command).await? {
-                std::process::exit(1);
-            }
-            Ok(())
-        }
+        Command::Manifest { .. } => Ok(()),
     }
 }
 

@@ -324,7 +324,10 @@ async fn six_serve_processes_on_postgres_work_as_one_suite() {
 /// `FILE:line:column: …` per error and exits with 1.
 #[tokio::test]
 async fn manifest_validate_reports_errors_with_file_line_and_column() {
-    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/examples/manifest.yaml");
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/examples/manifest.yaml"
+    );
     let output = syncline()
         .args(["manifest", "validate", example])
         .output()

@@ -365,6 +365,8 @@ impl Step {
                 Some(Kind::StringValue(s)),
             ) => Ok(string(values.get(s).unwrap_or(default).clone())),
             (Step::Case(case), Some(Kind::StringValue(s))) => Ok(string(match case {
+                CaseChange::Lower if s.is_ascii() => s.to_ascii_lowercase(),
+                CaseChange::Upper if s.is_ascii() => s.to_ascii_uppercase(),
                 CaseChange::Lower => s.to_lowercase(),
                 CaseChange::Upper => s.to_uppercase(),
                 CaseChange::Trim => s.trim().to_owned(),
@@ -541,8 +543,18 @@ fn iso_date(s: &str) -> Option<NaiveDate> {
 /// A date as `YYYY-MM-DD` (years outside 0..=9999 in chrono's own rendering).
 fn iso_date_text(d: NaiveDate) -> String {
     use chrono::Datelike;
-    if (0..=9999).contains(&d.year()) {
-        format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
+    if let Ok(year @ 0..=9999) = u32::try_from(d.year()) {
+        let mut out = String::with_capacity(10);
+        for (value, digits) in [(year, 4u32), (d.month(), 2), (d.day(), 2)] {
+            if !out.is_empty() {
+                out.push('-');
+            }
+            for place in (0..digits).rev() {
+                let digit = (value / 10u32.pow(place)) % 10;
+                out.push(char::from(b'0' + digit as u8));
+            }
+        }
+        out
     } else {
         d.format("%Y-%m-%d").to_string()
     }

@@ -186,7 +186,10 @@ mod fuzz {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(512))]
+        // MANIFEST_FUZZ_CASES=100000 fuzzes longer.
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("MANIFEST_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512)
+        ))]
 
         #[test]
         fn arbitrary_text_never_panics(source in "\\PC{0,400}") {
