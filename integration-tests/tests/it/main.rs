@@ -6,6 +6,7 @@
 mod auth;
 mod connect;
 mod delivery;
+mod discovery;
 mod isolation;
 mod mapping;
 mod reachability;

@@ -262,7 +262,7 @@ impl Store {
                  VALUES ",
             );
             for i in 0..chunk.len() {
-                let b = i * 5;
+                let b = i * 4;
                 if i > 0 {
                     sql.push(',');
                 }

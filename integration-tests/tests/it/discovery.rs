@@ -1,0 +1,541 @@
+//! schema-discovery end to end: a Salesforce sandbox org and a HubSpot sandbox portal
+//! connected through the real OAuth flow, described through the gateway (standard and custom
+//! objects, normalised types, picklists), changed through the sandboxes' admin handles, and
+//! described again: the drift is exactly those changes, and no other tenant sees any of it.
+
+use std::collections::BTreeMap;
+
+use syncline_crm_sandbox::hubspot::{DEMO_PORTAL_ID, SchemaChange};
+use syncline_crm_sandbox::salesforce::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, NewField};
+use syncline_integration_tests::{Sandboxes, Storage, TestSuite, spawn_suite, unique_tenant};
+use syncline_proto::authvault::v1::auth_vault_service_client::AuthVaultServiceClient;
+use syncline_proto::authvault::v1::{
+    CreateProviderAppRequest, ProviderApp, StartAuthorizationRequest,
+};
+use syncline_proto::common::v1::Provider;
+use syncline_proto::schema::v1::schema_service_client::SchemaServiceClient;
+use syncline_proto::schema::v1::{
+    DriftKind, Field, FieldType, GetObjectRequest, GetSchemaDriftRequest, ListObjectsRequest,
+    ListSchemaVersionsRequest, ObjectDrift, ObjectSchema, ObjectView, RefreshSchemaRequest,
+    RefreshSchemaResponse,
+};
+use tonic::Code;
+
+const PROJECT: &str = "proj-discovery";
+
+crate::both_storages!(discovery_end_to_end);
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Registers the provider app and walks the OAuth flow (the sandboxes approve at once);
+/// returns the active connection's id.
+async fn connect(
+    suite: &TestSuite,
+    tenant: &str,
+    provider: Provider,
+    base_url: &str,
+    client: (&str, &str),
+    scopes: &[&str],
+) -> String {
+    let app = AuthVaultServiceClient::new(suite.gateway())
+        .create_provider_app(suite.as_tenant(
+            PROJECT,
+            tenant,
+            CreateProviderAppRequest {
+                provider_app: Some(ProviderApp {
+                    provider: provider as i32,
+                    display_name: format!("{provider:?}"),
+                    client_id: client.0.into(),
+                    client_secret: client.1.into(),
+                    scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+                    authorize_url: base_url.into(),
+                    token_url: base_url.into(),
+                    ..ProviderApp::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .provider_app
+        .unwrap();
+    let started = AuthVaultServiceClient::new(suite.gateway())
+        .start_authorization(suite.as_tenant(
+            PROJECT,
+            tenant,
+            StartAuthorizationRequest {
+                provider_app_id: app.id,
+                display_name: "CRM".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = browser()
+        .get(&started.authorization_url)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_redirection(), "{}", response.status());
+    let callback = response.headers()["location"].to_str().unwrap().to_owned();
+    let page = browser().get(&callback).send().await.unwrap();
+    assert_eq!(page.status(), reqwest::StatusCode::OK);
+    started.connection_id
+}
+
+fn schema(suite: &TestSuite) -> SchemaServiceClient<tonic::transport::Channel> {
+    SchemaServiceClient::new(suite.gateway())
+}
+
+async fn refresh(suite: &TestSuite, tenant: &str, connection: &str) -> RefreshSchemaResponse {
+    schema(suite)
+        .refresh_schema(suite.as_tenant(
+            PROJECT,
+            tenant,
+            RefreshSchemaRequest {
+                connection_id: connection.into(),
+                object_names: Vec::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn objects(suite: &TestSuite, tenant: &str, connection: &str) -> Vec<ObjectSchema> {
+    let mut out = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = schema(suite)
+            .list_objects(suite.as_tenant(
+                PROJECT,
+                tenant,
+                ListObjectsRequest {
+                    connection_id: connection.into(),
+                    page_size: 3,
+                    page_token: page_token.clone(),
+                    ..ListObjectsRequest::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        out.extend(page.objects);
+        if page.next_page_token.is_empty() {
+            return out;
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+async fn object(suite: &TestSuite, tenant: &str, connection: &str, name: &str) -> ObjectSchema {
+    schema(suite)
+        .get_object(suite.as_tenant(
+            PROJECT,
+            tenant,
+            GetObjectRequest {
+                connection_id: connection.into(),
+                object_name: name.into(),
+                ..GetObjectRequest::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .object
+        .unwrap()
+}
+
+fn field<'a>(object: &'a ObjectSchema, name: &str) -> &'a Field {
+    object
+        .fields
+        .iter()
+        .find(|f| f.name == name)
+        .unwrap_or_else(|| panic!("{} has no field {name}", object.name))
+}
+
+async fn drift(suite: &TestSuite, tenant: &str, connection: &str, from: i64) -> Vec<ObjectDrift> {
+    schema(suite)
+        .get_schema_drift(suite.as_tenant(
+            PROJECT,
+            tenant,
+            GetSchemaDriftRequest {
+                connection_id: connection.into(),
+                from_version: from,
+                to_version: 0,
+                object_names: Vec::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .objects
+}
+
+/// `object -> field -> kinds` of a drift.
+fn summary(drift: &[ObjectDrift]) -> BTreeMap<String, BTreeMap<String, Vec<DriftKind>>> {
+    drift
+        .iter()
+        .map(|o| {
+            let fields = o
+                .fields
+                .iter()
+                .map(|f| {
+                    let kinds = f
+                        .kinds
+                        .iter()
+                        .map(|k| DriftKind::try_from(*k).unwrap())
+                        .collect();
+                    (f.field_name.clone(), kinds)
+                })
+                .collect();
+            (o.object_name.clone(), fields)
+        })
+        .collect()
+}
+
+async fn discovery_end_to_end(storage: Storage) {
+    let sandboxes = Sandboxes::start().await;
+    let suite = spawn_suite(storage).await;
+    let (sf, hs) = (&sandboxes.salesforce, &sandboxes.hubspot);
+    let acme = unique_tenant("acme");
+    let globex = unique_tenant("globex");
+
+    let sf_conn = connect(
+        &suite,
+        &acme,
+        Provider::Salesforce,
+        sf.base_url(),
+        (DEMO_CLIENT_ID, DEMO_CLIENT_SECRET),
+        &["api", "refresh_token"],
+    )
+    .await;
+    let hs_conn = connect(
+        &suite,
+        &acme,
+        Provider::Hubspot,
+        hs.base_url(),
+        (
+            syncline_crm_sandbox::hubspot::DEMO_CLIENT_ID,
+            syncline_crm_sandbox::hubspot::DEMO_CLIENT_SECRET,
+        ),
+        &[
+            "oauth",
+            "crm.objects.contacts.read",
+            "crm.schemas.contacts.read",
+            "crm.schemas.companies.read",
+            "crm.schemas.deals.read",
+            "crm.schemas.custom.read",
+        ],
+    )
+    .await;
+
+    // Salesforce: the first refresh stores version 1; standard and custom objects.
+    let first = refresh(&suite, &acme, &sf_conn).await;
+    assert_eq!(
+        (
+            first.schema_version,
+            first.changed,
+            first.previous_schema_version
+        ),
+        (1, true, 0)
+    );
+    let listed = objects(&suite, &acme, &sf_conn).await;
+    let names: Vec<&str> = listed.iter().map(|o| o.name.as_str()).collect();
+    for expected in [
+        "Account",
+        "Contact",
+        "Opportunity",
+        "Project__c",
+        "Invoice__c",
+    ] {
+        assert!(names.contains(&expected), "{names:?}");
+    }
+    let project = listed.iter().find(|o| o.name == "Project__c").unwrap();
+    assert!(project.custom && project.queryable && project.createable);
+    assert!(project.fields.is_empty() && project.field_count > 10);
+    assert!(!listed.iter().find(|o| o.name == "Account").unwrap().custom);
+
+    let account = object(&suite, &acme, &sf_conn, "Account").await;
+    assert_eq!(account.field_count as usize, account.fields.len());
+    let id = field(&account, "Id");
+    assert_eq!(
+        (id.r#type, id.native_type.as_str()),
+        (FieldType::Id as i32, "id")
+    );
+    let owner = field(&account, "OwnerId");
+    assert_eq!(owner.r#type, FieldType::Reference as i32);
+    assert_eq!(owner.reference_targets, ["User"]);
+    assert_eq!(owner.relationship_name, "Owner");
+    let external = field(&account, "External_Id__c");
+    assert!(external.custom && external.external_id);
+    let active = field(&account, "Active__c");
+    assert_eq!(active.r#type, FieldType::Picklist as i32);
+    let values: Vec<&str> = active
+        .picklist_values
+        .iter()
+        .map(|p| p.value.as_str())
+        .collect();
+    assert_eq!(values, ["Yes", "No"]);
+    let tags = field(
+        &object(&suite, &acme, &sf_conn, "Project__c").await,
+        "Tags__c",
+    )
+    .clone();
+    assert_eq!(tags.r#type, FieldType::MultiPicklist as i32);
+    assert_eq!(tags.native_type, "multipicklist");
+
+    // Nothing changed: no new version.
+    let again = refresh(&suite, &acme, &sf_conn).await;
+    assert_eq!((again.schema_version, again.changed), (1, false));
+
+    // Add, remove and retype fields in the org; the refresh stores version 2 and the drift
+    // is exactly those changes.
+    let admin = sf.admin();
+    admin
+        .add_field(
+            "demo",
+            "Account",
+            NewField {
+                name: "Churn_Risk__c".into(),
+                label: Some("Churn Risk".into()),
+                ftype: "double".into(),
+                picklist: Vec::new(),
+                reference_to: None,
+            },
+        )
+        .unwrap();
+    admin
+        .remove_field("demo", "Account", "UpsellOpportunity__c")
+        .unwrap();
+    admin
+        .retype_field("demo", "Account", "NumberofLocations__c", "string")
+        .unwrap();
+    let second = refresh(&suite, &acme, &sf_conn).await;
+    assert_eq!(
+        (
+            second.schema_version,
+            second.changed,
+            second.previous_schema_version
+        ),
+        (2, true, 1)
+    );
+    let sf_drift = drift(&suite, &acme, &sf_conn, 1).await;
+    let sf_summary = summary(&sf_drift);
+    assert_eq!(
+        sf_summary.keys().collect::<Vec<_>>(),
+        ["Account"],
+        "{sf_summary:?}"
+    );
+    let account_drift = &sf_summary["Account"];
+    assert_eq!(
+        account_drift.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "Churn_Risk__c",
+            "NumberofLocations__c",
+            "UpsellOpportunity__c"
+        ]
+    );
+    assert_eq!(account_drift["Churn_Risk__c"], [DriftKind::Added]);
+    assert_eq!(account_drift["UpsellOpportunity__c"], [DriftKind::Removed]);
+    assert_eq!(account_drift["NumberofLocations__c"][0], DriftKind::Retyped);
+    let retyped = sf_drift[0]
+        .fields
+        .iter()
+        .find(|f| f.field_name == "NumberofLocations__c")
+        .unwrap();
+    assert_eq!(
+        retyped.before.as_ref().unwrap().r#type,
+        FieldType::Decimal as i32
+    );
+    assert_eq!(
+        retyped.after.as_ref().unwrap().r#type,
+        FieldType::String as i32
+    );
+    // Version 1 is still readable as it was.
+    let old = schema(&suite)
+        .get_object(suite.as_tenant(
+            PROJECT,
+            &acme,
+            GetObjectRequest {
+                connection_id: sf_conn.clone(),
+                object_name: "Account".into(),
+                schema_version: 1,
+                view: ObjectView::Basic as i32,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(old.schema_version, 1);
+    assert!(old.object.unwrap().fields.is_empty());
+    let versions = schema(&suite)
+        .list_schema_versions(suite.as_tenant(
+            PROJECT,
+            &acme,
+            ListSchemaVersionsRequest {
+                connection_id: sf_conn.clone(),
+                ..ListSchemaVersionsRequest::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .schema_versions;
+    assert_eq!(
+        versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+        [2, 1]
+    );
+    assert_ne!(versions[0].content_hash, versions[1].content_hash);
+
+    // HubSpot: the first ListObjects describes the portal; standard objects and `2-…`
+    // custom objects with their properties.
+    let listed = objects(&suite, &acme, &hs_conn).await;
+    let names: Vec<&str> = listed.iter().map(|o| o.name.as_str()).collect();
+    for expected in ["companies", "contacts", "deals"] {
+        assert!(names.contains(&expected), "{names:?}");
+    }
+    let custom: Vec<&ObjectSchema> = listed.iter().filter(|o| o.custom).collect();
+    assert!(!custom.is_empty(), "{names:?}");
+    assert!(custom.iter().all(|o| o.name.starts_with("2-")), "{names:?}");
+    let projects = custom
+        .iter()
+        .find(|o| o.label == "Project")
+        .unwrap()
+        .name
+        .clone();
+    let described = object(&suite, &acme, &hs_conn, &projects).await;
+    let satisfaction = field(&described, "satisfaction");
+    assert_eq!(satisfaction.native_type, "enumeration");
+    assert_eq!(satisfaction.r#type, FieldType::Picklist as i32);
+    assert!(!satisfaction.picklist_values.is_empty());
+    assert_eq!(
+        field(&described, "hs_object_id").r#type,
+        FieldType::Id as i32
+    );
+    let contacts = object(&suite, &acme, &hs_conn, "contacts").await;
+    assert_eq!(field(&contacts, "email").r#type, FieldType::Email as i32);
+    assert!(!field(&contacts, "email").custom);
+
+    let hs_admin = hs.admin();
+    hs_admin
+        .change_schema(
+            DEMO_PORTAL_ID,
+            "contacts",
+            &SchemaChange::Add {
+                name: "churn_score".into(),
+                ptype: "number".into(),
+                label: Some("Churn score".into()),
+            },
+        )
+        .unwrap();
+    hs_admin
+        .change_schema(
+            DEMO_PORTAL_ID,
+            &projects,
+            &SchemaChange::Remove {
+                name: "notes".into(),
+            },
+        )
+        .unwrap();
+    hs_admin
+        .change_schema(
+            DEMO_PORTAL_ID,
+            &projects,
+            &SchemaChange::Retype {
+                name: "satisfaction".into(),
+                ptype: "string".into(),
+            },
+        )
+        .unwrap();
+    let hs_second = refresh(&suite, &acme, &hs_conn).await;
+    assert_eq!((hs_second.schema_version, hs_second.changed), (2, true));
+    let hs_summary = summary(&drift(&suite, &acme, &hs_conn, 1).await);
+    let mut expected = vec![projects.clone(), "contacts".to_owned()];
+    expected.sort();
+    assert_eq!(
+        hs_summary.keys().cloned().collect::<Vec<_>>(),
+        expected,
+        "{hs_summary:?}"
+    );
+    assert_eq!(
+        hs_summary["contacts"].keys().collect::<Vec<_>>(),
+        ["churn_score"]
+    );
+    assert_eq!(hs_summary["contacts"]["churn_score"], [DriftKind::Added]);
+    let project_drift = &hs_summary[&projects];
+    assert_eq!(
+        project_drift.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["notes", "satisfaction"]
+    );
+    assert_eq!(project_drift["notes"], [DriftKind::Removed]);
+    assert_eq!(project_drift["satisfaction"][0], DriftKind::Retyped);
+
+    // Another tenant naming the same connections finds nothing, and cannot describe them.
+    for conn in [&sf_conn, &hs_conn] {
+        let status = schema(&suite)
+            .get_object(suite.as_tenant(
+                PROJECT,
+                &globex,
+                GetObjectRequest {
+                    connection_id: conn.clone(),
+                    object_name: "Account".into(),
+                    ..GetObjectRequest::default()
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::NotFound, "{status:?}");
+        let status = schema(&suite)
+            .get_schema_drift(suite.as_tenant(
+                PROJECT,
+                &globex,
+                GetSchemaDriftRequest {
+                    connection_id: conn.clone(),
+                    from_version: 1,
+                    ..GetSchemaDriftRequest::default()
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::NotFound, "{status:?}");
+        for call in ["refresh", "list"] {
+            let status = match call {
+                "refresh" => schema(&suite)
+                    .refresh_schema(suite.as_tenant(
+                        PROJECT,
+                        &globex,
+                        RefreshSchemaRequest {
+                            connection_id: conn.clone(),
+                            object_names: Vec::new(),
+                        },
+                    ))
+                    .await
+                    .map(|_| ())
+                    .unwrap_err(),
+                _ => schema(&suite)
+                    .list_objects(suite.as_tenant(
+                        PROJECT,
+                        &globex,
+                        ListObjectsRequest {
+                            connection_id: conn.clone(),
+                            ..ListObjectsRequest::default()
+                        },
+                    ))
+                    .await
+                    .map(|_| ())
+                    .unwrap_err(),
+            };
+            assert_eq!(status.code(), Code::NotFound, "{call}: {status:?}");
+        }
+    }
+
+    suite.stop().await;
+    sandboxes.stop().await;
+}
