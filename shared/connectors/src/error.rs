@@ -101,3 +101,21 @@ impl ConnectorError {
         }
     }
 }
+
+/// Classifies an error answer as a call would, with Salesforce (`salesforce = true`) or
+/// HubSpot error bodies; for tests of the mapping from HTTP status to error.
+#[doc(hidden)]
+pub fn classify_for_tests(
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+    salesforce: bool,
+) -> ConnectorError {
+    let status = reqwest::StatusCode::from_u16(status).unwrap_or(reqwest::StatusCode::BAD_REQUEST);
+    let code_of = if salesforce {
+        crate::salesforce::error_code
+    } else {
+        crate::hubspot::error_code
+    };
+    crate::http::classify(status, retry_after, body, code_of)
+}

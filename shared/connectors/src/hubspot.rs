@@ -136,7 +136,7 @@ pub fn describe(
 }
 
 /// The HubSpot error body: `{status, message, category, …}`.
-fn error_code(body: &[u8]) -> (String, String) {
+pub(crate) fn error_code(body: &[u8]) -> (String, String) {
     #[derive(Deserialize)]
     struct Body {
         #[serde(default)]

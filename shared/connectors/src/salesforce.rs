@@ -175,7 +175,7 @@ pub fn objects_of(wire: GlobalDescribe) -> Result<Vec<ObjectSummary>, ConnectorE
 }
 
 /// The Salesforce error body: `[{"message","errorCode"}]`.
-fn error_code(body: &[u8]) -> (String, String) {
+pub(crate) fn error_code(body: &[u8]) -> (String, String) {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Item {
