@@ -591,3 +591,175 @@ pub fn refresh_state(
         InstallationState::NeedsAttention
     } as i32;
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use syncline_proto::mapping::v1::transform as pb;
+
+    const EXAMPLE: &str = include_str!("../../../docs/examples/manifest.yaml");
+
+    fn doc() -> ManifestDoc {
+        crate::manifest::validate(EXAMPLE).doc.unwrap()
+    }
+
+    fn field(model: &[&str], provider: &[&str], direction: MappingDirection) -> FieldMapping {
+        FieldMapping {
+            model_fields: model.iter().map(|s| (*s).to_owned()).collect(),
+            provider_fields: provider.iter().map(|s| (*s).to_owned()).collect(),
+            direction: direction as i32,
+            ..FieldMapping::default()
+        }
+    }
+
+    fn contact(fields: Vec<FieldMapping>) -> ObjectMapping {
+        let mut all = vec![
+            field(&["email"], &["Email"], MappingDirection::Both),
+            field(&["last_name"], &["LastName"], MappingDirection::Both),
+        ];
+        all.extend(fields);
+        ObjectMapping {
+            object: "contact".into(),
+            provider_object: "Contact".into(),
+            fields: all,
+        }
+    }
+
+    fn kinds(v: &[FieldMappingViolation]) -> Vec<(i32, ViolationKind)> {
+        v.iter().map(|v| (v.mapping_index, v.kind())).collect()
+    }
+
+    #[test]
+    fn a_complete_mapping_is_valid_and_compiles() {
+        let doc = doc();
+        let installation = default_installation("conn_1", 1, &doc);
+        let mapping = contact(vec![]);
+        assert!(validate(&doc, &installation, std::slice::from_ref(&mapping)).is_empty());
+        let plan = compile_plan(&doc, &installation, &[mapping], 3).unwrap();
+        assert_eq!(plan.plan_version, 3);
+        let contact = &plan.objects[0];
+        assert_eq!(contact.inbound[0].target_type, FieldType::Email as i32);
+        assert_eq!(contact.outbound[1].target_field, "LastName");
+    }
+
+    #[test]
+    fn each_violation_names_its_mapping_and_field() {
+        let doc = doc();
+        let installation = default_installation("conn_1", 1, &doc);
+        let bad_split = FieldMapping {
+            inbound_transforms: vec![Transform {
+                kind: Some(TransformKind::Split(pb::Split {
+                    separator: String::new(),
+                    index: 0,
+                })),
+            }],
+            ..field(&["first_name"], &["FirstName"], MappingDirection::Inbound)
+        };
+        let mapping = contact(vec![
+            field(
+                &["full_name"],
+                &["FirstName", "LastName"],
+                MappingDirection::Inbound,
+            ),
+            field(&["first_name"], &["A", "B"], MappingDirection::Both),
+            field(&["email"], &["Email2"], MappingDirection::Inbound),
+            field(&["phone"], &["Email"], MappingDirection::Outbound),
+            bad_split,
+            field(&["phone"], &["Phone"], MappingDirection::Unspecified),
+        ]);
+        let found = validate(&doc, &installation, &[mapping]);
+        assert_eq!(
+            kinds(&found),
+            [
+                (2, ViolationKind::InvalidTransform),
+                (3, ViolationKind::InvalidTransform),
+                (4, ViolationKind::DuplicateTarget),
+                (5, ViolationKind::DuplicateTarget),
+                (6, ViolationKind::InvalidTransform),
+                (7, ViolationKind::InvalidTransform),
+            ],
+            "{found:#?}"
+        );
+        assert!(
+            found[4].message.contains("separator"),
+            "{}",
+            found[4].message
+        );
+        assert_eq!(found[2].model_field, "email");
+    }
+
+    #[test]
+    fn required_fields_choices_and_access_are_enforced() {
+        let doc = doc();
+        let mut installation = default_installation("conn_1", 1, &doc);
+        let contact_choice = installation
+            .objects
+            .iter_mut()
+            .find(|s| s.object == "contact")
+            .unwrap();
+        contact_choice.optional_fields = vec!["first_name".into()];
+        let mapping = ObjectMapping {
+            object: "contact".into(),
+            provider_object: "Contact".into(),
+            fields: vec![
+                field(&["email"], &["Email"], MappingDirection::Both),
+                field(&["phone"], &["Phone"], MappingDirection::Inbound),
+            ],
+        };
+        let deal = ObjectMapping {
+            object: "deal".into(),
+            provider_object: String::new(),
+            fields: vec![field(&["name"], &["Name"], MappingDirection::Outbound)],
+        };
+        let found = validate(&doc, &installation, &[mapping, deal]);
+        let summary: Vec<(&str, i32, ViolationKind, &str)> = found
+            .iter()
+            .map(|v| {
+                (
+                    v.object.as_str(),
+                    v.mapping_index,
+                    v.kind(),
+                    v.model_field.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("contact", 1, ViolationKind::ModelFieldUnknown, "phone"),
+                ("contact", -1, ViolationKind::RequiredUnmapped, "last_name"),
+                ("deal", -1, ViolationKind::ProviderFieldUnknown, ""),
+                ("deal", 0, ViolationKind::NotWritable, "name"),
+                ("deal", -1, ViolationKind::RequiredUnmapped, "name"),
+            ],
+            "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn installation_state_follows_the_plan() {
+        let doc = doc();
+        let mut installation = default_installation("conn_1", 1, &doc);
+        refresh_state(&mut installation, &doc, None);
+        assert_eq!(installation.state(), InstallationState::NotConfigured);
+        let plan = compile_plan(&doc, &installation, &[contact(vec![])], 1).unwrap();
+        refresh_state(&mut installation, &doc, Some(&plan));
+        assert_eq!(installation.state(), InstallationState::NeedsAttention);
+        let deal = installation
+            .objects
+            .iter()
+            .find(|s| s.object == "deal")
+            .unwrap();
+        assert_eq!(deal.issue, "no field mappings saved");
+        for s in &mut installation.objects {
+            s.enabled = s.object == "contact";
+        }
+        refresh_state(&mut installation, &doc, Some(&plan));
+        assert_eq!(installation.state(), InstallationState::Ready);
+        installation.manifest_version = 2;
+        refresh_state(&mut installation, &doc, Some(&plan));
+        assert_eq!(installation.state(), InstallationState::NeedsAttention);
+    }
+}

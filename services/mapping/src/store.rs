@@ -454,4 +454,130 @@ mod tests {
         })
         .await;
     }
+
+    fn manifest(content: &str) -> Manifest {
+        Manifest {
+            content: content.into(),
+            content_hash: format!("hash of {content}"),
+            objects: vec!["contact".into()],
+            ..Manifest::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn deployments_number_versions_per_project_and_skip_identical_content() {
+        on_every_backend(
+            "deployments_number_versions_per_project_and_skip_identical_content",
+            |store| async move {
+                let p1 = tenant("p1", "acme");
+                let (first, created) = store.deploy_manifest(&p1, manifest("a")).await.unwrap();
+                assert!(created);
+                assert_eq!(first.version, 1);
+                assert!(first.create_time.is_some());
+                let (same, created) = store.deploy_manifest(&p1, manifest("a")).await.unwrap();
+                assert!(!created);
+                assert_eq!(same.version, 1);
+                let (second, _) = store.deploy_manifest(&p1, manifest("b")).await.unwrap();
+                assert_eq!(second.version, 2);
+                let (other, _) = store
+                    .deploy_manifest(&tenant("p2", "acme"), manifest("b"))
+                    .await
+                    .unwrap();
+                assert_eq!(other.version, 1, "versions count per project");
+                let latest = store.manifest(&p1, None).await.unwrap().unwrap();
+                assert_eq!(latest.content, "b");
+                assert_eq!(latest.content_hash, "hash of b");
+            },
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn saved_mappings_compile_numbered_plans_per_tenant_and_connection() {
+        on_every_backend(
+            "saved_mappings_compile_numbered_plans_per_tenant_and_connection",
+            |store| async move {
+                let acme = tenant("p1", "acme");
+                let save = |object: &'static str| {
+                    let store = store.clone();
+                    let acme = acme.clone();
+                    async move {
+                        store
+                            .save_field_mappings(
+                                &acme,
+                                "conn_1",
+                                &[ObjectMapping {
+                                    object: object.into(),
+                                    ..ObjectMapping::default()
+                                }],
+                                |all, version| {
+                                    let plan = MappingPlan {
+                                        connection_id: "conn_1".into(),
+                                        plan_version: version,
+                                        objects: all
+                                            .iter()
+                                            .map(|m| syncline_proto::mapping::v1::ObjectPlan {
+                                                object: m.object.clone(),
+                                                ..Default::default()
+                                            })
+                                            .collect(),
+                                        ..MappingPlan::default()
+                                    };
+                                    let installation = Installation {
+                                        connection_id: "conn_1".into(),
+                                        plan_version: version,
+                                        ..Installation::default()
+                                    };
+                                    Ok((plan, installation))
+                                },
+                            )
+                            .await
+                            .unwrap()
+                    }
+                };
+                let first = save("contact").await;
+                assert_eq!(first.plan_version, 1);
+                let second = save("deal").await;
+                assert_eq!(second.plan_version, 2);
+                let objects: Vec<&str> = second.objects.iter().map(|o| o.object.as_str()).collect();
+                assert_eq!(
+                    objects,
+                    ["contact", "deal"],
+                    "other objects keep their mappings"
+                );
+
+                let latest = store
+                    .mapping_plan(&acme, "conn_1", None)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(latest.plan_version, 2);
+                let v1 = store
+                    .mapping_plan(&acme, "conn_1", Some(1))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(v1.objects.len(), 1);
+                let installation = store.installation(&acme, "conn_1").await.unwrap().unwrap();
+                assert_eq!(installation.plan_version, 2);
+                for other in [tenant("p1", "globex"), tenant("p2", "acme")] {
+                    assert!(
+                        store
+                            .mapping_plan(&other, "conn_1", None)
+                            .await
+                            .unwrap()
+                            .is_none()
+                    );
+                }
+                assert!(
+                    store
+                        .mapping_plan(&acme, "conn_2", None)
+                        .await
+                        .unwrap()
+                        .is_none()
+                );
+            },
+        )
+        .await;
+    }
 }
