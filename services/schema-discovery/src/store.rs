@@ -349,7 +349,9 @@ impl Store {
     }
 
     /// The breaking drift rows (removed or retyped) of the tenant's connection newer than
-    /// `after_version`: what the mapping service will query to flag broken mappings.
+    /// `after_version`: what the mapping service will query to flag broken mappings (read
+    /// here only by tests until then).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub async fn breaking_drift(
         &self,
         tenant: &TenantContext,
@@ -552,6 +554,107 @@ mod tests {
                         .unwrap()
                         .is_empty()
                 );
+            },
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_new_version_stores_objects_and_breaking_drift_in_one_go() {
+        on_every_backend(
+            "a_new_version_stores_objects_and_breaking_drift_in_one_go",
+            |store| async move {
+                let acme = tenant("p1", "acme");
+                let globex = tenant("p1", "globex");
+                let objects: Vec<ObjectSchema> = (0..250)
+                    .map(|i| ObjectSchema {
+                        name: format!("Object{i:03}__c"),
+                        custom: true,
+                        ..ObjectSchema::default()
+                    })
+                    .collect();
+                store
+                    .insert_version(&acme, "conn_1", 1, "h1", &objects, &[], 1000)
+                    .await
+                    .unwrap();
+                let rows = vec![
+                    DriftRow {
+                        object_name: "Object001__c".into(),
+                        field_name: "Gone__c".into(),
+                        kinds: "removed".into(),
+                        breaking: true,
+                        before_type: "string".into(),
+                        after_type: String::new(),
+                    },
+                    DriftRow {
+                        object_name: "Object001__c".into(),
+                        field_name: "Label__c".into(),
+                        kinds: "attributes_changed".into(),
+                        breaking: false,
+                        before_type: "string".into(),
+                        after_type: "string".into(),
+                    },
+                ];
+                store
+                    .insert_version(&acme, "conn_1", 2, "h2", &objects[..10], &rows, 2000)
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    store.latest(&acme, "conn_1").await.unwrap(),
+                    Some((2, "h2".to_owned()))
+                );
+                assert_eq!(
+                    store.all_objects(&acme, "conn_1", 1).await.unwrap().len(),
+                    250
+                );
+                assert_eq!(
+                    store.all_objects(&acme, "conn_1", 2).await.unwrap().len(),
+                    10
+                );
+                assert!(
+                    store
+                        .object(&acme, "conn_1", 1, "Object200__c")
+                        .await
+                        .unwrap()
+                        .is_some()
+                );
+                assert!(
+                    store
+                        .object(&globex, "conn_1", 1, "Object200__c")
+                        .await
+                        .unwrap()
+                        .is_none()
+                );
+                let breaking = store.breaking_drift(&acme, "conn_1", 0).await.unwrap();
+                assert_eq!(
+                    breaking,
+                    [(
+                        2,
+                        "Object001__c".to_owned(),
+                        "Gone__c".to_owned(),
+                        "removed".to_owned()
+                    )]
+                );
+                assert!(
+                    store
+                        .breaking_drift(&globex, "conn_1", 0)
+                        .await
+                        .unwrap()
+                        .is_empty()
+                );
+                // The same version again loses: a concurrent refresh stored it first.
+                let error = store
+                    .insert_version(&acme, "conn_1", 2, "h3", &objects[..1], &[], 3000)
+                    .await
+                    .unwrap_err();
+                assert_eq!(error.code(), syncline_domain::ErrorCode::Aborted);
+                store
+                    .record_drift_event(&acme, "conn_1", 1, 2, 1, 1, false, 2000)
+                    .await
+                    .unwrap();
+                let known = store.known_connections().await.unwrap();
+                assert_eq!(known.len(), 1);
+                assert_eq!(known[0].tenant_id, "acme");
             },
         )
         .await;

@@ -160,7 +160,7 @@ impl Connector {
     ) -> Result<Vec<ObjectDescription>, ConnectorError> {
         let mut objects = self.list_objects(credentials).await?;
         if !only.is_empty() {
-            objects.retain(|o| only.iter().any(|n| *n == o.name));
+            objects.retain(|o| only.contains(&o.name));
         }
         let mut described = self.describe_objects(credentials, &objects).await?;
         described.sort_by(|a, b| a.object.name.cmp(&b.object.name));
