@@ -6,13 +6,14 @@ use syncline_proto::authvault::v1::token_service_server::TokenService;
 use syncline_proto::authvault::v1::{
     AuditAction, CompleteAuthorizationRequest, CompleteAuthorizationResponse,
     CreateProviderAppRequest, CreateProviderAppResponse, DeleteProviderAppRequest,
-    DeleteProviderAppResponse, GetAccessTokenRequest, GetAccessTokenResponse, GetConnectionRequest,
-    GetConnectionResponse, GetProviderAppRequest, GetProviderAppResponse, ListAuditEventsRequest,
-    ListAuditEventsResponse, ListConnectionsRequest, ListConnectionsResponse,
-    ListProviderAppsRequest, ListProviderAppsResponse, ReportUnauthorizedRequest,
-    ReportUnauthorizedResponse, RotateKeyEncryptionKeyRequest, RotateKeyEncryptionKeyResponse,
-    StartAuthorizationRequest, StartAuthorizationResponse, UpdateProviderAppRequest,
-    UpdateProviderAppResponse,
+    DeleteProviderAppResponse, ExportCredentialsRequest, ExportCredentialsResponse,
+    GetAccessTokenRequest, GetAccessTokenResponse, GetConnectionRequest, GetConnectionResponse,
+    GetProviderAppRequest, GetProviderAppResponse, ImportCredentialsRequest,
+    ImportCredentialsResponse, ListAuditEventsRequest, ListAuditEventsResponse,
+    ListConnectionsRequest, ListConnectionsResponse, ListProviderAppsRequest,
+    ListProviderAppsResponse, ReportUnauthorizedRequest, ReportUnauthorizedResponse,
+    RotateKeyEncryptionKeyRequest, RotateKeyEncryptionKeyResponse, StartAuthorizationRequest,
+    StartAuthorizationResponse, UpdateProviderAppRequest, UpdateProviderAppResponse,
 };
 use syncline_service_kit::pagination::PageRequest;
 use syncline_service_kit::{CallerOrigin, caller, tenant};
@@ -22,7 +23,7 @@ use std::sync::Arc;
 
 use crate::audit::{self, Entry};
 use crate::vault::Vault;
-use crate::{apps, connect, filter, tokens};
+use crate::{apps, connect, filter, tokens, transfer};
 
 /// Implements `syncline.authvault.v1.AuthVaultService`.
 #[derive(Debug, Clone)]
@@ -281,6 +282,26 @@ impl AuthVaultService for AuthVaultApi {
         Ok(Response::new(GetConnectionResponse {
             connection: Some(connection),
         }))
+    }
+
+    async fn import_credentials(
+        &self,
+        request: Request<ImportCredentialsRequest>,
+    ) -> Result<Response<ImportCredentialsResponse>, Status> {
+        let tenant = tenant(&request)?.clone();
+        let connection = transfer::import(&self.vault, &tenant, request.into_inner()).await?;
+        Ok(Response::new(ImportCredentialsResponse {
+            connection: Some(connection),
+        }))
+    }
+
+    async fn export_credentials(
+        &self,
+        request: Request<ExportCredentialsRequest>,
+    ) -> Result<Response<ExportCredentialsResponse>, Status> {
+        let tenant = tenant(&request)?;
+        let exports = transfer::export(&self.vault, tenant, request.get_ref()).await?;
+        Ok(Response::new(ExportCredentialsResponse { exports }))
     }
 
     async fn list_audit_events(

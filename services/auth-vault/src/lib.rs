@@ -24,6 +24,7 @@ mod store;
 #[cfg(test)]
 mod test_db;
 mod tokens;
+mod transfer;
 mod vault;
 
 use std::sync::Arc;
@@ -60,12 +61,30 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     },
 ];
 
+/// In-process access to a running vault's background work, for tests and benchmarks.
+#[derive(Debug, Clone)]
+pub struct VaultHandle {
+    #[allow(dead_code)]
+    vault: Arc<vault::Vault>,
+}
+
 /// Starts the service on `listener`; it drains and stops when `shutdown` fires.
 pub async fn start(
     config: &SynclineConfig,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<RunningService, ServiceError> {
+    start_with_handle(config, listener, shutdown)
+        .await
+        .map(|(running, _)| running)
+}
+
+/// Like [`start`], also returning a handle on the vault's background work.
+pub async fn start_with_handle(
+    config: &SynclineConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(RunningService, VaultHandle), ServiceError> {
     let boot = boot(config, ServiceName::AuthVault, MIGRATIONS).await?;
     let kms = crypto::LocalKms::from_config(&config.auth_vault, &config.data_dir)
         .map_err(|e| ServiceError::Config(format!("auth_vault: {e}")))?;
@@ -95,12 +114,11 @@ pub async fn start(
         .add_service(AuthVaultServiceServer::new(api::AuthVaultApi::new(
             vault.clone(),
         )))
-        .add_service(TokenServiceServer::new(api::TokenApi::new(vault)));
+        .add_service(TokenServiceServer::new(api::TokenApi::new(vault.clone())));
     let addr = listener.local_addr()?;
     let task = tokio::spawn(server::serve(router, listener, boot.health, shutdown));
-    Ok(RunningService::new(
-        ServiceName::AuthVault.as_str(),
-        addr,
-        task,
+    Ok((
+        RunningService::new(ServiceName::AuthVault.as_str(), addr, task),
+        VaultHandle { vault },
     ))
 }

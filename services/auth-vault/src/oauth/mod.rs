@@ -3,5 +3,7 @@
 pub mod providers;
 pub mod state;
 
-pub use providers::{ClientCredentials, OAuthClient, ProviderError, ProviderKind, TokenGrant};
+pub use providers::{
+    ClientCredentials, OAuthClient, ProviderError, ProviderKind, TokenGrant, TokenInfo,
+};
 pub use state::{Pkce, StateError, StateSigner};

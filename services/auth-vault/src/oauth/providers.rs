@@ -399,6 +399,104 @@ impl OAuthClient {
     }
 }
 
+/// What a provider says about an access token it accepts.
+#[derive(Debug, Clone, Default)]
+pub struct TokenInfo {
+    /// Salesforce org id / HubSpot portal id.
+    pub external_account_id: String,
+    /// Scopes, when the provider says (HubSpot).
+    pub scopes: Vec<String>,
+    /// Seconds until expiry, when the provider says (HubSpot).
+    pub expires_in: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct SalesforceUserInfo {
+    organization_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct HubSpotAccessTokenInfo {
+    hub_id: Option<u64>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    expires_in: Option<i64>,
+}
+
+impl OAuthClient {
+    /// Asks the provider whether it accepts `access_token` (Salesforce `userinfo` on the
+    /// instance, HubSpot's access-token info next to the token endpoint). A refusal is
+    /// `InvalidGrant`.
+    pub async fn inspect_access_token(
+        &self,
+        kind: ProviderKind,
+        token_url: &url::Url,
+        instance_url: &str,
+        access_token: &SecretString,
+    ) -> Result<TokenInfo, ProviderError> {
+        let request = match kind {
+            ProviderKind::Salesforce => {
+                let mut url = url::Url::parse(instance_url)
+                    .map_err(|_| ProviderError::Rejected("the instance url is not a url".into()))?;
+                url.set_path("/services/oauth2/userinfo");
+                url.set_query(None);
+                self.http.get(url).bearer_auth(access_token.expose_secret())
+            }
+            ProviderKind::HubSpot => {
+                let mut url = token_url.clone();
+                url.set_query(None);
+                url.path_segments_mut()
+                    .map_err(|()| ProviderError::Rejected("the token url has no path".into()))?
+                    .clear()
+                    .extend(["oauth", "v1", "access-tokens", access_token.expose_secret()]);
+                self.http.get(url)
+            }
+        };
+        let response = request
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status();
+        if matches!(status.as_u16(), 401 | 403 | 404) {
+            return Err(ProviderError::InvalidGrant(format!(
+                "the access token was refused (http {})",
+                status.as_u16()
+            )));
+        }
+        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            return Err(ProviderError::Unavailable(format!(
+                "http {}",
+                status.as_u16()
+            )));
+        }
+        if !status.is_success() {
+            return Err(ProviderError::Rejected(format!("http {}", status.as_u16())));
+        }
+        let body = response.bytes().await.map_err(transport)?;
+        let malformed =
+            |_| ProviderError::Unavailable("the token information is malformed json".into());
+        match kind {
+            ProviderKind::Salesforce => {
+                let info: SalesforceUserInfo = serde_json::from_slice(&body).map_err(malformed)?;
+                Ok(TokenInfo {
+                    external_account_id: info.organization_id.unwrap_or_default(),
+                    ..TokenInfo::default()
+                })
+            }
+            ProviderKind::HubSpot => {
+                let info: HubSpotAccessTokenInfo =
+                    serde_json::from_slice(&body).map_err(malformed)?;
+                Ok(TokenInfo {
+                    external_account_id: info.hub_id.map(|h| h.to_string()).unwrap_or_default(),
+                    scopes: info.scopes,
+                    expires_in: info.expires_in,
+                })
+            }
+        }
+    }
+}
+
 fn classify_error(status: reqwest::StatusCode, body: &[u8]) -> ProviderError {
     let raw: Option<RawError> = serde_json::from_slice(body).ok();
     let (code, description) = match &raw {

@@ -4,3 +4,5 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod logs;
+mod support;
+mod transfer;
