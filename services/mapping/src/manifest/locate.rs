@@ -82,7 +82,7 @@ pub fn locate(source: &str, path: &[&str]) -> (usize, usize) {
     let mut scope: &[Entry<'_>] = &all;
     let mut found = (0, 0);
     let mut last: Option<Entry<'_>> = None;
-    for segment in path {
+    for (depth, segment) in path.iter().enumerate() {
         let level = scope.first().map_or(usize::MAX, |e| e.indent);
         let hit = match segment.parse::<usize>() {
             Ok(index) => scope
@@ -103,8 +103,18 @@ pub fn locate(source: &str, path: &[&str]) -> (usize, usize) {
                 .find_map(|e| e.text.find(&format!("{segment}:")).map(|at| (e, at)))
             {
                 let raw_line = source.lines().nth(e.line - 1).unwrap_or("");
-                let offset = raw_line.len() - e.text.len();
-                found = (e.line, raw_line[..offset + at].chars().count() + 1);
+                let mut offset = raw_line.len() - e.text.len() + at;
+                found = (e.line, raw_line[..offset].chars().count() + 1);
+                // Deeper keys of the same flow mapping follow on that line.
+                for deeper in &path[depth + 1..] {
+                    match raw_line[offset..].find(&format!("{deeper}:")) {
+                        Some(more) => {
+                            offset += more;
+                            found = (e.line, raw_line[..offset].chars().count() + 1);
+                        }
+                        None => break,
+                    }
+                }
             }
             break;
         };
@@ -203,6 +213,10 @@ objects:
         let mut second = inbound.to_vec();
         second.extend(["1", "date"]);
         assert_eq!(locate(SOURCE, &second), (14, 19));
+        assert_eq!(
+            locate("a:\n  b: {c: {d: 1}}\n", &["a", "b", "c", "d"]),
+            (2, 11)
+        );
         // Unknown keys stop at the deepest known node.
         assert_eq!(locate(SOURCE, &["objects", "contact", "nope"]), (4, 3));
         assert_eq!(locate(SOURCE, &["nothing"]), (0, 0));

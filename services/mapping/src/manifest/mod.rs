@@ -195,6 +195,10 @@ fn parse_issue(source: &str, error: &serde_norway::Error) -> Issue {
     }
     if code == "alias_limit" {
         message = "too many alias expansions (refused as an alias bomb)".into();
+        // The parser gives no position: point at the first alias.
+        if let Some((l, c)) = first_alias(source) {
+            (line, column) = (l, c);
+        }
     }
     Issue {
         line,
@@ -203,6 +207,28 @@ fn parse_issue(source: &str, error: &serde_norway::Error) -> Issue {
         code,
         message,
     }
+}
+
+/// The 1-based position of the first alias (`*name`) outside quotes and comments.
+fn first_alias(source: &str) -> Option<(usize, usize)> {
+    for (n, line) in source.lines().enumerate() {
+        let mut quote: Option<char> = None;
+        let mut previous = ' ';
+        for (col, c) in line.chars().enumerate() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '"' | '\'') => quote = Some(c),
+                (None, '#') if previous.is_whitespace() => break,
+                (None, '*') if matches!(previous, ' ' | '[' | '{' | ',' | ':' | '-') => {
+                    return Some((n + 1, col + 1));
+                }
+                _ => {}
+            }
+            previous = c;
+        }
+    }
+    None
 }
 
 struct Checker<'a> {
