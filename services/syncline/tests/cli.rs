@@ -369,3 +369,106 @@ async fn manifest_validate_reports_errors_with_file_line_and_column() {
         "{stderr}"
     );
 }
+
+/// `syncline manifest deploy` against a running `syncline up`: the token comes from
+/// `SYNCLINE_TOKEN`, a first deployment creates version 1, the same file again changes
+/// nothing, an invalid file is refused before anything is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manifest_deploy_installs_versions_through_the_gateway() {
+    let data_dir = std::env::temp_dir().join(format!("syncline-cli-deploy-{}", std::process::id()));
+    let mut command = syncline();
+    command
+        .arg("up")
+        .env("SYNCLINE_DATA_DIR", &data_dir)
+        .env("SYNCLINE_SANDBOX__ENABLED", "false");
+    for key in [
+        "GATEWAY",
+        "AUTH_VAULT",
+        "SCHEMA_DISCOVERY",
+        "MAPPING",
+        "SYNC_ENGINE",
+        "CONFLICT_RESOLVER",
+    ] {
+        command.env(format!("SYNCLINE_{key}__LISTEN_ADDR"), "127.0.0.1:0");
+    }
+    command.stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = command.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let done = line.contains("stop with Ctrl-C");
+            printed.push(line);
+            if done {
+                return;
+            }
+        }
+        panic!("syncline up exited early");
+    })
+    .await
+    .expect("syncline up becomes ready");
+    let gateway = printed
+        .iter()
+        .find(|l| l.trim_start().starts_with("gateway "))
+        .and_then(|l| l.split_whitespace().find(|w| w.starts_with("grpc://")))
+        .unwrap()
+        .replace("grpc://", "http://");
+    let token = printed
+        .iter()
+        .find(|l| l.starts_with("eyJ"))
+        .unwrap()
+        .clone();
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/examples/manifest.yaml"
+    );
+    let deploy = |file: &str| {
+        let mut command = syncline();
+        command
+            .args(["manifest", "deploy", file, "--gateway", &gateway])
+            .env("SYNCLINE_TOKEN", &token);
+        command
+    };
+
+    let first = deploy(example).output().await.unwrap();
+    let stdout = String::from_utf8(first.stdout).unwrap();
+    assert!(
+        first.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(stdout.contains("deployed manifest version 1"), "{stdout}");
+    let again = deploy(example).output().await.unwrap();
+    assert!(again.status.success());
+    assert!(
+        String::from_utf8(again.stdout)
+            .unwrap()
+            .contains("unchanged: version 1"),
+    );
+
+    let broken = data_dir.join("broken.yaml");
+    std::fs::write(&broken, "format: 1\nname: x\nobjects: {}\n").unwrap();
+    let refused = deploy(broken.to_str().unwrap()).output().await.unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8(refused.stderr)
+            .unwrap()
+            .contains(":3:1: error: objects")
+    );
+
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("syncline up stops after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
