@@ -763,3 +763,44 @@ mod tests {
         assert_eq!(installation.state(), InstallationState::NeedsAttention);
     }
 }
+
+#[cfg(test)]
+mod default_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::manifest::{ProviderName, default_mappings};
+
+    #[test]
+    fn the_manifests_default_mappings_validate_and_compile_for_each_provider() {
+        let doc = crate::manifest::validate(include_str!("../../../docs/examples/manifest.yaml"))
+            .doc
+            .unwrap();
+        for provider in [ProviderName::Salesforce, ProviderName::Hubspot] {
+            let installation = default_installation("conn_1", 1, &doc);
+            let defaults = default_mappings(&doc, provider);
+            assert_eq!(defaults.len(), 2, "{provider:?}");
+            let violations = validate(&doc, &installation, &defaults);
+            assert!(violations.is_empty(), "{provider:?}: {violations:#?}");
+            compile_plan(&doc, &installation, &defaults, 1).unwrap();
+        }
+        let salesforce = default_mappings(&doc, ProviderName::Salesforce);
+        let contact = &salesforce[0];
+        let full_name = contact
+            .fields
+            .iter()
+            .find(|f| f.model_fields == ["full_name"])
+            .unwrap();
+        // `write: never`: inbound only, with its concatenate first.
+        assert_eq!(full_name.direction(), MappingDirection::Inbound);
+        assert_eq!(full_name.provider_fields, ["FirstName", "LastName"]);
+        assert!(starts_with_concatenate(&full_name.inbound_transforms));
+        // `deal` is read only: its mappings are inbound.
+        assert!(
+            salesforce[1]
+                .fields
+                .iter()
+                .all(|f| f.direction() == MappingDirection::Inbound)
+        );
+    }
+}

@@ -560,6 +560,82 @@ impl Checker<'_> {
     }
 }
 
+/// The manifest's default mappings for one provider, as `ObjectMapping`s a tenant starts
+/// from (objects without a `providers` entry for it are left out). Directions are narrowed
+/// to what the object's access and each field's write guard allow. Only for a valid
+/// manifest: transforms that do not convert are skipped.
+pub fn default_mappings(
+    doc: &ManifestDoc,
+    provider: ProviderName,
+) -> Vec<syncline_proto::mapping::v1::ObjectMapping> {
+    use syncline_proto::mapping::v1::{FieldMapping, MappingDirection, ObjectMapping};
+    let mut out = Vec::new();
+    for (key, object) in doc.objects.iter() {
+        let Some(provider_object) = object.providers.get(&provider) else {
+            continue;
+        };
+        let reads =
+            object.access.contains(&Access::Read) || object.access.contains(&Access::Subscribe);
+        let writes = object.access.contains(&Access::Write);
+        let mut fields = Vec::new();
+        for (name, field) in object.fields.iter() {
+            let Some(mapping) = field.map.get(&provider) else {
+                continue;
+            };
+            let (crm_fields, declared, inbound, outbound) = match mapping {
+                DefaultMapping::Field(crm) => (vec![crm.clone()], None, &[][..], &[][..]),
+                DefaultMapping::Full(full) => (
+                    full.fields.clone(),
+                    full.direction,
+                    full.inbound.as_slice(),
+                    full.outbound.as_slice(),
+                ),
+            };
+            let direction = declared.unwrap_or(if crm_fields.len() > 1 {
+                DirectionWord::Inbound
+            } else {
+                DirectionWord::Both
+            });
+            let can_write = writes && field.write != WriteGuard::Never;
+            let (inbound_on, outbound_on) = match direction {
+                DirectionWord::Inbound => (reads, false),
+                DirectionWord::Outbound => (false, can_write),
+                DirectionWord::Both => (reads, can_write),
+            };
+            let direction = match (inbound_on, outbound_on) {
+                (true, true) => MappingDirection::Both,
+                (true, false) => MappingDirection::Inbound,
+                (false, true) => MappingDirection::Outbound,
+                (false, false) => continue,
+            };
+            let convert = |specs: &[TransformSpec]| -> Vec<Transform> {
+                specs.iter().filter_map(|t| to_transform(t).ok()).collect()
+            };
+            fields.push(FieldMapping {
+                model_fields: vec![name.clone()],
+                provider_fields: crm_fields,
+                direction: direction as i32,
+                inbound_transforms: if inbound_on {
+                    convert(inbound)
+                } else {
+                    Vec::new()
+                },
+                outbound_transforms: if outbound_on {
+                    convert(outbound)
+                } else {
+                    Vec::new()
+                },
+            });
+        }
+        out.push(ObjectMapping {
+            object: key.clone(),
+            provider_object: provider_object.clone(),
+            fields,
+        });
+    }
+    out
+}
+
 /// A YAML transform as the mapping plan's `Transform`.
 pub fn to_transform(spec: &TransformSpec) -> Result<Transform, String> {
     let kind = match spec {
