@@ -425,6 +425,7 @@ async fn complete_pending(
         connection = existing;
     }
     let reauthorized = connection.authorize_time.is_some();
+    let previous = connection.status;
     let now = now_ms();
     let expires_at = match (kind, grant.expires_in) {
         (_, Some(secs)) if secs > 0 => now + secs * 1000,
@@ -459,12 +460,16 @@ async fn complete_pending(
     };
     connection.authorize_time = Some(time::timestamp(now));
     connection.refresh_time = Some(time::timestamp(now));
+    let event = crate::lifecycle::on_activation(&connection, previous, !reauthorized);
     if !vault
         .store
-        .save_connection(tenant, &connection, now)
+        .save_connection_with_event(tenant, &connection, now, event.as_ref())
         .await?
     {
         return Err(ApiError::not_found("connection"));
+    }
+    if event.is_some() {
+        vault.outbox_wake.notify_one();
     }
     tracing::info!(
         tenant.id = %tenant.tenant_id,

@@ -19,6 +19,7 @@ mod connect;
 mod credentials;
 pub mod crypto;
 mod filter;
+mod lifecycle;
 pub mod oauth;
 mod store;
 #[cfg(test)]
@@ -30,8 +31,10 @@ mod vault;
 use std::sync::Arc;
 
 use syncline_config::{ServiceName, SynclineConfig};
+use syncline_domain::ApiError;
 use syncline_proto::authvault::v1::auth_vault_service_server::AuthVaultServiceServer;
 use syncline_proto::authvault::v1::token_service_server::TokenServiceServer;
+use syncline_service_kit::client::ServiceCaller;
 use syncline_service_kit::{RunningService, ServiceError, boot, server};
 use syncline_storage::EmbeddedMigration;
 use tokio::net::TcpListener;
@@ -59,13 +62,34 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
         description: "audit trail",
         sql: include_str!("../migrations/0004_audit.sql"),
     },
+    EmbeddedMigration {
+        version: 5,
+        description: "lifecycle event outbox",
+        sql: include_str!("../migrations/0005_outbox.sql"),
+    },
 ];
+
+pub use lifecycle::PassReport;
 
 /// In-process access to a running vault's background work, for tests and benchmarks.
 #[derive(Debug, Clone)]
 pub struct VaultHandle {
     #[allow(dead_code)]
     vault: Arc<vault::Vault>,
+    publisher: lifecycle::Publisher,
+}
+
+impl VaultHandle {
+    /// Runs one pass of the lifecycle publisher as if the time were `now_ms`: publishes
+    /// the events due then and schedules the refused ones again.
+    pub async fn publish_lifecycle_events(&self, now_ms: i64) -> Result<PassReport, ApiError> {
+        self.publisher.pass(now_ms).await
+    }
+
+    /// Lifecycle events not yet accepted by sync-engine.
+    pub async fn pending_lifecycle_events(&self) -> Result<i64, ApiError> {
+        self.publisher.pending().await
+    }
 }
 
 /// Starts the service on `listener`; it drains and stops when `shutdown` fires.
@@ -95,7 +119,7 @@ pub async fn start_with_handle(
         .map_err(|e| ServiceError::Config(e.to_string()))?;
     let oauth = oauth::OAuthClient::new(http);
     let vault = vault::Vault::new(
-        store::Store::new(boot.database),
+        store::Store::new(boot.database.clone()),
         keys,
         oauth,
         vault::Settings::from_config(config),
@@ -103,6 +127,18 @@ pub async fn start_with_handle(
     .await
     .map_err(|e| ServiceError::Config(format!("auth_vault: {e}")))?;
     let vault = Arc::new(vault);
+    let sync_engine =
+        syncline_service_kit::client::channel(&config.gateway.backends.sync_engine)
+            .map_err(|e| ServiceError::Config(format!("gateway.backends.sync_engine: {e}")))?;
+    let publisher = lifecycle::Publisher::new(
+        boot.database.clone(),
+        ServiceCaller::new(boot.auth.clone(), ServiceName::AuthVault.as_str()),
+        sync_engine,
+        vault.outbox_wake.clone(),
+        vault.instance_id.clone(),
+    );
+    // Not awaited on shutdown: what it has not published stays in the outbox.
+    tokio::spawn(publisher.clone().run(shutdown.clone()));
     boot.health
         .set_serving::<AuthVaultServiceServer<api::AuthVaultApi>>()
         .await;
@@ -119,6 +155,6 @@ pub async fn start_with_handle(
     let task = tokio::spawn(server::serve(router, listener, boot.health, shutdown));
     Ok((
         RunningService::new(ServiceName::AuthVault.as_str(), addr, task),
-        VaultHandle { vault },
+        VaultHandle { vault, publisher },
     ))
 }

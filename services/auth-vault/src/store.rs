@@ -4,6 +4,7 @@ use prost::Message;
 use sqlx::Row;
 use syncline_domain::{ApiError, TenantContext};
 use syncline_proto::authvault::v1::{Connection, ProviderApp};
+use syncline_proto::common::v1::Event;
 use syncline_service_kit::pagination::PageRequest;
 use syncline_service_kit::time;
 use syncline_storage::Database;
@@ -180,6 +181,19 @@ impl Store {
         connection: &Connection,
         now: i64,
     ) -> Result<bool, ApiError> {
+        self.save_connection_with_event(tenant, connection, now, None)
+            .await
+    }
+
+    /// Saves a connection and, in the same transaction, writes `event` to the outbox.
+    pub async fn save_connection_with_event(
+        &self,
+        tenant: &TenantContext,
+        connection: &Connection,
+        now: i64,
+        event: Option<&Event>,
+    ) -> Result<bool, ApiError> {
+        let mut tx = self.db.pool().begin().await.map_err(ApiError::internal)?;
         let done = sqlx::query(
             "UPDATE connections SET status = $4, connection = $5, updated_at_ms = $6
              WHERE project_id = $1 AND tenant_id = $2 AND id = $3",
@@ -190,26 +204,34 @@ impl Store {
         .bind(connection.status)
         .bind(strip_connection(connection).encode_to_vec())
         .bind(now)
-        .execute(self.db.pool())
+        .execute(&mut *tx)
         .await
         .map_err(ApiError::internal)?;
-        Ok(done.rows_affected() == 1)
+        let saved = done.rows_affected() == 1;
+        if saved && let Some(event) = event {
+            crate::lifecycle::insert(&mut tx, tenant, event).await?;
+        }
+        tx.commit().await.map_err(ApiError::internal)?;
+        Ok(saved)
     }
 
-    /// Like [`save_connection`](Self::save_connection), only while the connection's token is
-    /// still at `version`.
+    /// Like [`save_connection_with_event`](Self::save_connection_with_event), only while
+    /// the connection's token is still at `version`.
     pub async fn save_connection_if_version(
         &self,
         tenant: &TenantContext,
         connection: &Connection,
         version: i64,
         now: i64,
+        event: Option<&Event>,
     ) -> Result<bool, ApiError> {
+        let mut tx = self.db.pool().begin().await.map_err(ApiError::internal)?;
         let done = sqlx::query(
             "UPDATE connections SET status = $4, connection = $5, updated_at_ms = $6
              WHERE project_id = $1 AND tenant_id = $2 AND id = $3
                AND EXISTS (SELECT 1 FROM credentials
-                           WHERE credentials.connection_id = $3 AND token_version = $7)",
+                           WHERE credentials.project_id = $1 AND credentials.tenant_id = $2
+                             AND credentials.connection_id = $3 AND token_version = $7)",
         )
         .bind(tenant.project_id.as_str())
         .bind(tenant.tenant_id.as_str())
@@ -218,10 +240,15 @@ impl Store {
         .bind(strip_connection(connection).encode_to_vec())
         .bind(now)
         .bind(version)
-        .execute(self.db.pool())
+        .execute(&mut *tx)
         .await
         .map_err(ApiError::internal)?;
-        Ok(done.rows_affected() == 1)
+        let saved = done.rows_affected() == 1;
+        if saved && let Some(event) = event {
+            crate::lifecycle::insert(&mut tx, tenant, event).await?;
+        }
+        tx.commit().await.map_err(ApiError::internal)?;
+        Ok(saved)
     }
 
     /// The tenant's connection authorized through `app_id` to the CRM account

@@ -13,12 +13,13 @@
 use secrecy::{ExposeSecret, SecretString};
 use syncline_domain::{ApiError, ErrorCode, TenantContext};
 use syncline_proto::authvault::v1::{AccessToken, AuditAction, Connection};
-use syncline_proto::common::v1::{ConnectionStatus, ErrorReason};
+use syncline_proto::common::v1::{ConnectionStatus, ErrorReason, EventType};
 use syncline_service_kit::time;
 use syncline_storage::now_ms;
 
 use crate::audit::{self, Entry};
 use crate::credentials::{self, NewTokens, StoredCredentials};
+use crate::lifecycle;
 use crate::oauth::{ClientCredentials, ProviderError, ProviderKind};
 use crate::vault::Vault;
 
@@ -396,13 +397,20 @@ async fn mark_needs_reauth(
     connection.status = ConnectionStatus::NeedsReauth as i32;
     connection.status_reason = ErrorReason::NeedsReauth as i32;
     connection.status_message = format!("the provider refused the refresh token ({reason})");
+    let event = lifecycle::event(
+        EventType::ConnectionNeedsReauth,
+        connection,
+        ErrorReason::NeedsReauth,
+        &connection.status_message,
+    );
     if !vault
         .store
-        .save_connection_if_version(tenant, connection, version, now_ms())
+        .save_connection_if_version(tenant, connection, version, now_ms(), Some(&event))
         .await?
     {
         return Ok(false);
     }
+    vault.outbox_wake.notify_one();
     tracing::warn!(
         tenant.id = %tenant.tenant_id,
         connection.id = %connection.id,

@@ -279,6 +279,7 @@ pub async fn import(
     // refresh margin (capped at half the lifetime) works as for tokens obtained here.
     let obtained_at = now.min(expires_at - lifetime);
 
+    let first = existing.is_none();
     let mut connection = match existing {
         Some(connection) => connection,
         None => {
@@ -327,12 +328,16 @@ pub async fn import(
         app.scopes.clone()
     };
     connection.refresh_time = Some(time::timestamp(now));
+    let event = crate::lifecycle::on_activation(&connection, previous, first);
     if !vault
         .store
-        .save_connection(tenant, &connection, now)
+        .save_connection_with_event(tenant, &connection, now, event.as_ref())
         .await?
     {
         return Err(ApiError::not_found("connection"));
+    }
+    if event.is_some() {
+        vault.outbox_wake.notify_one();
     }
     tracing::info!(
         tenant.id = %tenant.tenant_id,

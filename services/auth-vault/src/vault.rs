@@ -94,6 +94,8 @@ pub struct Vault {
     pub locks: RefreshLocks,
     /// This process, as the owner of refresh leases.
     pub instance_id: String,
+    /// Wakes the lifecycle publisher when an event is written to the outbox.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Vault {
@@ -114,6 +116,7 @@ impl Vault {
             settings,
             locks: RefreshLocks::default(),
             instance_id: format!("vault-{}", uuid::Uuid::new_v4().simple()),
+            outbox_wake: Arc::default(),
         })
     }
 

@@ -3,6 +3,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod lifecycle;
 mod logs;
 mod support;
 mod transfer;
