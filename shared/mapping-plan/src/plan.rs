@@ -148,6 +148,8 @@ pub struct Rules {
     sources: Vec<String>,
     /// Source field name to slot.
     slot_of: FxMap<Box<str>, u32>,
+    /// How many rules read each slot (a value read once can be moved, not copied).
+    uses: Vec<u32>,
 }
 
 impl Rules {
@@ -213,11 +215,75 @@ impl Rules {
                 coerce,
             });
         }
+        let mut uses = vec![0u32; sources.len()];
+        for rule in &compiled {
+            for &slot in &*rule.sources {
+                uses[slot as usize] += 1;
+            }
+        }
         Ok(Self {
             rules: compiled,
             sources,
             slot_of,
+            uses,
         })
+    }
+
+    /// Like [`Rules::apply`], consuming the record: values read by one rule are moved
+    /// into the output instead of copied (what a worker does with a record it just read).
+    pub fn apply_owned(&self, object: &Arc<str>, record: Record) -> MappedRecord {
+        let mut slots: Vec<Option<Value>> = vec![None; self.sources.len()];
+        for (name, value) in record.fields {
+            if let Some(&slot) = self.slot_of.get(name.as_str()) {
+                slots[slot as usize] = Some(value);
+            }
+        }
+        let mut take = |slot: u32| -> Option<Value> {
+            let i = slot as usize;
+            if self.uses[i] == 1 {
+                slots[i].take()
+            } else {
+                slots[i].clone()
+            }
+        };
+        let mut fields = Vec::with_capacity(self.rules.len());
+        let mut errors = Vec::new();
+        for rule in &self.rules {
+            let input = match &*rule.sources {
+                [one] => match take(*one) {
+                    Some(v) => v,
+                    None if rule.fills_missing => transform::null(),
+                    None => continue,
+                },
+                many => {
+                    let values: Vec<Option<Value>> = many.iter().map(|&s| take(s)).collect();
+                    if values.iter().all(Option::is_none) && !rule.fills_missing {
+                        continue;
+                    }
+                    transform::list(
+                        values
+                            .into_iter()
+                            .map(|v| v.unwrap_or_else(transform::null))
+                            .collect(),
+                    )
+                }
+            };
+            match run(rule, input) {
+                Ok(value) => fields.push((rule.target.clone(), value)),
+                Err(e) => errors.push(FieldError {
+                    field: rule.target.clone(),
+                    message: e.0,
+                }),
+            }
+        }
+        MappedRecord {
+            object: object.clone(),
+            id: record.id,
+            fields,
+            errors,
+            system_modstamp: record.system_modstamp,
+            deleted: record.deleted,
+        }
     }
 
     /// The target fields, in rule order.
@@ -393,6 +459,16 @@ impl CompiledObject {
     /// Maps a model record to a provider record.
     pub fn apply_outbound(&self, record: &Record) -> MappedRecord {
         self.outbound.apply(&self.provider_object, record)
+    }
+
+    /// [`CompiledObject::apply_inbound`], consuming the record (moves instead of copies).
+    pub fn apply_inbound_owned(&self, record: Record) -> MappedRecord {
+        self.inbound.apply_owned(&self.object, record)
+    }
+
+    /// [`CompiledObject::apply_outbound`], consuming the record.
+    pub fn apply_outbound_owned(&self, record: Record) -> MappedRecord {
+        self.outbound.apply_owned(&self.provider_object, record)
     }
 }
 

@@ -175,7 +175,43 @@ proptest! {
             prop_assert!(name.starts_with("m_"), "wrote unmapped field {name}");
             prop_assert!(mapped.contains_key(&name[2..]));
         }
-        prop_assert_eq!(out, plan.apply_inbound(&without).unwrap());
+        prop_assert_eq!(&out, &plan.apply_inbound(&without).unwrap());
+        // Moving values out of an owned record maps the same.
+        let object = plan.object("contact").unwrap();
+        prop_assert_eq!(&out, &object.apply_inbound_owned(with_extra));
+    }
+
+    #[test]
+    fn owned_and_borrowed_application_agree_with_shared_and_multi_source_rules(
+        first in scalar(), last in scalar(), keep_last in any::<bool>(),
+    ) {
+        let join = Transform {
+            kind: Some(pb::Kind::Concatenate(pb::Concatenate { separator: " ".into(), skip_empty: true })),
+        };
+        let plan = CompiledPlan::compile(&MappingPlan {
+            objects: vec![ObjectPlan {
+                object: "contact".into(),
+                provider_object: "Contact".into(),
+                inbound: vec![
+                    rule("First", "first", vec![]),
+                    CompiledFieldRule {
+                        source_fields: vec!["First".into(), "Last".into()],
+                        ..rule("x", "full", vec![join])
+                    },
+                    rule("Last", "last", vec![]),
+                ],
+                ..ObjectPlan::default()
+            }],
+            ..MappingPlan::default()
+        })
+        .unwrap();
+        let mut fields = vec![("First".to_owned(), first)];
+        if keep_last {
+            fields.push(("Last".to_owned(), last));
+        }
+        let input = record("Contact", fields);
+        let object = plan.object("contact").unwrap();
+        prop_assert_eq!(object.apply_inbound(&input), object.apply_inbound_owned(input));
     }
 
     #[test]
