@@ -21,6 +21,7 @@ pub mod crypto;
 mod filter;
 mod lifecycle;
 pub mod oauth;
+mod refresher;
 mod store;
 #[cfg(test)]
 mod test_db;
@@ -67,9 +68,15 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
         description: "lifecycle event outbox",
         sql: include_str!("../migrations/0005_outbox.sql"),
     },
+    EmbeddedMigration {
+        version: 6,
+        description: "credentials by expiry",
+        sql: include_str!("../migrations/0006_expiry_index.sql"),
+    },
 ];
 
 pub use lifecycle::PassReport;
+pub use refresher::{RefresherStats, SweepReport};
 
 /// In-process access to a running vault's background work, for tests and benchmarks.
 #[derive(Debug, Clone)]
@@ -77,6 +84,7 @@ pub struct VaultHandle {
     #[allow(dead_code)]
     vault: Arc<vault::Vault>,
     publisher: lifecycle::Publisher,
+    refresher: refresher::Refresher,
 }
 
 impl VaultHandle {
@@ -84,6 +92,17 @@ impl VaultHandle {
     /// the events due then and schedules the refused ones again.
     pub async fn publish_lifecycle_events(&self, now_ms: i64) -> Result<PassReport, ApiError> {
         self.publisher.pass(now_ms).await
+    }
+
+    /// Runs one sweep of the proactive refresher as if the time were `now_ms`; returns
+    /// when every refresh it started is done.
+    pub async fn refresh_sweep(&self, now_ms: i64) -> Result<SweepReport, ApiError> {
+        self.refresher.sweep(now_ms).await
+    }
+
+    /// The proactive refresher's counters.
+    pub fn refresher_stats(&self) -> RefresherStats {
+        self.refresher.stats()
     }
 
     /// Lifecycle events not yet accepted by sync-engine.
@@ -139,6 +158,12 @@ pub async fn start_with_handle(
     );
     // Not awaited on shutdown: what it has not published stays in the outbox.
     tokio::spawn(publisher.clone().run(shutdown.clone()));
+    let refresher = refresher::Refresher::new(
+        vault.clone(),
+        refresher::RefresherSettings::from_config(&config.auth_vault),
+    );
+    // Not awaited on shutdown either: a refresh cut short leaves the token as it was.
+    tokio::spawn(refresher.clone().run(shutdown.clone()));
     boot.health
         .set_serving::<AuthVaultServiceServer<api::AuthVaultApi>>()
         .await;
@@ -155,6 +180,10 @@ pub async fn start_with_handle(
     let task = tokio::spawn(server::serve(router, listener, boot.health, shutdown));
     Ok((
         RunningService::new(ServiceName::AuthVault.as_str(), addr, task),
-        VaultHandle { vault, publisher },
+        VaultHandle {
+            vault,
+            publisher,
+            refresher,
+        },
     ))
 }

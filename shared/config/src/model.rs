@@ -219,6 +219,43 @@ pub struct AuthVaultConfig {
     pub salesforce_session_lifetime_secs: u64,
     /// How long an authorization started with StartAuthorization may take to complete.
     pub authorization_ttl_secs: u64,
+    /// The background refresher: tokens are refreshed before they expire, not on demand.
+    pub refresher: RefresherConfig,
+}
+
+/// auth-vault's proactive refresher: every `interval_secs` it refreshes the tokens that
+/// expire within `lookahead_secs`, each at a point spread over `jitter_secs` (stable per
+/// connection), at most `max_concurrency` at once and at most the provider's requests per
+/// second (per vault process: divide by the number of processes).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RefresherConfig {
+    /// Seconds between sweeps; 0 turns the refresher off (tokens refresh on demand only).
+    pub interval_secs: u64,
+    /// Tokens expiring within this many seconds are refreshed by a sweep.
+    pub lookahead_secs: u64,
+    /// Spreads the refreshes of tokens expiring together over this many seconds (at most
+    /// half the look-ahead).
+    pub jitter_secs: u64,
+    /// Refreshes in flight at once.
+    pub max_concurrency: u32,
+    /// Token requests per second to Salesforce.
+    pub salesforce_rps: u32,
+    /// Token requests per second to HubSpot (its burst limit is 100 per 10 seconds).
+    pub hubspot_rps: u32,
+}
+
+impl Default for RefresherConfig {
+    fn default() -> Self {
+        Self {
+            interval_secs: 30,
+            lookahead_secs: 600,
+            jitter_secs: 120,
+            max_concurrency: 8,
+            salesforce_rps: 20,
+            hubspot_rps: 8,
+        }
+    }
 }
 
 impl Default for AuthVaultConfig {
@@ -231,6 +268,7 @@ impl Default for AuthVaultConfig {
             refresh_margin_secs: 300,
             salesforce_session_lifetime_secs: 2 * 3600,
             authorization_ttl_secs: 600,
+            refresher: RefresherConfig::default(),
         }
     }
 }
@@ -248,6 +286,7 @@ impl std::fmt::Debug for AuthVaultConfig {
                 &self.salesforce_session_lifetime_secs,
             )
             .field("authorization_ttl_secs", &self.authorization_ttl_secs)
+            .field("refresher", &self.refresher)
             .finish()
     }
 }
@@ -274,6 +313,31 @@ impl AuthVaultConfig {
             && id.is_empty()
         {
             return Err(invalid("active_kek_id", "must not be empty"));
+        }
+        let refresher = &self.refresher;
+        if refresher.lookahead_secs < 60 || refresher.lookahead_secs > 24 * 3600 {
+            return Err(invalid(
+                "refresher.lookahead_secs",
+                "must be between 60 and 86400",
+            ));
+        }
+        if refresher.jitter_secs > refresher.lookahead_secs / 2 {
+            return Err(invalid(
+                "refresher.jitter_secs",
+                "must be at most half of refresher.lookahead_secs",
+            ));
+        }
+        if refresher.max_concurrency == 0 || refresher.max_concurrency > 1024 {
+            return Err(invalid(
+                "refresher.max_concurrency",
+                "must be between 1 and 1024",
+            ));
+        }
+        if refresher.salesforce_rps == 0 {
+            return Err(invalid("refresher.salesforce_rps", "must be at least 1"));
+        }
+        if refresher.hubspot_rps == 0 {
+            return Err(invalid("refresher.hubspot_rps", "must be at least 1"));
         }
         Ok(())
     }

@@ -189,3 +189,29 @@ fn schema_discovery_settings_load_from_env() {
         6 * 3600
     );
 }
+
+#[test]
+fn auth_vault_refresher_settings_load_and_are_validated() {
+    let config = load(
+        None,
+        env(&[
+            ("SYNCLINE_AUTH_VAULT__REFRESHER__INTERVAL_SECS", "0"),
+            ("SYNCLINE_AUTH_VAULT__REFRESHER__HUBSPOT_RPS", "3"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(config.auth_vault.refresher.interval_secs, 0);
+    assert_eq!(config.auth_vault.refresher.hubspot_rps, 3);
+    assert_eq!(config.auth_vault.refresher.lookahead_secs, 600);
+    let error = load(
+        None,
+        env(&[("SYNCLINE_AUTH_VAULT__REFRESHER__JITTER_SECS", "400")]),
+    )
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("auth_vault.refresher.jitter_secs"),
+        "{error}"
+    );
+}

@@ -5,5 +5,6 @@
 
 mod lifecycle;
 mod logs;
+mod refresher;
 mod support;
 mod transfer;

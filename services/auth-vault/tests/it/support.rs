@@ -25,7 +25,6 @@ pub const PROJECT: &str = "p-it";
 pub struct Harness {
     pub sf: RunningSalesforce,
     pub hs: RunningHubSpot,
-    #[allow(dead_code)]
     pub vault: syncline_auth_vault::VaultHandle,
     running: syncline_service_kit::RunningService,
     shutdown: CancellationToken,
