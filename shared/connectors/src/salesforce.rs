@@ -81,12 +81,17 @@ impl SalesforceConnector {
                 let status = reqwest::StatusCode::from_u16(sub.http_status_code)
                     .map_err(|e| ConnectorError::invalid("composite describe", e))?;
                 if !status.is_success() {
-                    let body = serde_json::to_vec(&sub.body).unwrap_or_default();
-                    return Err(classify(status, None, &body, error_code));
+                    return Err(classify(
+                        status,
+                        None,
+                        sub.body.get().as_bytes(),
+                        error_code,
+                    ));
                 }
-                let describe: SObjectDescribe = serde_json::from_value(sub.body).map_err(|e| {
-                    ConnectorError::invalid(format!("sobject describe {}", object.name), e)
-                })?;
+                let describe: SObjectDescribe =
+                    serde_json::from_str(sub.body.get()).map_err(|e| {
+                        ConnectorError::invalid(format!("sobject describe {}", object.name), e)
+                    })?;
                 let mut described = ObjectDescription::try_from(describe)?;
                 described.object.change_events_supported = object.change_events_supported;
                 Ok(described)
@@ -277,8 +282,8 @@ struct CompositeResponse {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CompositeSubresponse {
-    #[serde(default)]
-    body: Value,
+    /// Kept raw: parsed straight into the describe (or error) type, without a `Value` tree.
+    body: Box<serde_json::value::RawValue>,
     http_status_code: u16,
 }
 
