@@ -346,6 +346,83 @@ async fn field_mappings_compile_to_a_plan_preview_and_stay_with_their_tenant(sto
     assert_eq!(record.fields["email"], text("ada@example.com"));
     assert_eq!(record.fields.len(), 3, "unmapped fields are never written");
 
+    // A draft, outbound: model record to provider record, with its transforms.
+    let draft = |fields: Vec<FieldMapping>| ObjectMapping {
+        object: "contact".into(),
+        provider_object: "Contact".into(),
+        fields,
+    };
+    let upper = FieldMapping {
+        outbound_transforms: vec![Transform {
+            kind: Some(pb::Kind::ChangeCase(pb::ChangeCase {
+                case: pb::Case::Upper as i32,
+            })),
+        }],
+        ..map("email", "Email", MappingDirection::Outbound)
+    };
+    let preview =
+        |mapping: ObjectMapping, direction: MappingDirection, fields: Vec<(&str, &str)>| {
+            suite.as_tenant(
+                &project,
+                &acme,
+                PreviewMappingRequest {
+                    connection_id: "conn_1".into(),
+                    mapping: Some(PreviewSource::Draft(mapping)),
+                    object: "contact".into(),
+                    direction: direction as i32,
+                    record: Some(Record {
+                        object: "contact".into(),
+                        fields: fields
+                            .into_iter()
+                            .map(|(k, v)| (k.to_owned(), text(v)))
+                            .collect(),
+                        ..Record::default()
+                    }),
+                },
+            )
+        };
+    let outbound = mapping
+        .preview_mapping(preview(
+            draft(vec![upper]),
+            MappingDirection::Outbound,
+            vec![("email", "ada@example.com"), ("last_name", "Lovelace")],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let record = outbound.record.unwrap();
+    assert_eq!(record.object, "Contact");
+    assert_eq!(record.fields.len(), 1);
+    assert_eq!(record.fields["Email"], text("ADA@EXAMPLE.COM"));
+
+    // A field that cannot be converted is reported and left out; the rest maps.
+    let as_number = FieldMapping {
+        inbound_transforms: vec![Transform {
+            kind: Some(pb::Kind::CoerceType(pb::CoerceType {
+                target_type: syncline_proto::schema::v1::FieldType::Integer as i32,
+            })),
+        }],
+        ..map("last_name", "LastName", MappingDirection::Inbound)
+    };
+    let inbound = mapping
+        .preview_mapping(preview(
+            draft(vec![
+                map("email", "Email", MappingDirection::Inbound),
+                as_number,
+            ]),
+            MappingDirection::Inbound,
+            vec![("Email", "ada@example.com"), ("LastName", "Lovelace")],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(inbound.issues.len(), 1, "{:?}", inbound.issues);
+    assert_eq!(inbound.issues[0].target_field, "last_name");
+    assert!(inbound.issues[0].message.contains("Lovelace"));
+    let record = inbound.record.unwrap();
+    assert_eq!(record.fields.len(), 1);
+    assert!(record.fields.contains_key("email"));
+
     let installation = mapping
         .get_installation(suite.as_tenant(
             &project,
