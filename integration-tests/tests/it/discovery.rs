@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use syncline_crm_sandbox::hubspot::{DEMO_PORTAL_ID, SchemaChange};
 use syncline_crm_sandbox::salesforce::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, NewField};
-use syncline_integration_tests::{Sandboxes, Storage, TestSuite, spawn_suite, unique_tenant};
+use syncline_integration_tests::{
+    Sandboxes, Storage, TestSuite, spawn_suite, spawn_suite_with, unique_tenant,
+};
 use syncline_proto::authvault::v1::auth_vault_service_client::AuthVaultServiceClient;
 use syncline_proto::authvault::v1::{
     CreateProviderAppRequest, ProviderApp, StartAuthorizationRequest,
@@ -23,7 +25,7 @@ use tonic::Code;
 
 const PROJECT: &str = "proj-discovery";
 
-crate::both_storages!(discovery_end_to_end);
+crate::both_storages!(discovery_end_to_end, scheduled_refresh_finds_drift);
 
 fn browser() -> reqwest::Client {
     reqwest::Client::builder()
@@ -317,7 +319,15 @@ async fn discovery_end_to_end(storage: Storage) {
     admin
         .retype_field("demo", "Account", "NumberofLocations__c", "string")
         .unwrap();
+    // The org also ends every session: the describe gets a 401, reports it to auth-vault
+    // once, and retries with the refreshed token.
+    let refreshes = admin.stats("demo").unwrap().stats.refresh_grants;
+    assert!(admin.expire_sessions("demo").unwrap() > 0);
     let second = refresh(&suite, &acme, &sf_conn).await;
+    assert_eq!(
+        admin.stats("demo").unwrap().stats.refresh_grants,
+        refreshes + 1
+    );
     assert_eq!(
         (
             second.schema_version,
@@ -536,6 +546,70 @@ async fn discovery_end_to_end(storage: Storage) {
         }
     }
 
+    suite.stop().await;
+    sandboxes.stop().await;
+}
+
+/// With a one-second schedule, a field added in the org shows up as a new version without
+/// anyone calling RefreshSchema (waited for by reading the versions, with a deadline).
+async fn scheduled_refresh_finds_drift(storage: Storage) {
+    let sandboxes = Sandboxes::start().await;
+    let suite = spawn_suite_with(storage, |config| {
+        config.schema_discovery.refresh_interval_secs = 1;
+    })
+    .await;
+    let sf = &sandboxes.salesforce;
+    let acme = unique_tenant("acme");
+    let conn = connect(
+        &suite,
+        &acme,
+        Provider::Salesforce,
+        sf.base_url(),
+        (DEMO_CLIENT_ID, DEMO_CLIENT_SECRET),
+        &["api", "refresh_token"],
+    )
+    .await;
+    assert_eq!(refresh(&suite, &acme, &conn).await.schema_version, 1);
+    sf.admin()
+        .add_field(
+            "demo",
+            "Invoice__c",
+            NewField {
+                name: "Scheduled__c".into(),
+                label: None,
+                ftype: "picklist".into(),
+                picklist: vec!["A".into(), "B".into()],
+                reference_to: None,
+            },
+        )
+        .unwrap();
+    let latest = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            let versions = schema(&suite)
+                .list_schema_versions(suite.as_tenant(
+                    PROJECT,
+                    &acme,
+                    ListSchemaVersionsRequest {
+                        connection_id: conn.clone(),
+                        ..ListSchemaVersionsRequest::default()
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .schema_versions;
+            if versions[0].version > 1 {
+                return versions[0].version;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the scheduler stores a new version within 30 s");
+    assert_eq!(latest, 2);
+    let found = summary(&drift(&suite, &acme, &conn, 1).await);
+    assert_eq!(found.keys().collect::<Vec<_>>(), ["Invoice__c"]);
+    assert_eq!(found["Invoice__c"]["Scheduled__c"], [DriftKind::Added]);
     suite.stop().await;
     sandboxes.stop().await;
 }
