@@ -458,16 +458,23 @@ impl MappingService for MappingApi {
                 &message.connection_id,
                 &message.objects,
                 |all, version| {
-                    let plan =
-                        mappings::compile_plan(&doc, &installation, all, version).map_err(|e| {
-                            ApiError::invalid(vec![Violation::new(
-                                "objects",
-                                "INVALID_TRANSFORM",
-                                e.to_string(),
-                            )])
-                        })?;
+                    let (plan, stale) = mappings::compile_plan(&doc, &installation, all, version)
+                        .map_err(|e| {
+                        ApiError::invalid(vec![Violation::new(
+                            "objects",
+                            "INVALID_TRANSFORM",
+                            e.to_string(),
+                        )])
+                    })?;
                     let mut installation = installation.clone();
                     mappings::refresh_state(&mut installation, &doc, Some(&plan));
+                    for (object, issue) in stale {
+                        if let Some(s) =
+                            installation.objects.iter_mut().find(|s| s.object == object)
+                        {
+                            s.issue = issue;
+                        }
+                    }
                     Ok((plan, installation))
                 },
             )

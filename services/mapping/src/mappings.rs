@@ -513,14 +513,17 @@ pub fn object_plan(
 }
 
 /// Compiles the plan of a connection from all its saved mappings: enabled objects only.
-/// Also checks the result compiles as a worker will compile it.
+/// Mappings saved earlier that no longer validate (the installation moved to a newer
+/// manifest version) are left out and returned with why, as (object, issue). Also checks
+/// the result compiles as a worker will compile it.
 pub fn compile_plan(
     doc: &ManifestDoc,
     installation: &Installation,
     mappings: &[ObjectMapping],
     plan_version: i64,
-) -> Result<MappingPlan, syncline_mapping_plan::CompileError> {
+) -> Result<(MappingPlan, Vec<(String, String)>), syncline_mapping_plan::CompileError> {
     let mut objects = Vec::new();
+    let mut stale = Vec::new();
     for (key, spec) in doc.objects.iter() {
         let Some(chosen) = selection(installation, doc, key).filter(|s| s.enabled) else {
             continue;
@@ -528,6 +531,16 @@ pub fn compile_plan(
         let Some(mapping) = mappings.iter().find(|m| m.object == *key) else {
             continue;
         };
+        if let Some(first) = validate(doc, installation, std::slice::from_ref(mapping)).first() {
+            stale.push((
+                key.clone(),
+                format!(
+                    "the saved mappings do not fit manifest version {}: {}",
+                    installation.manifest_version, first.message
+                ),
+            ));
+            continue;
+        }
         objects.push(object_plan(
             spec,
             mapping,
@@ -543,7 +556,7 @@ pub fn compile_plan(
         create_time: None,
     };
     CompiledPlan::compile(&plan)?;
-    Ok(plan)
+    Ok((plan, stale))
 }
 
 /// Sets the installation's state and per-object issues from its latest plan.
@@ -637,7 +650,7 @@ mod tests {
         let installation = default_installation("conn_1", 1, &doc);
         let mapping = contact(vec![]);
         assert!(validate(&doc, &installation, std::slice::from_ref(&mapping)).is_empty());
-        let plan = compile_plan(&doc, &installation, &[mapping], 3).unwrap();
+        let plan = compile_plan(&doc, &installation, &[mapping], 3).unwrap().0;
         assert_eq!(plan.plan_version, 3);
         let contact = &plan.objects[0];
         assert_eq!(contact.inbound[0].target_type, FieldType::Email as i32);
@@ -739,12 +752,31 @@ mod tests {
     }
 
     #[test]
+    fn mappings_that_no_longer_fit_the_manifest_are_left_out_with_an_issue() {
+        let newer =
+            crate::manifest::validate(&EXAMPLE.replace("      phone:\n        type: phone\n", ""))
+                .doc
+                .unwrap();
+        let installation = default_installation("conn_1", 2, &newer);
+        let old = contact(vec![field(
+            &["phone"],
+            &["Phone"],
+            MappingDirection::Inbound,
+        )]);
+        let (plan, stale) = compile_plan(&newer, &installation, &[old], 4).unwrap();
+        assert!(plan.objects.is_empty());
+        assert_eq!(stale.len(), 1);
+        assert_eq!(stale[0].0, "contact");
+        assert!(stale[0].1.contains("manifest version 2") && stale[0].1.contains("phone"));
+    }
+
+    #[test]
     fn installation_state_follows_the_plan() {
         let doc = doc();
         let mut installation = default_installation("conn_1", 1, &doc);
         refresh_state(&mut installation, &doc, None);
         assert_eq!(installation.state(), InstallationState::NotConfigured);
-        let plan = compile_plan(&doc, &installation, &[contact(vec![])], 1).unwrap();
+        let (plan, _) = compile_plan(&doc, &installation, &[contact(vec![])], 1).unwrap();
         refresh_state(&mut installation, &doc, Some(&plan));
         assert_eq!(installation.state(), InstallationState::NeedsAttention);
         let deal = installation
@@ -782,7 +814,9 @@ mod default_tests {
             assert_eq!(defaults.len(), 2, "{provider:?}");
             let violations = validate(&doc, &installation, &defaults);
             assert!(violations.is_empty(), "{provider:?}: {violations:#?}");
-            compile_plan(&doc, &installation, &defaults, 1).unwrap();
+            let (plan, stale) = compile_plan(&doc, &installation, &defaults, 1).unwrap();
+            assert!(stale.is_empty());
+            assert_eq!(plan.objects.len(), 2);
         }
         let salesforce = default_mappings(&doc, ProviderName::Salesforce);
         let contact = &salesforce[0];
