@@ -368,6 +368,36 @@ async fn discovery_end_to_end(storage: Storage) {
         retyped.after.as_ref().unwrap().r#type,
         FieldType::String as i32
     );
+    // Describing only Account again finds nothing new; a drift limited to other objects is
+    // empty.
+    let partial = schema(&suite)
+        .refresh_schema(suite.as_tenant(
+            PROJECT,
+            &acme,
+            RefreshSchemaRequest {
+                connection_id: sf_conn.clone(),
+                object_names: vec!["Account".into()],
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((partial.schema_version, partial.changed), (2, false));
+    let filtered = schema(&suite)
+        .get_schema_drift(suite.as_tenant(
+            PROJECT,
+            &acme,
+            GetSchemaDriftRequest {
+                connection_id: sf_conn.clone(),
+                from_version: 1,
+                to_version: 2,
+                object_names: vec!["Contact".into()],
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(filtered.objects.is_empty());
     // Version 1 is still readable as it was.
     let old = schema(&suite)
         .get_object(suite.as_tenant(
