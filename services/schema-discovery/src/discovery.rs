@@ -50,6 +50,10 @@ fn connector_status(error: &ConnectorError) -> Status {
             ErrorCode::RateLimited,
             "the crm rate-limited the describe; retry later",
         ),
+        ConnectorError::QuotaExhausted => ApiError::new(
+            ErrorCode::QuotaExhausted,
+            "the crm api quota of this connection is used up",
+        ),
         ConnectorError::Unavailable { .. } | ConnectorError::Transport(_) => ApiError::new(
             ErrorCode::ProviderUnavailable,
             "the crm did not answer the describe; retry later",

@@ -20,6 +20,10 @@ pub enum ConnectorError {
         /// The provider's `Retry-After`.
         retry_after: Option<Duration>,
     },
+    /// The provider's API quota for the period is used up (Salesforce 403
+    /// `REQUEST_LIMIT_EXCEEDED`): retry after the quota resets.
+    #[error("the crm api quota is exhausted")]
+    QuotaExhausted,
     /// The CRM failed or is unavailable (HTTP 5xx): retryable.
     #[error("the crm is unavailable (http {status})")]
     Unavailable {
@@ -73,7 +77,8 @@ impl ConnectorError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::RateLimited { .. } | Self::Unavailable { .. } | Self::Transport(_) => true,
-            Self::Unauthorized { .. }
+            Self::QuotaExhausted
+            | Self::Unauthorized { .. }
             | Self::Refused { .. }
             | Self::InvalidResponse { .. }
             | Self::Unsupported { .. } => false,
@@ -86,7 +91,8 @@ impl ConnectorError {
             Self::RateLimited { retry_after } | Self::Unavailable { retry_after, .. } => {
                 *retry_after
             }
-            Self::Unauthorized { .. }
+            Self::QuotaExhausted
+            | Self::Unauthorized { .. }
             | Self::Refused { .. }
             | Self::InvalidResponse { .. }
             | Self::Transport(_)

@@ -42,6 +42,9 @@ pub(crate) fn classify(
             provider_error: if code.is_empty() { message } else { code },
         };
     }
+    if status == StatusCode::FORBIDDEN && code == "REQUEST_LIMIT_EXCEEDED" {
+        return ConnectorError::QuotaExhausted;
+    }
     if status == StatusCode::TOO_MANY_REQUESTS {
         return ConnectorError::RateLimited { retry_after };
     }

@@ -6,6 +6,7 @@
 use secrecy::SecretString;
 use syncline_connectors::schema::FieldType;
 use syncline_connectors::{Connector, ConnectorError, Credentials, Provider, SchemaDescriber};
+use syncline_crm_sandbox::common::faults::FaultOutcome;
 use syncline_crm_sandbox::hubspot::{
     DEMO_CLIENT_ID, DEMO_PORTAL_ID, HubSpotConfig, HubSpotSandbox,
 };
@@ -76,6 +77,39 @@ async fn salesforce_org_is_described_in_composite_batches() {
         }
         other => panic!("{other:?}"),
     }
+
+    // Injected faults come back typed: 5xx retryable, the quota refusal as such.
+    admin
+        .force_faults("demo", FaultOutcome::ServerError, 1)
+        .unwrap();
+    let error = connector.list_objects(&credentials).await.unwrap_err();
+    assert!(
+        matches!(error, ConnectorError::Unavailable { .. }) && error.is_retryable(),
+        "{error:?}"
+    );
+    admin
+        .force_faults("demo", FaultOutcome::RateLimited, 1)
+        .unwrap();
+    let error = connector.list_objects(&credentials).await.unwrap_err();
+    assert!(matches!(error, ConnectorError::QuotaExhausted), "{error:?}");
+    // A fault inside a composite batch fails the describe too.
+    let listed = connector.list_objects(&credentials).await.unwrap();
+    admin
+        .force_faults("demo", FaultOutcome::ServerError, 1)
+        .unwrap();
+    let error = connector
+        .describe_objects(&credentials, &listed)
+        .await
+        .unwrap_err();
+    assert!(error.is_retryable(), "{error:?}");
+    assert_eq!(
+        connector
+            .describe_objects(&credentials, &listed)
+            .await
+            .unwrap()
+            .len(),
+        listed.len()
+    );
     sf.shutdown().await;
 }
 
