@@ -202,6 +202,69 @@ fn summary(drift: &[ObjectDrift]) -> BTreeMap<String, BTreeMap<String, Vec<Drift
         .collect()
 }
 
+/// schema-discovery's migrations, to open its database as it does (applied already).
+const MIGRATIONS: &[syncline_storage::EmbeddedMigration] = &[
+    syncline_storage::EmbeddedMigration {
+        version: 1,
+        description: "schema versions and objects",
+        sql: include_str!("../../../services/schema-discovery/migrations/0001_init.sql"),
+    },
+    syncline_storage::EmbeddedMigration {
+        version: 2,
+        description: "schema drift",
+        sql: include_str!("../../../services/schema-discovery/migrations/0002_drift.sql"),
+    },
+];
+
+/// The drift rows `(object, field, kinds, breaking)` and drift events `(from, to)` stored for
+/// a connection.
+async fn stored_drift(
+    suite: &TestSuite,
+    tenant: &str,
+    connection: &str,
+) -> (Vec<(String, String, String, i32)>, Vec<(i64, i64)>) {
+    use sqlx::Row;
+    let db = suite
+        .service_database(syncline_config::ServiceName::SchemaDiscovery, MIGRATIONS)
+        .await;
+    let rows = sqlx::query(
+        "SELECT object_name, field_name, kinds, breaking FROM schema_drift
+         WHERE project_id = $1 AND tenant_id = $2 AND connection_id = $3
+         ORDER BY object_name, field_name",
+    )
+    .bind(PROJECT)
+    .bind(tenant)
+    .bind(connection)
+    .fetch_all(db.pool())
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| {
+        (
+            r.get::<String, _>(0),
+            r.get::<String, _>(1),
+            r.get::<String, _>(2),
+            r.get::<i32, _>(3),
+        )
+    })
+    .collect();
+    let events = sqlx::query(
+        "SELECT from_version, to_version FROM schema_drift_events
+         WHERE project_id = $1 AND tenant_id = $2 AND connection_id = $3",
+    )
+    .bind(PROJECT)
+    .bind(tenant)
+    .bind(connection)
+    .fetch_all(db.pool())
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get::<i64, _>(0), r.get::<i64, _>(1)))
+    .collect();
+    db.close().await;
+    (rows, events)
+}
+
 async fn discovery_end_to_end(storage: Storage) {
     let sandboxes = Sandboxes::start().await;
     let suite = spawn_suite(storage).await;
@@ -368,6 +431,34 @@ async fn discovery_end_to_end(storage: Storage) {
         retyped.after.as_ref().unwrap().r#type,
         FieldType::String as i32
     );
+    // The drift is stored for the mapping service: the removed and retyped fields are the
+    // breaking rows; the refresh that found it is recorded with whether sync-engine took
+    // the SCHEMA_DRIFT_DETECTED event.
+    let (rows, events) = stored_drift(&suite, &acme, &sf_conn).await;
+    assert_eq!(
+        rows,
+        [
+            (
+                "Account".to_owned(),
+                "Churn_Risk__c".to_owned(),
+                "added".to_owned(),
+                0
+            ),
+            (
+                "Account".to_owned(),
+                "NumberofLocations__c".to_owned(),
+                "retyped,attributes_changed".to_owned(),
+                1
+            ),
+            (
+                "Account".to_owned(),
+                "UpsellOpportunity__c".to_owned(),
+                "removed".to_owned(),
+                1
+            ),
+        ]
+    );
+    assert_eq!(events, [(1, 2)]);
     // Describing only Account again finds nothing new; a drift limited to other objects is
     // empty.
     let partial = schema(&suite)
