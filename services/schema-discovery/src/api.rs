@@ -130,8 +130,13 @@ impl SchemaService for SchemaApi {
                 .await?
                 .is_none()
         {
-            // The first read of a connection describes it.
-            self.discoverer.refresh(tenant, connection_id, &[]).await?;
+            // The first read of a connection describes it; when a concurrent first read
+            // stored the version first (ABORTED), read that one.
+            if let Err(status) = self.discoverer.refresh(tenant, connection_id, &[]).await
+                && status.code() != tonic::Code::Aborted
+            {
+                return Err(status);
+            }
         }
         let version = self
             .resolve_version(tenant, connection_id, query.version)
