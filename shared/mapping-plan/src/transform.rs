@@ -62,6 +62,91 @@ pub enum Rounding {
 #[derive(Debug, Clone)]
 pub struct DatePattern {
     items: Option<Vec<Item<'static>>>,
+    /// For patterns of only `%Y`, `%m`, `%d` and literals (`%m/%d/%Y`): a direct reader
+    /// and writer, tried before chrono's general parser.
+    fast: Option<Vec<FastItem>>,
+}
+
+/// One part of a numeric date pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum FastItem {
+    Year,
+    Month,
+    Day,
+    Literal(Box<str>),
+}
+
+impl FastItem {
+    fn from_items(items: &[Item<'static>]) -> Option<Vec<FastItem>> {
+        use chrono::format::{Numeric, Pad};
+        items
+            .iter()
+            .map(|item| match item {
+                Item::Numeric(Numeric::Year, Pad::Zero) => Some(FastItem::Year),
+                Item::Numeric(Numeric::Month, Pad::Zero) => Some(FastItem::Month),
+                Item::Numeric(Numeric::Day, Pad::Zero) => Some(FastItem::Day),
+                Item::Literal(s) | Item::Space(s) => Some(FastItem::Literal((*s).into())),
+                Item::OwnedLiteral(s) | Item::OwnedSpace(s) => Some(FastItem::Literal(s.clone())),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .filter(|fast| {
+                [FastItem::Year, FastItem::Month, FastItem::Day]
+                    .iter()
+                    .all(|part| fast.iter().filter(|f| *f == part).count() == 1)
+            })
+    }
+
+    /// Reads exactly `YYYY`, `MM`, `DD` and the literals; `None` for anything else.
+    fn parse(fast: &[FastItem], s: &str) -> Option<NaiveDate> {
+        let b = s.as_bytes();
+        let mut at = 0;
+        let (mut year, mut month, mut day) = (0i32, 0u32, 0u32);
+        let digits = |at: &mut usize, n: usize| -> Option<u32> {
+            let part = b.get(*at..*at + n)?;
+            *at += n;
+            part.iter().try_fold(0u32, |acc, c| {
+                c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+            })
+        };
+        for item in fast {
+            match item {
+                FastItem::Year => year = i32::try_from(digits(&mut at, 4)?).ok()?,
+                FastItem::Month => month = digits(&mut at, 2)?,
+                FastItem::Day => day = digits(&mut at, 2)?,
+                FastItem::Literal(lit) => {
+                    if !b.get(at..)?.starts_with(lit.as_bytes()) {
+                        return None;
+                    }
+                    at += lit.len();
+                }
+            }
+        }
+        (at == b.len()).then_some(())?;
+        NaiveDate::from_ymd_opt(year, month, day)
+    }
+
+    /// Writes a date with the pattern; `None` for years outside 0..=9999.
+    fn render(fast: &[FastItem], d: NaiveDate) -> Option<String> {
+        use chrono::Datelike;
+        let year = u32::try_from(d.year()).ok().filter(|y| *y <= 9999)?;
+        let mut out = String::with_capacity(16);
+        let push = |out: &mut String, value: u32, width: u32| {
+            for place in (0..width).rev() {
+                let digit = (value / 10u32.pow(place)) % 10;
+                out.push(char::from(b'0' + digit as u8));
+            }
+        };
+        for item in fast {
+            match item {
+                FastItem::Year => push(&mut out, year, 4),
+                FastItem::Month => push(&mut out, d.month(), 2),
+                FastItem::Day => push(&mut out, d.day(), 2),
+                FastItem::Literal(lit) => out.push_str(lit),
+            }
+        }
+        Some(out)
+    }
 }
 
 /// One compiled transform.
@@ -201,12 +286,18 @@ impl DatePattern {
     /// Pre-parses a strftime pattern; empty means ISO-8601.
     pub fn parse(pattern: &str) -> Result<Self, TransformError> {
         if pattern.is_empty() {
-            return Ok(Self { items: None });
+            return Ok(Self {
+                items: None,
+                fast: None,
+            });
         }
         let items = StrftimeItems::new(pattern)
             .parse_to_owned()
             .map_err(|_| TransformError::new(format!("`{pattern}` is not a valid date pattern")))?;
-        Ok(Self { items: Some(items) })
+        Ok(Self {
+            fast: FastItem::from_items(&items),
+            items: Some(items),
+        })
     }
 }
 
@@ -581,6 +672,9 @@ fn parse_temporal(s: &str, pattern: &DatePattern, zone: FixedOffset) -> Option<T
                 .map(Temporal::Time)
         }
         Some(items) => {
+            if let Some(d) = pattern.fast.as_deref().and_then(|f| FastItem::parse(f, s)) {
+                return Some(Temporal::Date(d));
+            }
             let mut parsed = Parsed::new();
             chrono::format::parse(&mut parsed, s, items.iter()).ok()?;
             if let Ok(dt) = parsed.to_datetime() {
@@ -612,6 +706,11 @@ fn render_temporal(
             Temporal::Time(t) => t.format("%H:%M:%S%.f").to_string(),
         });
     };
+    if let (Some(fast), Temporal::Date(d)) = (&pattern.fast, t)
+        && let Some(out) = FastItem::render(fast, d)
+    {
+        return Ok(out);
+    }
     let mut out = String::new();
     let written = match t {
         Temporal::Date(d) => write!(out, "{}", d.format_with_items(items.iter())),
@@ -791,7 +890,10 @@ pub fn coerce(value: Value, ty: FieldType) -> Result<Value, TransformError> {
                 return Ok(null());
             }
             let utc = FixedOffset::east_opt(0).ok_or_else(|| TransformError::new("no utc"))?;
-            let iso = DatePattern { items: None };
+            let iso = DatePattern {
+                items: None,
+                fast: None,
+            };
             let t = parse_temporal(s, &iso, utc).ok_or_else(|| {
                 TransformError::new(format!("`{}` is not an ISO-8601 date", clip(s)))
             })?;

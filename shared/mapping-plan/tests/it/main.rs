@@ -121,6 +121,28 @@ proptest! {
     }
 
     #[test]
+    fn numeric_date_patterns_read_and_write_like_chrono(
+        days in 0i64..3_000_000,
+        pattern in prop_oneof![Just("%m/%d/%Y"), Just("%d.%m.%Y"), Just("%Y%m%d"), Just("%Y-%m-%d"), Just("%d %m %Y")],
+        junk in "[0-9/. -]{0,12}",
+    ) {
+        let day = chrono::NaiveDate::from_ymd_opt(1, 1, 1).unwrap() + chrono::Days::new(days as u64);
+        let written = day.format(pattern).to_string();
+        let read = date(pattern, "", "").apply(string(written.clone())).unwrap();
+        prop_assert_eq!(text(&read), day.format("%Y-%m-%d").to_string());
+        let iso = day.format("%Y-%m-%d").to_string();
+        let out = date("", pattern, "").apply(string(iso)).unwrap();
+        prop_assert_eq!(text(&out), written);
+        // Whatever the fast reader refuses, chrono's parser still decides.
+        let expected = chrono::NaiveDate::parse_from_str(&junk, pattern).ok();
+        let got = date(pattern, "", "").apply(string(junk.clone()));
+        match expected {
+            Some(d) if !junk.is_empty() => prop_assert_eq!(text(&got.unwrap()), d.format("%Y-%m-%d").to_string()),
+            _ => prop_assert!(junk.is_empty() || got.is_err(), "{junk:?} -> {got:?}"),
+        }
+    }
+
+    #[test]
     fn percent_scaling_round_trips_at_its_precision(cents in -10_000_000i64..10_000_000) {
         let fraction = cents as f64 / 10_000.0; // e.g. 0.1234 = 12.34 %
         let to_percent = step(pb::Kind::FormatNumber(pb::FormatNumber {
