@@ -98,6 +98,11 @@ impl TestSuite {
         self.channel(ServiceName::Gateway)
     }
 
+    /// Where one service listens.
+    pub fn addr(&self, service: ServiceName) -> Option<std::net::SocketAddr> {
+        self.suite.addr(service)
+    }
+
     /// A channel straight to one service (bypassing the gateway).
     pub fn channel(&self, service: ServiceName) -> Channel {
         let addr = self.suite.addr(service).expect("service is running");

@@ -704,29 +704,35 @@ async fn scheduled_refresh_finds_drift(storage: Storage) {
             },
         )
         .unwrap();
-    let latest = tokio::time::timeout(std::time::Duration::from_secs(30), async {
-        loop {
-            let versions = schema(&suite)
-                .list_schema_versions(suite.as_tenant(
-                    PROJECT,
-                    &acme,
-                    ListSchemaVersionsRequest {
-                        connection_id: conn.clone(),
-                        ..ListSchemaVersionsRequest::default()
-                    },
-                ))
-                .await
-                .unwrap()
-                .into_inner()
-                .schema_versions;
-            if versions[0].version > 1 {
-                return versions[0].version;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-    })
+    // A round that started after the change has finished once two more rounds have.
+    let mut sweeps = syncline_schema_discovery::completed_sweeps(
+        suite
+            .addr(syncline_config::ServiceName::SchemaDiscovery)
+            .expect("schema-discovery runs"),
+    )
+    .expect("the scheduler runs");
+    let seen = *sweeps.borrow();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        sweeps.wait_for(|n| *n >= seen + 2),
+    )
     .await
-    .expect("the scheduler stores a new version within 30 s");
+    .expect("the scheduler finishes two rounds within 30 s")
+    .expect("the scheduler is running");
+    let latest = schema(&suite)
+        .list_schema_versions(suite.as_tenant(
+            PROJECT,
+            &acme,
+            ListSchemaVersionsRequest {
+                connection_id: conn.clone(),
+                ..ListSchemaVersionsRequest::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .schema_versions[0]
+        .version;
     assert_eq!(latest, 2);
     let found = summary(&drift(&suite, &acme, &conn, 1).await);
     assert_eq!(found.keys().collect::<Vec<_>>(), ["Invoice__c"]);

@@ -373,12 +373,13 @@ fn drift_rows(changes: &[syncline_proto::schema::v1::ObjectDrift]) -> Vec<DriftR
 }
 
 /// Refreshes every known connection every `interval` plus up to 10% jitter, until
-/// `shutdown`. Failures are logged and retried next round; shutdown does not wait for a
+/// `shutdown`, counting finished rounds in `sweeps` (see [`crate::completed_sweeps`]). Failures are logged and retried next round; shutdown does not wait for a
 /// round in progress beyond its current describe.
 pub async fn run_scheduler(
     discoverer: Discoverer,
     interval: Duration,
     shutdown: CancellationToken,
+    sweeps: tokio::sync::watch::Sender<u64>,
 ) {
     loop {
         let jitter_ms = u64::try_from(interval.as_millis() / 10).unwrap_or(u64::MAX);
@@ -433,5 +434,6 @@ pub async fn run_scheduler(
                 ),
             }
         }
+        sweeps.send_modify(|n| *n += 1);
     }
 }

@@ -37,6 +37,21 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     },
 ];
 
+/// Finished scheduler rounds of the service listening on each address in this process.
+static SWEEPS: std::sync::Mutex<
+    std::collections::BTreeMap<std::net::SocketAddr, tokio::sync::watch::Receiver<u64>>,
+> = std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// How many scheduled refresh rounds the service on `addr` (in this process) has finished;
+/// `None` when it runs no scheduler. Lets callers wait for a round instead of guessing.
+pub fn completed_sweeps(addr: std::net::SocketAddr) -> Option<tokio::sync::watch::Receiver<u64>> {
+    SWEEPS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&addr)
+        .cloned()
+}
+
 /// Starts the service on `listener`; it drains and stops when `shutdown` fires.
 pub async fn start(
     config: &SynclineConfig,
@@ -62,12 +77,19 @@ pub async fn start(
         channel(&backends.sync_engine, "sync_engine")?,
     );
     let interval = config.schema_discovery.refresh_interval_secs;
+    let addr = listener.local_addr()?;
     if interval > 0 {
+        let (sweeps, observed) = tokio::sync::watch::channel(0);
+        SWEEPS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(addr, observed);
         // Not awaited on shutdown: it stops at the cancellation, between or inside describes.
         tokio::spawn(discovery::run_scheduler(
             discoverer.clone(),
             std::time::Duration::from_secs(interval),
             shutdown.clone(),
+            sweeps,
         ));
     }
     let api = api::SchemaApi::new(discoverer);
@@ -75,7 +97,6 @@ pub async fn start(
         .set_serving::<SchemaServiceServer<api::SchemaApi>>()
         .await;
     let router = boot.router.add_service(SchemaServiceServer::new(api));
-    let addr = listener.local_addr()?;
     let task = tokio::spawn(server::serve(router, listener, boot.health, shutdown));
     Ok(RunningService::new(
         ServiceName::SchemaDiscovery.as_str(),
