@@ -1,6 +1,7 @@
 //! The gRPC surface of sync-engine.
 
 use syncline_domain::{ApiError, Violation, ids};
+use syncline_proto::common::v1::EventType;
 use syncline_proto::sync::v1::intake_service_server::IntakeService;
 use syncline_proto::sync::v1::sync_service_server::SyncService;
 use syncline_proto::sync::v1::{
@@ -8,9 +9,11 @@ use syncline_proto::sync::v1::{
     DeleteWebhookEndpointRequest, DeleteWebhookEndpointResponse, GetSyncRunRequest,
     GetSyncRunResponse, GetWebhookEndpointRequest, GetWebhookEndpointResponse,
     ListDeadLettersRequest, ListDeadLettersResponse, ListSyncRunsRequest, ListSyncRunsResponse,
-    ListWebhookEndpointsRequest, ListWebhookEndpointsResponse, ReplayDeadLettersRequest,
-    ReplayDeadLettersResponse, StreamChangesRequest, StreamChangesResponse, SyncRunState,
-    UpdateWebhookEndpointRequest, UpdateWebhookEndpointResponse,
+    ListWebhookEndpointsRequest, ListWebhookEndpointsResponse, PublishLifecycleEventRequest,
+    PublishLifecycleEventResponse, ReplayDeadLettersRequest, ReplayDeadLettersResponse,
+    StreamChangesRequest, StreamChangesResponse, StreamLifecycleEventsRequest,
+    StreamLifecycleEventsResponse, SyncRunState, UpdateWebhookEndpointRequest,
+    UpdateWebhookEndpointResponse,
 };
 use syncline_service_kit::pagination::PageRequest;
 use syncline_service_kit::{tenant, time};
@@ -20,6 +23,7 @@ use tonic::{Request, Response, Status};
 use crate::changelog::stream;
 use crate::delivery::outbox::{self, DeadLetterFilter};
 use crate::engine::Engine;
+use crate::lifecycle::{EventFilter, Events};
 use crate::store::Store;
 use crate::webhook;
 
@@ -83,13 +87,46 @@ fn dead_letter_filter(
     })
 }
 
-/// Implements the internal `syncline.sync.v1.IntakeService`; every method answers
-/// UNIMPLEMENTED until the intake issue builds it.
-#[derive(Debug, Clone, Copy)]
-pub struct IntakeApi;
+/// Implements the internal `syncline.sync.v1.IntakeService`: `PublishLifecycleEvent`;
+/// `IngestProviderEvents` answers UNIMPLEMENTED until the intake issue builds it. Only
+/// service credentials reach it (the context layer refuses gateway-forwarded calls on
+/// internal services).
+#[derive(Debug, Clone)]
+pub struct IntakeApi {
+    engine: Engine,
+}
+
+impl IntakeApi {
+    pub fn new(engine: Engine) -> Self {
+        Self { engine }
+    }
+}
 
 #[tonic::async_trait]
-impl IntakeService for IntakeApi {}
+impl IntakeService for IntakeApi {
+    async fn publish_lifecycle_event(
+        &self,
+        request: Request<PublishLifecycleEventRequest>,
+    ) -> Result<Response<PublishLifecycleEventResponse>, Status> {
+        let tenant = tenant(&request)?.clone();
+        let event = request
+            .into_inner()
+            .event
+            .ok_or_else(|| ApiError::invalid(vec![Violation::required("event")]))?;
+        let published = self.engine.publish_event(&tenant, event).await?;
+        if !published.duplicate {
+            tracing::info!(
+                event.id = %published.event.id,
+                event.sequence = published.event.sequence,
+                deliveries = published.deliveries,
+                "lifecycle event published"
+            );
+        }
+        Ok(Response::new(PublishLifecycleEventResponse {
+            event: Some(published.event),
+        }))
+    }
+}
 
 fn required_id(value: &str, field: &str) -> Result<(), ApiError> {
     if value.is_empty() {
@@ -110,6 +147,54 @@ impl SyncService for SyncApi {
             self.engine.change_log().clone(),
             tenant,
             request.into_inner(),
+            self.engine.stream_options().clone(),
+        )
+        .await?;
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn stream_lifecycle_events(
+        &self,
+        request: Request<StreamLifecycleEventsRequest>,
+    ) -> Result<Response<BoxStream<StreamLifecycleEventsResponse>>, Status> {
+        let tenant = tenant(&request)?.clone();
+        let message = request.into_inner();
+        let mut violations: Vec<Violation> = message
+            .connection_ids
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.is_empty())
+            .map(|(i, _)| {
+                Violation::new(format!("connection_ids[{i}]"), "EMPTY", "must not be empty")
+            })
+            .collect();
+        for (i, kind) in message.event_types.iter().enumerate() {
+            if matches!(
+                EventType::try_from(*kind),
+                Ok(EventType::Unspecified) | Err(_)
+            ) {
+                violations.push(Violation::new(
+                    format!("event_types[{i}]"),
+                    "INVALID_ENUM",
+                    "must be an event type other than EVENT_TYPE_UNSPECIFIED",
+                ));
+            }
+        }
+        if !violations.is_empty() {
+            return Err(ApiError::invalid(violations).into());
+        }
+        let source = Events {
+            log: self.engine.event_log().clone(),
+            filter: EventFilter {
+                event_types: message.event_types,
+                connection_ids: message.connection_ids,
+            },
+        };
+        let stream = stream::start(
+            source,
+            tenant,
+            message.after_sequence,
+            stream::DEFAULT_BATCH,
             self.engine.stream_options().clone(),
         )
         .await?;

@@ -19,16 +19,18 @@ use tokio_util::sync::CancellationToken;
 use crate::changelog::stream::StreamOptions;
 use crate::changelog::{Appended, ChangeLog, Notifier};
 use crate::delivery::{Clock, DeliveryOptions, Dispatcher, SystemClock, outbox};
+use crate::lifecycle::{EventLog, Published};
+use syncline_proto::common::v1::Event;
 
 /// How the engine delivers.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
     /// Webhook attempts, schedule and disablement.
     pub delivery: DeliveryOptions,
-    /// `StreamChanges` heartbeats, polling and buffering. Polling defaults to on for
+    /// `StreamChanges` and `StreamLifecycleEvents` heartbeats, polling and buffering. Polling defaults to on for
     /// PostgreSQL (other engines may append) and off for SQLite.
     pub stream: StreamOptions,
-    /// Changes and delivered deliveries older than this are removed.
+    /// Changes, lifecycle events and delivered deliveries older than this are removed.
     pub retention: Duration,
     /// How often retention runs.
     pub retention_interval: Duration,
@@ -45,10 +47,11 @@ impl Default for EngineOptions {
     }
 }
 
-/// The change log, stream settings and dispatcher of one engine.
+/// The change log, lifecycle event log, stream settings and dispatcher of one engine.
 #[derive(Debug, Clone)]
 pub struct Engine {
     log: ChangeLog,
+    events: EventLog,
     dispatcher: Arc<Dispatcher>,
     stream: StreamOptions,
     retention: (Duration, Duration),
@@ -102,6 +105,7 @@ impl Engine {
             wake.clone(),
         )?);
         Ok(Self {
+            events: EventLog::new(db.clone(), Arc::new(Notifier::default()), wake.clone()),
             log: ChangeLog::new(db, Arc::new(Notifier::default()), wake),
             dispatcher,
             stream: options.stream,
@@ -123,6 +127,20 @@ impl Engine {
         &self.log
     }
 
+    /// Publishes a lifecycle event to the tenant's event log (see [`EventLog::publish`]).
+    pub async fn publish_event(
+        &self,
+        tenant: &TenantContext,
+        event: Event,
+    ) -> Result<Published, ApiError> {
+        self.events.publish(tenant, event).await
+    }
+
+    /// The lifecycle event log.
+    pub fn event_log(&self) -> &EventLog {
+        &self.events
+    }
+
     /// The webhook dispatcher.
     pub fn dispatcher(&self) -> &Arc<Dispatcher> {
         &self.dispatcher
@@ -138,14 +156,16 @@ impl Engine {
         &self.stream
     }
 
-    /// Removes changes and delivered deliveries older than the retention, once.
+    /// Removes changes, lifecycle events and delivered deliveries older than the retention,
+    /// once.
     pub async fn run_retention(&self, now_ms: i64) -> Result<(), ApiError> {
         let cutoff =
             now_ms.saturating_sub(i64::try_from(self.retention.0.as_millis()).unwrap_or(0));
         let changes = self.log.prune(cutoff).await?;
+        let events = self.events.prune(cutoff).await?;
         let deliveries = outbox::prune_delivered(self.log.database(), cutoff).await?;
-        if changes + deliveries > 0 {
-            tracing::info!(changes, deliveries, "retention removed old rows");
+        if changes + events + deliveries > 0 {
+            tracing::info!(changes, events, deliveries, "retention removed old rows");
         }
         Ok(())
     }

@@ -3,13 +3,16 @@
 //! Built so far: outbound webhook endpoint management (create with a one-time signing
 //! secret, get, list, update with a field mask, delete), reading sync runs, and delivery:
 //! the per-tenant change log ([`changelog`]), `StreamChanges`, signed webhook deliveries with
-//! retries, dead letters and replay ([`delivery`]). Everything else, including the internal
-//! `IntakeService`, answers UNIMPLEMENTED until its issue builds it.
+//! retries, dead letters and replay ([`delivery`]), and the lifecycle event log ([`lifecycle`]):
+//! `IntakeService.PublishLifecycleEvent`, `StreamLifecycleEvents` and LIFECYCLE_EVENTS
+//! webhooks. Everything else (sync runs themselves, `IngestProviderEvents`) answers
+//! UNIMPLEMENTED until its issue builds it.
 
 mod api;
 pub mod changelog;
 pub mod delivery;
 mod engine;
+pub mod lifecycle;
 mod store;
 mod webhook;
 
@@ -34,6 +37,11 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
         version: 2,
         description: "change log, webhook outbox and dead letters",
         sql: include_str!("../migrations/0002_change_log_and_delivery.sql"),
+    },
+    EmbeddedMigration {
+        version: 3,
+        description: "lifecycle event log",
+        sql: include_str!("../migrations/0003_lifecycle_events.sql"),
     },
 ];
 
@@ -69,7 +77,9 @@ pub async fn start_with(
     let router = boot
         .router
         .add_service(SyncServiceServer::new(api))
-        .add_service(IntakeServiceServer::new(api::IntakeApi));
+        .add_service(IntakeServiceServer::new(api::IntakeApi::new(
+            engine.clone(),
+        )));
     let addr = listener.local_addr()?;
     engine::register(addr, engine);
     let task = tokio::spawn(async move {

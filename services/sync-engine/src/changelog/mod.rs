@@ -86,7 +86,7 @@ impl Notifier {
             .subscribe()
     }
 
-    fn publish(&self, tenant: &TenantContext, last_sequence: u64) {
+    pub(crate) fn publish(&self, tenant: &TenantContext, last_sequence: u64) {
         let mut senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
         let key = Self::key(tenant);
         if let Some(sender) = senders.get(&key) {
@@ -107,16 +107,16 @@ pub struct ChangeLog {
     delivery_wake: Arc<Notify>,
 }
 
-fn to_i64(value: u64) -> i64 {
+pub(crate) fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-fn to_u64(value: i64) -> u64 {
+pub(crate) fn to_u64(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
 /// `$from, $from+1, …` for `count` parameters.
-fn placeholders(from: usize, count: usize) -> String {
+pub(crate) fn placeholders(from: usize, count: usize) -> String {
     (from..from + count)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
@@ -265,24 +265,7 @@ impl ChangeLog {
 
     /// The tenant's head and retention mark.
     pub async fn head(&self, tenant: &TenantContext) -> Result<Head, ApiError> {
-        let row = sqlx::query(
-            "SELECT last_sequence, pruned_through FROM tenant_sequences
-             WHERE project_id = $1 AND tenant_id = $2",
-        )
-        .bind(tenant.project_id.as_str())
-        .bind(tenant.tenant_id.as_str())
-        .fetch_optional(self.db.pool())
-        .await
-        .map_err(ApiError::internal)?;
-        let Some(row) = row else {
-            return Ok(Head::default());
-        };
-        let last: i64 = row.try_get("last_sequence").map_err(ApiError::internal)?;
-        let pruned: i64 = row.try_get("pruned_through").map_err(ApiError::internal)?;
-        Ok(Head {
-            last_sequence: to_u64(last),
-            pruned_through: to_u64(pruned),
-        })
+        read_head(&self.db, "tenant_sequences", tenant).await
     }
 
     /// At most `limit` changes of `tenant` with `after < sequence <= through` matching
@@ -344,36 +327,78 @@ impl ChangeLog {
     /// Removes every tenant's changes published before `before_ms`, raising each tenant's
     /// `pruned_through` to the highest sequence removed; returns how many were removed.
     pub async fn prune(&self, before_ms: i64) -> Result<u64, ApiError> {
-        let mut tx = self.db.pool().begin().await.map_err(ApiError::internal)?;
-        sqlx::query(
-            "UPDATE tenant_sequences SET pruned_through = CASE
-                 WHEN (SELECT MAX(c.sequence) FROM changes c
-                       WHERE c.project_id = tenant_sequences.project_id
-                         AND c.tenant_id = tenant_sequences.tenant_id
-                         AND c.published_at_ms < $1) > pruned_through
-                 THEN (SELECT MAX(c.sequence) FROM changes c
-                       WHERE c.project_id = tenant_sequences.project_id
-                         AND c.tenant_id = tenant_sequences.tenant_id
-                         AND c.published_at_ms < $1)
-                 ELSE pruned_through END
-             WHERE EXISTS (SELECT 1 FROM changes c
-                           WHERE c.project_id = tenant_sequences.project_id
-                             AND c.tenant_id = tenant_sequences.tenant_id
-                             AND c.published_at_ms < $1)",
-        )
+        prune_log(&self.db, "tenant_sequences", "changes", before_ms).await
+    }
+}
+
+/// The head of `tenant`'s log whose counter rows are in `counter` (a table name of this
+/// crate, never input).
+pub(crate) async fn read_head(
+    db: &Database,
+    counter: &'static str,
+    tenant: &TenantContext,
+) -> Result<Head, ApiError> {
+    let statement = format!(
+        "SELECT last_sequence, pruned_through FROM {counter}
+         WHERE project_id = $1 AND tenant_id = $2"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(statement))
+        .bind(tenant.project_id.as_str())
+        .bind(tenant.tenant_id.as_str())
+        .fetch_optional(db.pool())
+        .await
+        .map_err(ApiError::internal)?;
+    let Some(row) = row else {
+        return Ok(Head::default());
+    };
+    let last: i64 = row.try_get("last_sequence").map_err(ApiError::internal)?;
+    let pruned: i64 = row.try_get("pruned_through").map_err(ApiError::internal)?;
+    Ok(Head {
+        last_sequence: to_u64(last),
+        pruned_through: to_u64(pruned),
+    })
+}
+
+/// Removes every tenant's entries of `rows` published before `before_ms`, raising each
+/// tenant's `pruned_through` in `counter` to the highest sequence removed; returns how many
+/// were removed. Both names are table names of this crate, never input.
+pub(crate) async fn prune_log(
+    db: &Database,
+    counter: &'static str,
+    rows: &'static str,
+    before_ms: i64,
+) -> Result<u64, ApiError> {
+    let mut tx = db.pool().begin().await.map_err(ApiError::internal)?;
+    let highest = format!(
+        "(SELECT MAX(c.sequence) FROM {rows} c
+          WHERE c.project_id = {counter}.project_id
+            AND c.tenant_id = {counter}.tenant_id
+            AND c.published_at_ms < $1)"
+    );
+    let statement = format!(
+        "UPDATE {counter} SET pruned_through = CASE
+             WHEN {highest} > pruned_through THEN {highest}
+             ELSE pruned_through END
+         WHERE EXISTS (SELECT 1 FROM {rows} c
+                       WHERE c.project_id = {counter}.project_id
+                         AND c.tenant_id = {counter}.tenant_id
+                         AND c.published_at_ms < $1)"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(statement))
         .bind(before_ms)
         .execute(&mut *tx)
         .await
         .map_err(ApiError::internal)?;
-        let removed = sqlx::query("DELETE FROM changes WHERE published_at_ms < $1")
-            .bind(before_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(ApiError::internal)?
-            .rows_affected();
-        tx.commit().await.map_err(ApiError::internal)?;
-        Ok(removed)
-    }
+    let removed = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM {rows} WHERE published_at_ms < $1"
+    )))
+    .bind(before_ms)
+    .execute(&mut *tx)
+    .await
+    .map_err(ApiError::internal)?
+    .rows_affected();
+    tx.commit().await.map_err(ApiError::internal)?;
+    Ok(removed)
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! `StreamChanges`: a tenant's changes after a sequence, then live ones.
+//! `StreamChanges` and `StreamLifecycleEvents`: a tenant's log entries after a sequence, then
+//! live ones. Both logs implement [`Source`]; the pump below serves either.
 //!
 //! A pump task reads pages from the log and sends them into a bounded channel that the gRPC
 //! response drains. When the consumer is slow, HTTP/2 flow control stops tonic from draining
@@ -15,14 +16,14 @@ use std::time::Duration;
 
 use syncline_domain::{ApiError, TenantContext, Violation};
 use syncline_proto::sync::v1::{StreamChangesRequest, StreamChangesResponse};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use tracing::Instrument;
 
-use super::{ChangeFilter, ChangeLog};
+use super::{ChangeFilter, ChangeLog, Head};
 
 /// Changes per message when the request sets no `max_batch_size`.
 pub const DEFAULT_BATCH: usize = 100;
@@ -71,6 +72,87 @@ pub fn cursor_expired(after: u64, pruned_through: u64) -> Status {
     .into_status()
 }
 
+/// What a stream reads: a per-tenant log with a counter-row head, pages after a sequence, and
+/// a notifier of this process's appends. The change log and the lifecycle event log both are.
+pub trait Source: Send + Sync + 'static {
+    /// An entry of the log, after the stream's filters.
+    type Item: Send;
+    /// A message of the response stream.
+    type Message: Send + 'static;
+
+    /// A receiver that changes whenever this process appends to the tenant's log.
+    fn subscribe(&self, tenant: &TenantContext) -> watch::Receiver<u64>;
+
+    /// The tenant's head and retention mark.
+    fn head(&self, tenant: &TenantContext) -> impl Future<Output = Result<Head, ApiError>> + Send;
+
+    /// At most `limit` entries with `after < sequence <= through` that pass the stream's
+    /// filters, in sequence order.
+    fn page(
+        &self,
+        tenant: &TenantContext,
+        after: u64,
+        through: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Self::Item>, ApiError>> + Send;
+
+    /// The sequence of an entry.
+    fn sequence(item: &Self::Item) -> u64;
+
+    /// The messages that carry a page, `head` being the tenant's head when it was read.
+    fn messages(&self, page: Vec<Self::Item>, head: u64) -> Vec<Self::Message>;
+
+    /// A message without entries.
+    fn heartbeat(&self, head: u64) -> Self::Message;
+}
+
+/// The change log filtered for one `StreamChanges` call.
+struct Changes {
+    log: ChangeLog,
+    filter: ChangeFilter,
+}
+
+impl Source for Changes {
+    type Item = syncline_proto::sync::v1::Change;
+    type Message = StreamChangesResponse;
+
+    fn subscribe(&self, tenant: &TenantContext) -> watch::Receiver<u64> {
+        self.log.subscribe(tenant)
+    }
+
+    fn head(&self, tenant: &TenantContext) -> impl Future<Output = Result<Head, ApiError>> + Send {
+        self.log.head(tenant)
+    }
+
+    fn page(
+        &self,
+        tenant: &TenantContext,
+        after: u64,
+        through: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Self::Item>, ApiError>> + Send {
+        self.log.page(tenant, after, through, &self.filter, limit)
+    }
+
+    fn sequence(item: &Self::Item) -> u64 {
+        item.sequence
+    }
+
+    fn messages(&self, page: Vec<Self::Item>, head: u64) -> Vec<Self::Message> {
+        vec![StreamChangesResponse {
+            changes: page,
+            head_sequence: head,
+        }]
+    }
+
+    fn heartbeat(&self, head: u64) -> Self::Message {
+        StreamChangesResponse {
+            changes: Vec::new(),
+            head_sequence: head,
+        }
+    }
+}
+
 /// Checks `request`, then starts the pump for `tenant`. Fails before streaming when the
 /// resume position is no longer retained.
 pub async fn open(
@@ -111,25 +193,44 @@ pub async fn open(
     if !empty.is_empty() {
         return Err(ApiError::invalid(empty).into());
     }
-    let head = log.head(&tenant).await?;
-    let cursor = if request.after_sequence == 0 {
-        head.pruned_through
-    } else if request.after_sequence < head.pruned_through {
-        return Err(cursor_expired(request.after_sequence, head.pruned_through));
-    } else {
-        request.after_sequence
-    };
     let filter = ChangeFilter {
         connection_ids: request.connection_ids,
         objects: request.objects,
         include_provider_record: request.include_provider_record,
     };
+    start(
+        Changes { log, filter },
+        tenant,
+        request.after_sequence,
+        batch,
+        options,
+    )
+    .await
+}
+
+/// Starts streaming `source` for `tenant` after `after_sequence` (0 = from the oldest
+/// retained entry), `batch` entries per read. Fails before streaming when the resume position
+/// is no longer retained.
+pub async fn start<S: Source>(
+    source: S,
+    tenant: TenantContext,
+    after_sequence: u64,
+    batch: usize,
+    options: StreamOptions,
+) -> Result<ReceiverStream<Result<S::Message, Status>>, Status> {
+    let head = source.head(&tenant).await?;
+    let cursor = if after_sequence == 0 {
+        head.pruned_through
+    } else if after_sequence < head.pruned_through {
+        return Err(cursor_expired(after_sequence, head.pruned_through));
+    } else {
+        after_sequence
+    };
     let (tx, rx) = mpsc::channel(options.buffer.max(1));
     let pump = Pump {
-        log,
+        source,
         tenant,
-        filter,
-        batch,
+        batch: batch.max(1),
         options,
         tx,
     };
@@ -137,16 +238,15 @@ pub async fn open(
     Ok(ReceiverStream::new(rx))
 }
 
-struct Pump {
-    log: ChangeLog,
+struct Pump<S: Source> {
+    source: S,
     tenant: TenantContext,
-    filter: ChangeFilter,
     batch: usize,
     options: StreamOptions,
-    tx: mpsc::Sender<Result<StreamChangesResponse, Status>>,
+    tx: mpsc::Sender<Result<S::Message, Status>>,
 }
 
-impl Pump {
+impl<S: Source> Pump<S> {
     async fn run(self, cursor: u64) {
         if let Err(status) = self.pump(cursor).await {
             // The consumer may be gone already; nothing else to tell.
@@ -156,40 +256,32 @@ impl Pump {
 
     /// Runs until the consumer goes away (`Ok`) or the stream must end with an error.
     async fn pump(&self, mut cursor: u64) -> Result<(), Status> {
-        let mut appended = self.log.subscribe(&self.tenant);
+        let mut appended = self.source.subscribe(&self.tenant);
         let mut last_sent = Instant::now();
         loop {
             // Marked seen before reading, so an append after the read wakes the wait below.
             appended.borrow_and_update();
-            let head = self.log.head(&self.tenant).await?;
+            let head = self.source.head(&self.tenant).await?;
             if head.last_sequence > cursor {
                 let page = self
-                    .log
-                    .page(
-                        &self.tenant,
-                        cursor,
-                        head.last_sequence,
-                        &self.filter,
-                        self.batch,
-                    )
+                    .source
+                    .page(&self.tenant, cursor, head.last_sequence, self.batch)
                     .await?;
                 let full = page.len() == self.batch;
-                let after_read = self.log.head(&self.tenant).await?;
+                let after_read = self.source.head(&self.tenant).await?;
                 if after_read.pruned_through > cursor {
                     return Err(cursor_expired(cursor, after_read.pruned_through));
                 }
                 cursor = match (full, page.last()) {
-                    (true, Some(last)) => last.sequence,
+                    (true, Some(last)) => S::sequence(last),
                     // Everything up to the head was scanned, matching or not.
                     _ => head.last_sequence,
                 };
                 if !page.is_empty() {
-                    let message = StreamChangesResponse {
-                        changes: page,
-                        head_sequence: after_read.last_sequence,
-                    };
-                    if self.tx.send(Ok(message)).await.is_err() {
-                        return Ok(());
+                    for message in self.source.messages(page, after_read.last_sequence) {
+                        if self.tx.send(Ok(message)).await.is_err() {
+                            return Ok(());
+                        }
                     }
                     last_sent = Instant::now();
                 }
@@ -219,10 +311,7 @@ impl Pump {
                 () = poll => {}
                 () = self.tx.closed() => return Ok(()),
                 () = tokio::time::sleep_until(heartbeat_at) => {
-                    let message = StreamChangesResponse {
-                        changes: Vec::new(),
-                        head_sequence: head.last_sequence,
-                    };
+                    let message = self.source.heartbeat(head.last_sequence);
                     if self.tx.send(Ok(message)).await.is_err() {
                         return Ok(());
                     }

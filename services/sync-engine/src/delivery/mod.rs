@@ -305,7 +305,7 @@ impl Dispatcher {
     /// One POST; `Err` carries a description without the secret or the URL.
     async fn send(&self, settings: &Settings, claimed: &Claimed) -> Result<(), String> {
         let key = signature::decode_secret(&claimed.signing_secret).map_err(|e| e.to_string())?;
-        let body = payload::body(&claimed.change).map_err(|e| e.to_string())?;
+        let body = payload::payload_body(&claimed.payload).map_err(|e| e.to_string())?;
         let timestamp = settings.clock.now_ms().div_euclid(1000);
         let signature =
             signature::sign(&key, &claimed.id, timestamp, &body).map_err(|e| e.to_string())?;

@@ -10,6 +10,7 @@ use prost::Message;
 use sqlx::Row;
 use sqlx::any::Any;
 use syncline_domain::{ApiError, TenantContext, ids};
+use syncline_proto::common::v1::Event;
 use syncline_proto::sync::v1::{
     Change, DeadLetter, DeadLetterStage, WebhookEndpoint, WebhookTopic,
 };
@@ -26,8 +27,77 @@ pub const DELIVERED: i32 = 2;
 /// Attempts ran out; a dead letter names it.
 pub const DEAD: i32 = 3;
 
-/// Deliveries per multi-row INSERT (12 parameters each).
+/// Deliveries per multi-row INSERT (16 parameters each).
 const INSERT_CHUNK: usize = 400;
+
+/// A delivery of a change (`deliveries.kind`).
+pub const KIND_CHANGE: i32 = 1;
+/// A delivery of a lifecycle event.
+pub const KIND_EVENT: i32 = 2;
+
+/// What a delivery carries: a change of the change log or an event of the lifecycle log.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    /// A record change (without its provider record).
+    Change(Change),
+    /// A lifecycle event.
+    Event(Event),
+}
+
+impl Payload {
+    /// The `deliveries.kind` of this payload.
+    pub fn kind(&self) -> i32 {
+        match self {
+            Self::Change(_) => KIND_CHANGE,
+            Self::Event(_) => KIND_EVENT,
+        }
+    }
+
+    /// The position in its log.
+    pub fn sequence(&self) -> u64 {
+        match self {
+            Self::Change(change) => change.sequence,
+            Self::Event(event) => event.sequence,
+        }
+    }
+
+    /// The connection concerned.
+    pub fn connection_id(&self) -> &str {
+        match self {
+            Self::Change(change) => &change.connection_id,
+            Self::Event(event) => &event.connection_id,
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Self::Change(change) => change.encode_to_vec(),
+            Self::Event(event) => event.encode_to_vec(),
+        }
+    }
+
+    fn decode(kind: i32, bytes: &[u8]) -> Result<Self, ApiError> {
+        if kind == KIND_EVENT {
+            Event::decode(bytes)
+                .map(Self::Event)
+                .map_err(ApiError::internal)
+        } else {
+            Change::decode(bytes)
+                .map(Self::Change)
+                .map_err(ApiError::internal)
+        }
+    }
+}
+
+fn wants_event(endpoint: &WebhookEndpoint, event: &Event) -> bool {
+    !endpoint.disabled
+        && endpoint
+            .topics
+            .contains(&(WebhookTopic::LifecycleEvents as i32))
+        && (endpoint.connection_ids.is_empty()
+            || endpoint.connection_ids.contains(&event.connection_id))
+        && (endpoint.event_types.is_empty() || endpoint.event_types.contains(&event.r#type))
+}
 
 fn wants(endpoint: &WebhookEndpoint, change: &Change) -> bool {
     !endpoint.disabled
@@ -35,6 +105,27 @@ fn wants(endpoint: &WebhookEndpoint, change: &Change) -> bool {
         && (endpoint.connection_ids.is_empty()
             || endpoint.connection_ids.contains(&change.connection_id))
         && (endpoint.objects.is_empty() || endpoint.objects.contains(&change.object))
+}
+
+async fn enabled_endpoints(
+    tx: &mut sqlx::Transaction<'_, Any>,
+    tenant: &TenantContext,
+) -> Result<Vec<WebhookEndpoint>, ApiError> {
+    let rows = sqlx::query(
+        "SELECT endpoint FROM webhook_endpoints
+         WHERE project_id = $1 AND tenant_id = $2 AND disabled = 0",
+    )
+    .bind(tenant.project_id.as_str())
+    .bind(tenant.tenant_id.as_str())
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(ApiError::internal)?;
+    rows.iter()
+        .map(|row| {
+            let bytes: Vec<u8> = row.try_get("endpoint").map_err(ApiError::internal)?;
+            WebhookEndpoint::decode(bytes.as_slice()).map_err(ApiError::internal)
+        })
+        .collect()
 }
 
 /// Queues a delivery of each change to each of the tenant's enabled endpoints that wants it;
@@ -45,26 +136,11 @@ pub async fn enqueue(
     changes: &[Change],
     now: i64,
 ) -> Result<usize, ApiError> {
-    let rows = sqlx::query(
-        "SELECT endpoint FROM webhook_endpoints
-         WHERE project_id = $1 AND tenant_id = $2 AND disabled = 0",
-    )
-    .bind(tenant.project_id.as_str())
-    .bind(tenant.tenant_id.as_str())
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(ApiError::internal)?;
-    if rows.is_empty() {
+    let endpoints = enabled_endpoints(tx, tenant).await?;
+    if endpoints.is_empty() {
         return Ok(0);
     }
-    let endpoints = rows
-        .iter()
-        .map(|row| {
-            let bytes: Vec<u8> = row.try_get("endpoint").map_err(ApiError::internal)?;
-            WebhookEndpoint::decode(bytes.as_slice()).map_err(ApiError::internal)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut pairs: Vec<(&WebhookEndpoint, Change)> = Vec::new();
+    let mut pairs: Vec<(&WebhookEndpoint, Payload)> = Vec::new();
     for change in changes {
         let mut stored: Option<Change> = None;
         for endpoint in endpoints.iter().filter(|e| wants(e, change)) {
@@ -72,26 +148,53 @@ pub async fn enqueue(
                 provider_record: None,
                 ..change.clone()
             });
-            pairs.push((endpoint, body.clone()));
+            pairs.push((endpoint, Payload::Change(body.clone())));
         }
     }
+    insert_deliveries(tx, tenant, &pairs, now).await
+}
+
+/// Queues a delivery of `event` to each of the tenant's enabled endpoints subscribed to
+/// lifecycle events (and to its type and connection, when they filter); runs inside the
+/// publish's transaction. Returns how many were queued.
+pub async fn enqueue_event(
+    tx: &mut sqlx::Transaction<'_, Any>,
+    tenant: &TenantContext,
+    event: &Event,
+    now: i64,
+) -> Result<usize, ApiError> {
+    let endpoints = enabled_endpoints(tx, tenant).await?;
+    let pairs: Vec<(&WebhookEndpoint, Payload)> = endpoints
+        .iter()
+        .filter(|e| wants_event(e, event))
+        .map(|e| (e, Payload::Event(event.clone())))
+        .collect();
+    insert_deliveries(tx, tenant, &pairs, now).await
+}
+
+async fn insert_deliveries(
+    tx: &mut sqlx::Transaction<'_, Any>,
+    tenant: &TenantContext,
+    pairs: &[(&WebhookEndpoint, Payload)],
+    now: i64,
+) -> Result<usize, ApiError> {
     for chunk in pairs.chunks(INSERT_CHUNK) {
         let statement = format!(
             "INSERT INTO deliveries (id, project_id, tenant_id, endpoint_id, sequence, state,
                                      attempt_count, total_attempts, next_attempt_at_ms,
                                      claimed_until_ms, claim_token, last_error,
-                                     created_at_ms, updated_at_ms, change)
+                                     created_at_ms, updated_at_ms, change, kind)
              VALUES {}",
-            value_rows(chunk.len(), 15)
+            value_rows(chunk.len(), 16)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
-        for (endpoint, change) in chunk {
+        for (endpoint, payload) in chunk {
             query = query
                 .bind(ids::new_resource_id("msg"))
                 .bind(tenant.project_id.as_str())
                 .bind(tenant.tenant_id.as_str())
                 .bind(endpoint.id.as_str())
-                .bind(i64::try_from(change.sequence).unwrap_or(i64::MAX))
+                .bind(i64::try_from(payload.sequence()).unwrap_or(i64::MAX))
                 .bind(PENDING)
                 .bind(0_i32)
                 .bind(0_i32)
@@ -102,7 +205,8 @@ pub async fn enqueue(
                 .bind("")
                 .bind(now)
                 .bind(now)
-                .bind(change.encode_to_vec());
+                .bind(payload.encode())
+                .bind(payload.kind());
         }
         query.execute(&mut **tx).await.map_err(ApiError::internal)?;
     }
@@ -129,8 +233,8 @@ pub struct Claimed {
     pub total_attempts: i32,
     /// When the first attempt failed, if one did.
     pub first_failure_at_ms: Option<i64>,
-    /// The change to deliver.
-    pub change: Change,
+    /// The change or event to deliver.
+    pub payload: Payload,
     /// The lease's token.
     pub claim_token: String,
 }
@@ -146,12 +250,13 @@ impl std::fmt::Debug for Claimed {
     }
 }
 
-/// The heads of endpoint queues: pending, due at `now`, not leased, endpoint enabled, and no
-/// pending delivery of a lower sequence to the same endpoint.
+/// The heads of endpoint queues (one queue per endpoint and kind: changes and lifecycle
+/// events have sequences of their own): pending, due at `now`, not leased, endpoint enabled,
+/// and no pending delivery of a lower sequence of the same kind to the same endpoint.
 const HEADS: &str = "FROM deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
      WHERE d.state = 1 AND e.disabled = 0
        AND NOT EXISTS (SELECT 1 FROM deliveries p
-                       WHERE p.endpoint_id = d.endpoint_id AND p.state = 1
+                       WHERE p.endpoint_id = d.endpoint_id AND p.kind = d.kind AND p.state = 1
                          AND p.sequence < d.sequence)";
 
 /// Claims up to `limit` endpoint heads due at `now` until `lease_until`.
@@ -163,7 +268,7 @@ pub async fn claim_due(
 ) -> Result<Vec<Claimed>, ApiError> {
     let statement = format!(
         "SELECT d.id, d.project_id, d.tenant_id, d.endpoint_id, d.attempt_count,
-                d.total_attempts, d.first_failure_at_ms, d.change, e.signing_secret, e.endpoint
+                d.total_attempts, d.first_failure_at_ms, d.change, d.kind, e.signing_secret, e.endpoint
          {HEADS} AND d.next_attempt_at_ms <= $1 AND d.claimed_until_ms <= $1
          ORDER BY d.next_attempt_at_ms, d.sequence LIMIT $2"
     );
@@ -179,7 +284,8 @@ pub async fn claim_due(
     let token = ids::new_resource_id("claim");
     let mut candidates = Vec::with_capacity(rows.len());
     for row in &rows {
-        let change: Vec<u8> = row.try_get("change").map_err(ApiError::internal)?;
+        let payload: Vec<u8> = row.try_get("change").map_err(ApiError::internal)?;
+        let kind: i32 = row.try_get("kind").map_err(ApiError::internal)?;
         let endpoint: Vec<u8> = row.try_get("endpoint").map_err(ApiError::internal)?;
         let endpoint = WebhookEndpoint::decode(endpoint.as_slice()).map_err(ApiError::internal)?;
         candidates.push(Claimed {
@@ -194,7 +300,7 @@ pub async fn claim_due(
             first_failure_at_ms: row
                 .try_get("first_failure_at_ms")
                 .map_err(ApiError::internal)?,
-            change: Change::decode(change.as_slice()).map_err(ApiError::internal)?,
+            payload: Payload::decode(kind, payload.as_slice())?,
             claim_token: token.clone(),
         });
     }
@@ -402,25 +508,29 @@ async fn write_dead_letter(
         .execute(&mut **tx)
         .await
         .map_err(ApiError::internal)?;
-    let change = &claimed.change;
+    let (object, record, operation) = match &claimed.payload {
+        Payload::Change(change) => (
+            change.object.clone(),
+            change.record.clone(),
+            change.operation,
+        ),
+        // A lifecycle event has no record; the letter names its object, if any.
+        Payload::Event(event) => (event.object.clone(), None, 0),
+    };
     let letter = DeadLetter {
         id: ids::new_resource_id("dlq"),
-        connection_id: change.connection_id.clone(),
-        object: change.object.clone(),
-        record_id: change
-            .record
-            .as_ref()
-            .map(|r| r.id.clone())
-            .unwrap_or_default(),
+        connection_id: claimed.payload.connection_id().to_owned(),
+        object,
+        record_id: record.as_ref().map(|r| r.id.clone()).unwrap_or_default(),
         stage: DeadLetterStage::Deliver as i32,
-        operation: change.operation,
+        operation,
         error_reason: 0,
         error_message: error.to_owned(),
         field: String::new(),
         attempt_count: claimed.total_attempts.saturating_add(1),
         first_failure_time: Some(time::timestamp(claimed.first_failure_at_ms.unwrap_or(now))),
         last_failure_time: Some(time::timestamp(now)),
-        record: change.record.clone(),
+        record,
         webhook_endpoint_id: claimed.endpoint_id.clone(),
         trace_id: trace_id.to_owned(),
     };

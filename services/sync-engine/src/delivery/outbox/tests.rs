@@ -47,7 +47,10 @@ fn endpoint(id: &str) -> WebhookEndpoint {
 }
 
 fn record_id(claimed: &Claimed) -> &str {
-    claimed.change.record.as_ref().map_or("", |r| r.id.as_str())
+    match &claimed.payload {
+        Payload::Change(change) => change.record.as_ref().map_or("", |r| r.id.as_str()),
+        Payload::Event(event) => event.id.as_str(),
+    }
 }
 
 async fn claim(store: &Store, now: i64) -> Vec<Claimed> {
@@ -120,7 +123,7 @@ async fn appends_fan_out_to_the_enabled_endpoints_that_want_each_change() {
                 .collect();
             seen.sort_unstable();
             assert_eq!(seen, [("whk_all", "c1"), ("whk_deals", "d1")]);
-            assert!(heads.iter().all(|c| c.change.provider_record.is_none()));
+            assert!(heads.iter().all(|c| matches!(&c.payload, Payload::Change(change) if change.provider_record.is_none())));
             assert!(heads.iter().all(|c| c.signing_secret == secret));
             assert!(!format!("{:?}", heads[0]).contains("whsec_"));
         },
