@@ -8,6 +8,7 @@ mod connect;
 mod delivery;
 mod discovery;
 mod isolation;
+mod lifecycle;
 mod mapping;
 mod reachability;
 mod tracing_spans;
