@@ -111,6 +111,8 @@ pub struct PassReport {
     pub published: u64,
     /// Kept for a later attempt.
     pub deferred: u64,
+    /// The pass took a full batch: more may be due at once.
+    pub more: bool,
 }
 
 /// Publishes the outbox to sync-engine.
@@ -145,7 +147,8 @@ impl Publisher {
     /// Shutdown does not wait for it; a failed pass is logged and retried, never fatal.
     pub async fn run(self, shutdown: CancellationToken) {
         loop {
-            match self.pass(now_ms()).await {
+            let outcome = self.pass(now_ms()).await;
+            match &outcome {
                 Ok(report) if report.published > 0 || report.deferred > 0 => {
                     tracing::debug!(
                         published = report.published,
@@ -155,6 +158,13 @@ impl Publisher {
                 }
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "lifecycle outbox pass failed"),
+            }
+            if matches!(&outcome, Ok(report) if report.more && report.published > 0) {
+                // A full batch went out: the next one may be due already.
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                continue;
             }
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -188,7 +198,10 @@ impl Publisher {
         .fetch_all(self.db.pool())
         .await
         .map_err(ApiError::internal)?;
-        let mut report = PassReport::default();
+        let mut report = PassReport {
+            more: i64::try_from(rows.len()).unwrap_or(0) >= BATCH,
+            ..PassReport::default()
+        };
         for row in rows {
             let id: String = row.try_get("id").map_err(ApiError::internal)?;
             let project: String = row.try_get("project_id").map_err(ApiError::internal)?;
