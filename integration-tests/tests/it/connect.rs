@@ -1148,6 +1148,155 @@ async fn key_encryption_keys_rotate_online(storage: Storage) {
     sandboxes.stop().await;
 }
 
+/// Imported credentials through the gateway, the audit trail it leaves, exports refused
+/// without a key or to another tenant, and one proactive refresh sweep (from a second vault
+/// process on the same database) refreshing exactly the connection about to expire.
+async fn imports_are_audited_and_refreshed_ahead_of_expiry(storage: Storage) {
+    use syncline_proto::authvault::v1::{
+        AuditAction, Credentials, ExportCredentialsRequest, ImportCredentialsRequest,
+        ListAuditEventsRequest,
+    };
+    let sandboxes = Sandboxes::start().await;
+    let suite = syncline_integration_tests::spawn_suite_with(storage, |config| {
+        config.auth_vault.refresher.interval_secs = 0;
+    })
+    .await;
+    let sf = &sandboxes.salesforce;
+    let tenant = unique_tenant("acme");
+    let app = create_app(
+        &suite,
+        &tenant,
+        Provider::Salesforce,
+        sf.base_url(),
+        DEMO_CLIENT_ID,
+        DEMO_CLIENT_SECRET,
+        &["api", "refresh_token"],
+    )
+    .await;
+    let mut vault = AuthVaultServiceClient::new(suite.gateway());
+    let now = syncline_storage::now_ms();
+    let mut imported = Vec::new();
+    // One expiring within the refresher's look-ahead (10 min) but not the on-demand margin (5).
+    for expires in [now + 8 * 60_000, now + 2 * 3_600_000] {
+        let issued = sf.admin().issue_tokens("demo", None).unwrap();
+        let connection = vault
+            .import_credentials(suite.as_tenant(
+                PROJECT,
+                &tenant,
+                ImportCredentialsRequest {
+                    provider_app_id: app.id.clone(),
+                    display_name: "migrated".into(),
+                    credentials: Some(Credentials {
+                        access_token: issued.access_token.clone(),
+                        refresh_token: issued.refresh_token,
+                        instance_url: issued.instance_url,
+                        access_token_expire_time: Some(prost_types::Timestamp {
+                            seconds: expires / 1000,
+                            nanos: 0,
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .connection
+            .unwrap();
+        assert_eq!(connection.status, ConnectionStatus::Active as i32);
+        let served = token(&suite, &tenant, &connection.id).await.unwrap();
+        assert_eq!(served.access_token, issued.access_token);
+        imported.push(connection.id);
+    }
+    assert_eq!(sf.admin().stats("demo").unwrap().stats.code_grants, 0);
+
+    // Exports: no key and no plaintext flag is refused; another tenant finds nothing.
+    let export = |tenant: &str, allow_plaintext| {
+        suite.as_tenant(
+            PROJECT,
+            tenant,
+            ExportCredentialsRequest {
+                connection_ids: vec![imported[0].clone()],
+                allow_plaintext,
+                ..Default::default()
+            },
+        )
+    };
+    let status = vault
+        .export_credentials(export(&tenant, false))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let globex = unique_tenant("globex");
+    let status = vault
+        .export_credentials(export(&globex, true))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+
+    // The trail, newest first, one page at a time, filtered by action.
+    let list = |page_token: String, actions: Vec<i32>| {
+        suite.as_tenant(
+            PROJECT,
+            &tenant,
+            ListAuditEventsRequest {
+                page_size: 1,
+                page_token,
+                actions,
+                ..Default::default()
+            },
+        )
+    };
+    let imports = vec![AuditAction::CredentialsImported as i32];
+    let first = vault
+        .list_audit_events(list(String::new(), imports.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.audit_events[0].connection_id, imported[1]);
+    let second = vault
+        .list_audit_events(list(first.next_page_token, imports))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.audit_events[0].connection_id, imported[0]);
+    assert!(second.next_page_token.is_empty(), "{second:?}");
+    let others = vault
+        .list_audit_events(suite.as_tenant(PROJECT, &globex, ListAuditEventsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(others.audit_events.is_empty());
+
+    // One sweep of a second vault process refreshes only the token about to expire.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (second_vault, handle) =
+        syncline_auth_vault::start_with_handle(suite.config(), listener, stop.clone())
+            .await
+            .unwrap();
+    let report = handle
+        .refresh_sweep(syncline_storage::now_ms())
+        .await
+        .unwrap();
+    assert_eq!((report.refreshed, report.failed), (1, 0), "{report:?}");
+    assert_eq!(sf.admin().stats("demo").unwrap().stats.refresh_grants, 1);
+    assert_eq!(
+        token(&suite, &tenant, &imported[0]).await.unwrap().version,
+        2
+    );
+    assert_eq!(
+        token(&suite, &tenant, &imported[1]).await.unwrap().version,
+        1
+    );
+    stop.cancel();
+    second_vault.stopped().await.unwrap();
+
+    suite.stop().await;
+    sandboxes.stop().await;
+}
+
 crate::both_storages!(
     connect_flow_end_to_end,
     key_encryption_keys_rotate_online,
@@ -1155,4 +1304,5 @@ crate::both_storages!(
     concurrent_token_requests_refresh_once,
     a_revoked_refresh_token_affects_only_its_connection,
     two_vault_processes_share_one_refresh,
+    imports_are_audited_and_refreshed_ahead_of_expiry,
 );
