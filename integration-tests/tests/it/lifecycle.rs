@@ -330,8 +330,9 @@ async fn a_revoked_connection_reaches_its_tenant_as_stream_and_webhook_only(stor
                 }),
             },
         ))
-        .await;
-    assert!(refused.is_err());
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unimplemented, "{refused:?}");
 
     // A stream resumed after acme's authorization starts with the NEEDS_REAUTH event.
     let mut resumed = SyncServiceClient::new(suite.gateway())
