@@ -8,9 +8,14 @@
 //! - `tokens`: GetAccessToken / ReportUnauthorized with refresh ahead of expiry,
 //!   single-flight per connection (in process, and across processes with a lease),
 //!   compare-and-set on the token version.
+//! - `refresher`: the background sweep refreshing tokens before they expire (jitter,
+//!   bounded concurrency, per-provider pacing, counters).
+//! - `transfer`: ImportCredentials and ExportCredentials.
+//! - `audit`: the credential audit trail (ListAuditEvents).
+//! - `lifecycle`: CONNECTION_AUTHORIZED / NEEDS_REAUTH / RECOVERED through an outbox
+//!   published to sync-engine.
 //!
-//! Not built yet (UNIMPLEMENTED): UpdateConnection, DeleteConnection, Import/Export of
-//! credentials, ListAuditEvents.
+//! Not built yet (UNIMPLEMENTED): UpdateConnection, DeleteConnection.
 
 mod api;
 mod apps;
@@ -81,8 +86,6 @@ pub use refresher::{RefresherStats, SweepReport};
 /// In-process access to a running vault's background work, for tests and benchmarks.
 #[derive(Debug, Clone)]
 pub struct VaultHandle {
-    #[allow(dead_code)]
-    vault: Arc<vault::Vault>,
     publisher: lifecycle::Publisher,
     refresher: refresher::Refresher,
 }
@@ -181,7 +184,6 @@ pub async fn start_with_handle(
     Ok((
         RunningService::new(ServiceName::AuthVault.as_str(), addr, task),
         VaultHandle {
-            vault,
             publisher,
             refresher,
         },

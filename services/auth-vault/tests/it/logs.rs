@@ -1,6 +1,7 @@
 //! No secret reaches the logs: the whole credential life cycle (app creation, connect,
-//! replayed/forged callbacks, refresh, 401 report, revocation) runs with every log line of
-//! Syncline (TRACE) and its libraries (DEBUG) captured, and none holds a secret.
+//! replayed/forged callbacks, refresh, 401 report, revocation, import, export) runs with
+//! every log line of Syncline (TRACE) and its libraries (DEBUG) captured, and none holds a
+//! secret.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -15,8 +16,9 @@ use syncline_domain::{ProjectId, TenantContext, TenantId};
 use syncline_proto::authvault::v1::auth_vault_service_client::AuthVaultServiceClient;
 use syncline_proto::authvault::v1::token_service_client::TokenServiceClient;
 use syncline_proto::authvault::v1::{
-    CompleteAuthorizationRequest, CreateProviderAppRequest, GetAccessTokenRequest, ProviderApp,
-    ReportUnauthorizedRequest, StartAuthorizationRequest,
+    CompleteAuthorizationRequest, CreateProviderAppRequest, Credentials, ExportCredentialsRequest,
+    GetAccessTokenRequest, ImportCredentialsRequest, ProviderApp, ReportUnauthorizedRequest,
+    StartAuthorizationRequest, exported_credentials,
 };
 use syncline_proto::common::v1::Provider;
 use syncline_service_kit::InternalAuth;
@@ -254,6 +256,48 @@ async fn no_secret_reaches_the_logs() {
     secrets.push(hs_first.access_token.clone());
     secrets.push(hs_second.access_token.clone());
 
+    // Import (a refused access token, then the refresh token) and a plaintext export.
+    let issued = hs
+        .admin()
+        .issue_tokens(
+            syncline_crm_sandbox::hubspot::DEMO_CLIENT_ID,
+            syncline_crm_sandbox::hubspot::DEMO_PORTAL_ID,
+        )
+        .unwrap();
+    secrets.push(issued.access_token.clone());
+    let imported = vault
+        .apps()
+        .import_credentials(vault.request(ImportCredentialsRequest {
+            provider_app_id: hs_app.clone(),
+            credentials: Some(Credentials {
+                access_token: "refused-access-token-0000".into(),
+                refresh_token: issued.refresh_token.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .connection
+        .unwrap();
+    let exported = vault
+        .apps()
+        .export_credentials(vault.request(ExportCredentialsRequest {
+            connection_ids: vec![imported.id.clone()],
+            allow_plaintext: true,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    if let Some(exported_credentials::Credentials::Plaintext(plain)) =
+        &exported.exports[0].credentials
+    {
+        secrets.push(plain.access_token.clone());
+    }
+    secrets.push("refused-access-token-0000".into());
+
     shutdown.cancel();
     running.stopped().await.unwrap();
     sf.shutdown().await;
@@ -266,6 +310,8 @@ async fn no_secret_reaches_the_logs() {
         "authorization completed",
         "access token refreshed",
         "needs re-authorization",
+        "credentials imported",
+        "credentials exported",
     ] {
         assert!(
             logs.contains(expected),
