@@ -386,3 +386,132 @@ async fn the_event_stream_resumes_follows_live_and_sends_heartbeats() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_dead_lettered_event_is_listed_and_replayed_with_the_same_id() {
+    on_every_backend(
+        "a_dead_lettered_event_is_listed_and_replayed_with_the_same_id",
+        |log, db| async move {
+            use syncline_service_kit::pagination::PageRequest;
+            let acme = tenant("p1", "acme");
+            let endpoint = WebhookEndpoint {
+                id: "whk_events".into(),
+                url: "http://127.0.0.1:9/hook".into(),
+                topics: vec![WebhookTopic::LifecycleEvents as i32],
+                ..WebhookEndpoint::default()
+            };
+            Store::new(db.clone())
+                .insert_webhook_endpoint(&acme, &endpoint, "whsec_AAAA")
+                .await
+                .unwrap();
+            let published = log
+                .publish(&acme, event(EventType::ConnectionNeedsReauth, "conn_a"))
+                .await
+                .unwrap();
+            let now = now_ms();
+            let claimed = outbox::claim_due(&db, now, now + 60_000, 10).await.unwrap();
+            assert_eq!(claimed.len(), 1);
+            let policy = outbox::DisablePolicy {
+                consecutive_dead: 100,
+                failing_for_ms: i64::MAX,
+            };
+            let outcome = outbox::record_failure(
+                &db,
+                &claimed[0],
+                now,
+                "endpoint answered http 500",
+                None,
+                policy,
+                "",
+            )
+            .await
+            .unwrap();
+            assert!(matches!(outcome, outbox::FailureOutcome::Dead { .. }));
+            let everything = outbox::DeadLetterFilter {
+                from_ms: i64::MIN,
+                until_ms: i64::MAX,
+                ..outbox::DeadLetterFilter::default()
+            };
+            let page = PageRequest::parse(0, "").unwrap();
+            let letters = outbox::dead_letters(&db, &acme, &everything, &page)
+                .await
+                .unwrap();
+            assert_eq!(letters.len(), 1);
+            assert_eq!(letters[0].connection_id, "conn_a");
+            assert_eq!(letters[0].webhook_endpoint_id, "whk_events");
+            assert!(letters[0].record.is_none());
+            let stranger = tenant("p1", "globex");
+            assert!(
+                outbox::dead_letters(&db, &stranger, &everything, &page)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+
+            let replayed = outbox::replay(&db, &acme, &everything, false, now + 1)
+                .await
+                .unwrap();
+            assert_eq!(replayed, 1);
+            let again = outbox::claim_due(&db, now + 1, now + 60_000, 10)
+                .await
+                .unwrap();
+            assert_eq!(again.len(), 1);
+            assert_eq!(again[0].id, claimed[0].id, "the same webhook-id");
+            assert_eq!(again[0].payload, Payload::Event(published.event));
+            assert!(
+                outbox::record_success(&db, &again[0], now + 2)
+                    .await
+                    .unwrap()
+            );
+            assert!(
+                outbox::dead_letters(&db, &acme, &everything, &page)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn retention_removes_old_events_and_expires_older_cursors() {
+    on_every_backend(
+        "retention_removes_old_events_and_expires_older_cursors",
+        |log, _db| async move {
+            let acme = tenant("p1", "acme");
+            for _ in 0..3 {
+                log.publish(&acme, event(EventType::ConnectionAuthorized, "conn_a"))
+                    .await
+                    .unwrap();
+            }
+            assert_eq!(log.prune(now_ms() + 1).await.unwrap(), 3);
+            let head = log.head(&acme).await.unwrap();
+            assert_eq!((head.last_sequence, head.pruned_through), (3, 3));
+            let source = || Events {
+                log: log.clone(),
+                filter: EventFilter::default(),
+            };
+            let expired = stream::start(source(), acme.clone(), 1, 10, StreamOptions::default())
+                .await
+                .unwrap_err();
+            assert_eq!(expired.code(), tonic::Code::OutOfRange);
+            let mut from_oldest =
+                stream::start(source(), acme.clone(), 0, 10, StreamOptions::default())
+                    .await
+                    .unwrap();
+            let next_event = log
+                .publish(&acme, event(EventType::ConnectionRecovered, "conn_a"))
+                .await
+                .unwrap();
+            let received = loop {
+                if let Some(event) = next(&mut from_oldest).await.event {
+                    break event;
+                }
+            };
+            assert_eq!(received.sequence, 4);
+            assert_eq!(received, next_event.event);
+        },
+    )
+    .await;
+}
