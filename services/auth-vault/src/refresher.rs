@@ -220,6 +220,28 @@ impl Refresher {
     /// shorter-lived than twice the look-ahead are skipped until half their life is gone).
     /// Sweeps of one process never overlap.
     pub async fn sweep(&self, now: i64) -> Result<SweepReport, ApiError> {
+        use tracing::Instrument as _;
+        use tracing::field::Empty;
+        // One span per sweep, exported with the traces: its fields are the sweep's counts.
+        let span = tracing::info_span!(
+            "auth-vault token refresher sweep",
+            candidates = Empty,
+            not_due = Empty,
+            refreshed = Empty,
+            failed = Empty,
+            skipped = Empty,
+        );
+        let report = self.sweep_in_span(now).instrument(span.clone()).await?;
+        span.record("candidates", report.candidates);
+        span.record("not_due", report.not_due);
+        span.record("refreshed", report.refreshed);
+        span.record("failed", report.failed);
+        span.record("skipped", report.skipped);
+        Ok(report)
+    }
+
+    async fn sweep_in_span(&self, now: i64) -> Result<SweepReport, ApiError> {
+        use tracing::Instrument as _;
         let _exclusive = self.sweeping.lock().await;
         let started = std::time::Instant::now();
         let horizon = now.saturating_add(self.settings.lookahead_ms);
@@ -277,11 +299,14 @@ impl Refresher {
                     .await
                     .map_err(ApiError::internal)?;
                 let this = self.clone();
-                tasks.spawn(async move {
-                    let outcome = this.refresh_one(&context, &id, version, provider).await;
-                    drop(permit);
-                    outcome
-                });
+                tasks.spawn(
+                    async move {
+                        let outcome = this.refresh_one(&context, &id, version, provider).await;
+                        drop(permit);
+                        outcome
+                    }
+                    .in_current_span(),
+                );
                 // Collect finished refreshes as we go, so the set stays small.
                 while let Some(done) = tasks.try_join_next() {
                     tally(&mut report, done);
