@@ -460,7 +460,7 @@ async fn complete_pending(
     };
     connection.authorize_time = Some(time::timestamp(now));
     connection.refresh_time = Some(time::timestamp(now));
-    let event = crate::lifecycle::on_activation(&connection, previous, !reauthorized);
+    let event = crate::lifecycle::on_activation(&connection, previous);
     if !vault
         .store
         .save_connection_with_event(tenant, &connection, now, event.as_ref())

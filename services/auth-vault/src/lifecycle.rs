@@ -56,26 +56,31 @@ pub fn event(
     }
 }
 
-/// The event a connection becoming ACTIVE from `previous` deserves, if any: the first
-/// authorization, or the recovery of one that needed re-authorization.
-pub fn on_activation(connection: &Connection, previous: i32, first: bool) -> Option<Event> {
+/// The event a connection becoming ACTIVE from `previous` deserves, if any: its first
+/// authorization (or import) when it was pending, its recovery when it needed
+/// re-authorization; nothing for a connection that was working already.
+pub fn on_activation(connection: &Connection, previous: i32) -> Option<Event> {
     use syncline_proto::common::v1::ConnectionStatus;
-    if first {
-        Some(event(
+    match ConnectionStatus::try_from(previous) {
+        Ok(ConnectionStatus::PendingAuthorization) => Some(event(
             EventType::ConnectionAuthorized,
             connection,
             ErrorReason::Unspecified,
             "the connection was authorized",
-        ))
-    } else if previous == ConnectionStatus::NeedsReauth as i32 {
-        Some(event(
+        )),
+        Ok(ConnectionStatus::NeedsReauth) => Some(event(
             EventType::ConnectionRecovered,
             connection,
             ErrorReason::Unspecified,
             "the connection was authorized again and works",
-        ))
-    } else {
-        None
+        )),
+        Ok(
+            ConnectionStatus::Active
+            | ConnectionStatus::Degraded
+            | ConnectionStatus::Disabled
+            | ConnectionStatus::Unspecified,
+        )
+        | Err(_) => None,
     }
 }
 

@@ -279,7 +279,6 @@ pub async fn import(
     // refresh margin (capped at half the lifetime) works as for tokens obtained here.
     let obtained_at = now.min(expires_at - lifetime);
 
-    let first = existing.is_none();
     let mut connection = match existing {
         Some(connection) => connection,
         None => {
@@ -328,7 +327,7 @@ pub async fn import(
         app.scopes.clone()
     };
     connection.refresh_time = Some(time::timestamp(now));
-    let event = crate::lifecycle::on_activation(&connection, previous, first);
+    let event = crate::lifecycle::on_activation(&connection, previous);
     if !vault
         .store
         .save_connection_with_event(tenant, &connection, now, event.as_ref())
