@@ -71,6 +71,9 @@ pub async fn spawn_suite_with(
     config.gateway.jwt.hs256_secret = Some(SecretString::from(jwt_secret.clone()));
     config.internal_auth.secret = Some(SecretString::from(internal_secret.clone()));
     config.storage.max_connections = 4;
+    // Background work runs only when a test asks for it (they drive sweeps themselves), so
+    // nothing refreshes tokens behind a test that counts refreshes.
+    config.auth_vault.refresher.interval_secs = 0;
     if let Storage::Postgres(url) = &storage {
         config.storage.database_url = Some(SecretString::from(url.clone()));
         config.storage.schema_prefix = schema_prefix.clone();

@@ -202,20 +202,6 @@ fn summary(drift: &[ObjectDrift]) -> BTreeMap<String, BTreeMap<String, Vec<Drift
         .collect()
 }
 
-/// schema-discovery's migrations, to open its database as it does (applied already).
-const MIGRATIONS: &[syncline_storage::EmbeddedMigration] = &[
-    syncline_storage::EmbeddedMigration {
-        version: 1,
-        description: "schema versions and objects",
-        sql: include_str!("../../../services/schema-discovery/migrations/0001_init.sql"),
-    },
-    syncline_storage::EmbeddedMigration {
-        version: 2,
-        description: "schema drift",
-        sql: include_str!("../../../services/schema-discovery/migrations/0002_drift.sql"),
-    },
-];
-
 /// The drift rows `(object, field, kinds, breaking)` and drift events `(from, to)` stored for
 /// a connection.
 async fn stored_drift(
@@ -225,7 +211,10 @@ async fn stored_drift(
 ) -> (Vec<(String, String, String, i32)>, Vec<(i64, i64)>) {
     use sqlx::Row;
     let db = suite
-        .service_database(syncline_config::ServiceName::SchemaDiscovery, MIGRATIONS)
+        .service_database(
+            syncline_config::ServiceName::SchemaDiscovery,
+            syncline_schema_discovery::MIGRATIONS,
+        )
         .await;
     let rows = sqlx::query(
         "SELECT object_name, field_name, kinds, breaking FROM schema_drift
@@ -418,6 +407,35 @@ async fn discovery_end_to_end(storage: Storage) {
     assert_eq!(account_drift["Churn_Risk__c"], [DriftKind::Added]);
     assert_eq!(account_drift["UpsellOpportunity__c"], [DriftKind::Removed]);
     assert_eq!(account_drift["NumberofLocations__c"][0], DriftKind::Retyped);
+    // The drift reaches the tenant as a lifecycle event, once, with a stable id.
+    let mut events =
+        syncline_proto::sync::v1::sync_service_client::SyncServiceClient::new(suite.gateway())
+            .stream_lifecycle_events(suite.as_tenant(
+                PROJECT,
+                &acme,
+                syncline_proto::sync::v1::StreamLifecycleEventsRequest::default(),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+    let drift_event = loop {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(30), events.message())
+            .await
+            .expect("a lifecycle message within 30 s")
+            .unwrap()
+            .expect("the stream stays open");
+        match message.event {
+            Some(event)
+                if event.r#type
+                    == syncline_proto::common::v1::EventType::SchemaDriftDetected as i32 =>
+            {
+                break event;
+            }
+            _ => {}
+        }
+    };
+    assert_eq!(drift_event.connection_id, sf_conn);
+    assert!(drift_event.id.starts_with("drift_"), "{}", drift_event.id);
     let retyped = sf_drift[0]
         .fields
         .iter()

@@ -14,6 +14,8 @@ use syncline_proto::authvault::v1::{
 use syncline_proto::common::v1::{Event, EventType};
 use syncline_proto::schema::v1::{DriftKind, ObjectSchema, RefreshSchemaResponse};
 use syncline_proto::sync::v1::PublishLifecycleEventRequest;
+
+use crate::store::DriftEvent;
 use syncline_proto::sync::v1::intake_service_client::IntakeServiceClient;
 use syncline_service_kit::client::ServiceCaller;
 use syncline_service_kit::time;
@@ -244,18 +246,19 @@ impl Discoverer {
             "stored a new schema version"
         );
         if !changes.is_empty() {
-            let breaking = rows.iter().filter(|r| r.breaking).count();
-            let published = self
-                .publish_drift(
-                    tenant,
-                    connection_id,
-                    provider,
-                    previous_version,
-                    version,
-                    changes.len(),
-                    breaking,
-                )
-                .await;
+            let event = DriftEvent {
+                project_id: tenant.project_id.to_string(),
+                tenant_id: tenant.tenant_id.to_string(),
+                connection_id: connection_id.to_owned(),
+                from_version: previous_version,
+                to_version: version,
+                changed_objects: i32::try_from(changes.len()).unwrap_or(i32::MAX),
+                breaking_fields: i32::try_from(rows.iter().filter(|r| r.breaking).count())
+                    .unwrap_or(i32::MAX),
+                provider: provider.to_proto() as i32,
+            };
+            // Recorded first, published after: an event that cannot be published now is
+            // kept and re-sent by the scheduler under the same id, never lost or doubled.
             self.store
                 .record_drift_event(
                     tenant,
@@ -263,11 +266,13 @@ impl Discoverer {
                     previous_version,
                     version,
                     changes.len(),
-                    breaking,
-                    published,
+                    usize::try_from(event.breaking_fields).unwrap_or(0),
+                    event.provider,
+                    false,
                     now,
                 )
                 .await?;
+            self.publish_drift(&event).await;
         }
         Ok(RefreshSchemaResponse {
             schema_version: version,
@@ -276,63 +281,99 @@ impl Discoverer {
         })
     }
 
-    /// Publishes SCHEMA_DRIFT_DETECTED through sync-engine's intake; false (and a log line)
-    /// when it is not there yet or fails: the drift table holds the drift either way.
-    #[allow(clippy::too_many_arguments)]
-    async fn publish_drift(
-        &self,
-        tenant: &TenantContext,
-        connection_id: &str,
-        provider: Provider,
-        from_version: i64,
-        to_version: i64,
-        changed_objects: usize,
-        breaking_fields: usize,
-    ) -> bool {
+    /// Publishes SCHEMA_DRIFT_DETECTED through sync-engine's intake under an id stable per
+    /// (connection, version), so the intake dedupes re-sends; marks it published on success.
+    /// On failure it logs and leaves the event for the scheduler's next round.
+    pub(crate) async fn publish_drift(&self, drift: &DriftEvent) {
+        let (Ok(project_id), Ok(tenant_id)) = (
+            ProjectId::parse(&drift.project_id),
+            TenantId::parse(&drift.tenant_id),
+        ) else {
+            return;
+        };
+        let tenant = TenantContext {
+            project_id,
+            tenant_id,
+            subject: "service:schema-discovery".into(),
+        };
         let event = Event {
+            id: drift_event_id(&drift.connection_id, drift.to_version),
             r#type: EventType::SchemaDriftDetected as i32,
             occur_time: Some(time::timestamp(now_ms())),
-            connection_id: connection_id.to_owned(),
-            provider: provider.to_proto() as i32,
+            connection_id: drift.connection_id.clone(),
+            provider: drift.provider,
             message: format!(
-                "schema drift: {changed_objects} objects changed, {breaking_fields} fields removed or retyped"
+                "schema drift: {} objects changed, {} fields removed or retyped",
+                drift.changed_objects, drift.breaking_fields
             ),
             attributes: [
-                ("from_version".to_owned(), from_version.to_string()),
-                ("to_version".to_owned(), to_version.to_string()),
-                ("breaking_fields".to_owned(), breaking_fields.to_string()),
+                ("from_version".to_owned(), drift.from_version.to_string()),
+                ("to_version".to_owned(), drift.to_version.to_string()),
+                (
+                    "breaking_fields".to_owned(),
+                    drift.breaking_fields.to_string(),
+                ),
             ]
             .into_iter()
             .collect(),
             ..Event::default()
         };
-        let request = match self
+        let Ok(mut request) = self
             .caller
-            .request(tenant, PublishLifecycleEventRequest { event: Some(event) })
-        {
-            Ok(mut request) => {
-                request.set_timeout(Duration::from_secs(10));
-                request
-            }
-            Err(_) => return false,
+            .request(&tenant, PublishLifecycleEventRequest { event: Some(event) })
+        else {
+            return;
         };
+        request.set_timeout(Duration::from_secs(10));
         match IntakeServiceClient::new(self.sync_engine.clone())
             .publish_lifecycle_event(request)
             .await
         {
-            Ok(_) => true,
-            Err(status) => {
-                tracing::warn!(
-                    connection.id = connection_id,
-                    schema.from_version = from_version,
-                    schema.to_version = to_version,
-                    code = ?status.code(),
-                    "schema drift recorded but not published as a lifecycle event"
-                );
-                false
+            Ok(_) => {
+                if let Err(error) = self.store.mark_drift_published(drift).await {
+                    tracing::warn!(error = %error.message(), "failed to mark a drift event published");
+                }
+            }
+            Err(status) => tracing::warn!(
+                tenant.id = %drift.tenant_id,
+                connection.id = %drift.connection_id,
+                schema.to_version = drift.to_version,
+                code = ?status.code(),
+                "schema drift recorded; its lifecycle event will be published again later"
+            ),
+        }
+    }
+
+    /// Publishes the drift events an earlier attempt could not.
+    pub(crate) async fn publish_pending_drift(&self) {
+        match self.store.unpublished_drift_events(100).await {
+            Ok(events) => {
+                for event in &events {
+                    self.publish_drift(event).await;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(error = %error.message(), "failed to list unpublished drift events");
             }
         }
     }
+}
+
+/// The lifecycle event id of the drift to `version` of a connection: letters, digits, `_`
+/// and `-` only, at most 128 bytes, the same on every attempt.
+fn drift_event_id(connection_id: &str, version: i64) -> String {
+    let safe: String = connection_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(96)
+        .collect();
+    format!("drift_{safe}_v{version}")
 }
 
 /// The drift table's rows for `changes`.
@@ -388,6 +429,7 @@ pub async fn run_scheduler(
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(interval + jitter) => {}
         }
+        discoverer.publish_pending_drift().await;
         let connections = match discoverer.store.known_connections().await {
             Ok(c) => c,
             Err(error) => {
@@ -435,5 +477,25 @@ pub async fn run_scheduler(
             }
         }
         sweeps.send_modify(|n| *n += 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::drift_event_id;
+
+    #[test]
+    fn drift_event_ids_are_stable_and_intake_safe() {
+        assert_eq!(drift_event_id("conn_01ab", 3), "drift_conn_01ab_v3");
+        assert_eq!(
+            drift_event_id("conn_01ab", 3),
+            drift_event_id("conn_01ab", 3)
+        );
+        let odd = drift_event_id(&"é/x".repeat(100), i64::MAX);
+        assert!(odd.len() <= 128);
+        assert!(
+            odd.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        );
     }
 }

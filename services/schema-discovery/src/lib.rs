@@ -6,7 +6,7 @@
 //! compares with the latest stored version and stores a new one only when something changed,
 //! with its drift (table `schema_drift`, which the mapping service can query for removed and
 //! retyped fields) and a SCHEMA_DRIFT_DETECTED lifecycle event through sync-engine's intake
-//! (recorded in `schema_drift_events` with `published = 0` while the intake answers
+//! (recorded in `schema_drift_events` with `published = 0` while the intake does not answer,
 //! UNIMPLEMENTED). A background scheduler refreshes every known connection every
 //! `schema_discovery.refresh_interval_secs` with jitter.
 
@@ -34,6 +34,11 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
         version: 2,
         description: "schema drift",
         sql: include_str!("../migrations/0002_drift.sql"),
+    },
+    EmbeddedMigration {
+        version: 3,
+        description: "drift event provider",
+        sql: include_str!("../migrations/0003_drift_event_provider.sql"),
     },
 ];
 

@@ -7,6 +7,20 @@ use syncline_proto::schema::v1::{ObjectSchema, SchemaVersion};
 use syncline_service_kit::time;
 use syncline_storage::Database;
 
+/// A drift event as stored, for publishing (again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriftEvent {
+    pub project_id: String,
+    pub tenant_id: String,
+    pub connection_id: String,
+    pub from_version: i64,
+    pub to_version: i64,
+    pub changed_objects: i32,
+    pub breaking_fields: i32,
+    /// `syncline.common.v1.Provider` number.
+    pub provider: i32,
+}
+
 /// Schema versions and their objects.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -324,14 +338,15 @@ impl Store {
         to_version: i64,
         changed_objects: usize,
         breaking_fields: usize,
+        provider: i32,
         published: bool,
         now_ms: i64,
     ) -> Result<(), ApiError> {
         sqlx::query(
             "INSERT INTO schema_drift_events
                  (project_id, tenant_id, connection_id, from_version, to_version, changed_objects,
-                  breaking_fields, published, detected_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                  breaking_fields, published, detected_at_ms, provider)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(tenant.project_id.as_str())
         .bind(tenant.tenant_id.as_str())
@@ -342,6 +357,54 @@ impl Store {
         .bind(i32::try_from(breaking_fields).unwrap_or(i32::MAX))
         .bind(i32::from(published))
         .bind(now_ms)
+        .bind(provider)
+        .execute(self.db.pool())
+        .await
+        .map_err(ApiError::internal)?;
+        Ok(())
+    }
+
+    /// Drift events not yet published, oldest first, across tenants (the scheduler's retry
+    /// list).
+    pub async fn unpublished_drift_events(&self, limit: i64) -> Result<Vec<DriftEvent>, ApiError> {
+        let rows = sqlx::query(
+            "SELECT project_id, tenant_id, connection_id, from_version, to_version,
+                    changed_objects, breaking_fields, provider
+             FROM schema_drift_events WHERE published = 0
+             ORDER BY detected_at_ms LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(ApiError::internal)?;
+        rows.iter()
+            .map(|row| {
+                let get_i64 = |name: &str| row.try_get::<i64, _>(name).map_err(ApiError::internal);
+                let get_i32 = |name: &str| row.try_get::<i32, _>(name).map_err(ApiError::internal);
+                Ok(DriftEvent {
+                    project_id: row.try_get("project_id").map_err(ApiError::internal)?,
+                    tenant_id: row.try_get("tenant_id").map_err(ApiError::internal)?,
+                    connection_id: row.try_get("connection_id").map_err(ApiError::internal)?,
+                    from_version: get_i64("from_version")?,
+                    to_version: get_i64("to_version")?,
+                    changed_objects: get_i32("changed_objects")?,
+                    breaking_fields: get_i32("breaking_fields")?,
+                    provider: get_i32("provider")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Marks a drift event published.
+    pub async fn mark_drift_published(&self, event: &DriftEvent) -> Result<(), ApiError> {
+        sqlx::query(
+            "UPDATE schema_drift_events SET published = 1
+             WHERE project_id = $1 AND tenant_id = $2 AND connection_id = $3 AND to_version = $4",
+        )
+        .bind(&event.project_id)
+        .bind(&event.tenant_id)
+        .bind(&event.connection_id)
+        .bind(event.to_version)
         .execute(self.db.pool())
         .await
         .map_err(ApiError::internal)?;
@@ -649,9 +712,15 @@ mod tests {
                     .unwrap_err();
                 assert_eq!(error.code(), syncline_domain::ErrorCode::Aborted);
                 store
-                    .record_drift_event(&acme, "conn_1", 1, 2, 1, 1, false, 2000)
+                    .record_drift_event(&acme, "conn_1", 1, 2, 1, 1, 1, false, 2000)
                     .await
                     .unwrap();
+                // Kept until published, then no longer listed for another attempt.
+                let pending = store.unpublished_drift_events(10).await.unwrap();
+                assert_eq!(pending.len(), 1);
+                assert_eq!((pending[0].to_version, pending[0].provider), (2, 1));
+                store.mark_drift_published(&pending[0]).await.unwrap();
+                assert!(store.unpublished_drift_events(10).await.unwrap().is_empty());
                 let known = store.known_connections().await.unwrap();
                 assert_eq!(known.len(), 1);
                 assert_eq!(known[0].tenant_id, "acme");
