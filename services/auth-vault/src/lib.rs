@@ -108,6 +108,12 @@ impl VaultHandle {
         self.refresher.stats()
     }
 
+    /// Publishes the refresher's counters on another meter too (the service registers them
+    /// on the global meter at start; tests read them from their own).
+    pub fn register_refresher_metrics(&self, meter: &opentelemetry::metrics::Meter) {
+        self.refresher.register_metrics(meter);
+    }
+
     /// Lifecycle events not yet accepted by sync-engine.
     pub async fn pending_lifecycle_events(&self) -> Result<i64, ApiError> {
         self.publisher.pending().await
@@ -165,6 +171,7 @@ pub async fn start_with_handle(
         vault.clone(),
         refresher::RefresherSettings::from_config(&config.auth_vault),
     );
+    refresher.register_metrics(&opentelemetry::global::meter("syncline.auth_vault"));
     // Not awaited on shutdown either: a refresh cut short leaves the token as it was.
     tokio::spawn(refresher.clone().run(shutdown.clone()));
     boot.health

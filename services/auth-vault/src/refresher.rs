@@ -179,6 +179,45 @@ impl Refresher {
         }
     }
 
+    /// Publishes the counters as OpenTelemetry instruments on `meter`:
+    /// `syncline.auth_vault.refresher.{sweeps,refreshed,failed,skipped}` (monotonic
+    /// counters) and `syncline.auth_vault.refresher.in_flight` (a gauge). They are read
+    /// from the same atomics as [`Refresher::stats`] whenever the meter collects.
+    pub fn register_metrics(&self, meter: &opentelemetry::metrics::Meter) {
+        type Read = fn(&Counters) -> u64;
+        let counters: [(&'static str, &'static str, Read); 4] = [
+            ("sweeps", "refresher sweeps finished", |c| {
+                c.sweeps.load(Ordering::Relaxed)
+            }),
+            ("refreshed", "tokens replaced ahead of expiry", |c| {
+                c.refreshed.load(Ordering::Relaxed)
+            }),
+            ("failed", "proactive refreshes that failed", |c| {
+                c.failed.load(Ordering::Relaxed)
+            }),
+            ("skipped", "due connections found fresh", |c| {
+                c.skipped.load(Ordering::Relaxed)
+            }),
+        ];
+        for (name, description, read) in counters {
+            let source = self.counters.clone();
+            // The SDK keeps the callback for the meter provider's lifetime.
+            let _ = meter
+                .u64_observable_counter(format!("syncline.auth_vault.refresher.{name}"))
+                .with_description(description)
+                .with_callback(move |observer| observer.observe(read(&source), &[]))
+                .build();
+        }
+        let source = self.counters.clone();
+        let _ = meter
+            .u64_observable_gauge("syncline.auth_vault.refresher.in_flight")
+            .with_description("proactive refreshes running now")
+            .with_callback(move |observer| {
+                observer.observe(source.in_flight.load(Ordering::Relaxed), &[]);
+            })
+            .build();
+    }
+
     /// The counters so far.
     pub fn stats(&self) -> RefresherStats {
         let c = &self.counters;

@@ -67,10 +67,11 @@ pub enum TelemetryError {
     AlreadyInstalled,
 }
 
-/// Flushes and shuts the tracer provider down when dropped.
+/// Flushes and shuts the tracer and meter providers down when dropped.
 #[must_use = "dropping the guard stops trace export"]
 pub struct TelemetryGuard {
     provider: SdkTracerProvider,
+    meters: Option<opentelemetry_sdk::metrics::SdkMeterProvider>,
 }
 
 impl TelemetryGuard {
@@ -89,6 +90,11 @@ impl TelemetryGuard {
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
+        if let Some(meters) = &self.meters
+            && let Err(error) = meters.shutdown()
+        {
+            eprintln!("failed to shut the meter provider down: {error}");
+        }
         if let Err(error) = self.provider.shutdown() {
             eprintln!("failed to shut the tracer provider down: {error}");
         }
@@ -120,7 +126,35 @@ pub fn tracer_provider(
     Ok(builder.build())
 }
 
-/// Installs the global subscriber for this process and returns the guard that flushes traces.
+/// Builds a meter provider exporting to `otlp_endpoint` every 30 s; `None` without one
+/// (instruments then cost nothing and record nowhere).
+///
+/// Must run inside a tokio runtime when an endpoint is set.
+pub fn meter_provider(
+    otlp_endpoint: Option<&str>,
+    service_name: &str,
+) -> Result<Option<opentelemetry_sdk::metrics::SdkMeterProvider>, TelemetryError> {
+    let Some(endpoint) = otlp_endpoint else {
+        return Ok(None);
+    };
+    let exporter = opentelemetry_otlp::MetricExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .build()
+        .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+    let resource = Resource::builder()
+        .with_service_name(service_name.to_owned())
+        .build();
+    Ok(Some(
+        opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+            .with_resource(resource)
+            .with_periodic_exporter(exporter)
+            .build(),
+    ))
+}
+
+/// Installs the global subscriber (and, with an OTLP endpoint, the global meter provider)
+/// for this process and returns the guard that flushes traces and metrics.
 pub fn init(
     config: &TelemetryConfig,
     service_name: &str,
@@ -139,7 +173,11 @@ pub fn init(
         .with(fmt.with_filter(filter))
         .try_init()
         .map_err(|_| TelemetryError::AlreadyInstalled)?;
-    Ok(TelemetryGuard { provider })
+    let meters = meter_provider(config.otlp_endpoint.as_deref(), service_name)?;
+    if let Some(meters) = &meters {
+        opentelemetry::global::set_meter_provider(meters.clone());
+    }
+    Ok(TelemetryGuard { provider, meters })
 }
 
 /// Installs a subscriber that only exports spans (no log output unless `log_filter` is set),
@@ -159,7 +197,10 @@ pub fn init_for_tests(
         .with(logs)
         .try_init()
     {
-        Ok(()) => Ok(Some(TelemetryGuard { provider })),
+        Ok(()) => Ok(Some(TelemetryGuard {
+            provider,
+            meters: None,
+        })),
         Err(_) => Ok(None),
     }
 }

@@ -173,5 +173,46 @@ async fn one_sweep_refreshes_each_expiring_connection_exactly_once() {
         (2, 14, 1, 0, 0)
     );
 
+    // The same progress as OpenTelemetry metrics.
+    let exporter = opentelemetry_sdk::metrics::InMemoryMetricExporter::default();
+    let meters = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+        .with_periodic_exporter(exporter.clone())
+        .build();
+    h.vault
+        .register_refresher_metrics(&opentelemetry::metrics::MeterProvider::meter(
+            &meters, "test",
+        ));
+    meters.force_flush().unwrap();
+    let mut observed = std::collections::BTreeMap::new();
+    for resource in exporter.get_finished_metrics().unwrap() {
+        for scope in resource.scope_metrics() {
+            for metric in scope.metrics() {
+                use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+                let value = match metric.data() {
+                    AggregatedMetrics::U64(MetricData::Sum(sum)) => {
+                        sum.data_points().map(|p| p.value()).sum::<u64>()
+                    }
+                    AggregatedMetrics::U64(MetricData::Gauge(gauge)) => {
+                        gauge.data_points().map(|p| p.value()).sum::<u64>()
+                    }
+                    _ => continue,
+                };
+                observed.insert(metric.name().to_owned(), value);
+            }
+        }
+    }
+    let metric = |name: &str| observed[&format!("syncline.auth_vault.refresher.{name}")];
+    assert_eq!(
+        (
+            metric("sweeps"),
+            metric("refreshed"),
+            metric("failed"),
+            metric("skipped"),
+            metric("in_flight")
+        ),
+        (2, 14, 1, 0, 0),
+        "{observed:?}"
+    );
+
     h.stop().await;
 }
