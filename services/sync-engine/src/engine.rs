@@ -47,6 +47,34 @@ impl Default for EngineOptions {
     }
 }
 
+impl EngineOptions {
+    /// The options `config` sets; the rest keep their defaults.
+    pub fn from_config(config: &syncline_config::SyncEngineConfig) -> Self {
+        let delivery = &config.delivery;
+        let defaults = Self::default();
+        Self {
+            delivery: DeliveryOptions {
+                retry_schedule: delivery
+                    .retry_schedule_secs
+                    .iter()
+                    .map(|s| Duration::from_secs(*s))
+                    .collect(),
+                request_timeout: Duration::from_millis(delivery.request_timeout_ms),
+                disable_after_dead_messages: delivery.disable_after_dead_messages,
+                disable_after_failing_for: Duration::from_secs(
+                    delivery
+                        .disable_after_failing_days
+                        .saturating_mul(24 * 3600),
+                ),
+                concurrency: delivery.concurrency,
+                ..defaults.delivery
+            },
+            retention: Duration::from_secs(config.retention_days.saturating_mul(24 * 3600)),
+            ..defaults
+        }
+    }
+}
+
 /// The change log, lifecycle event log, stream settings and dispatcher of one engine.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -197,4 +225,33 @@ impl Engine {
 
 fn db_is_shared(db: &Database) -> bool {
     db.backend() == Backend::Postgres
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    #[test]
+    fn default_configuration_gives_the_default_options() {
+        let options = EngineOptions::from_config(&syncline_config::SyncEngineConfig::default());
+        let defaults = EngineOptions::default();
+        assert_eq!(
+            options.delivery.retry_schedule,
+            DeliveryOptions::svix_schedule()
+        );
+        assert_eq!(
+            options.delivery.request_timeout,
+            defaults.delivery.request_timeout
+        );
+        assert_eq!(
+            options.delivery.disable_after_failing_for,
+            defaults.delivery.disable_after_failing_for
+        );
+        assert_eq!(
+            options.delivery.disable_after_dead_messages,
+            defaults.delivery.disable_after_dead_messages
+        );
+        assert_eq!(options.delivery.concurrency, defaults.delivery.concurrency);
+        assert_eq!(options.retention, defaults.retention);
+    }
 }

@@ -52,7 +52,8 @@ pub async fn start(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<RunningService, ServiceError> {
-    start_with(config, listener, shutdown, EngineOptions::default()).await
+    let options = EngineOptions::from_config(&config.sync_engine);
+    start_with(config, listener, shutdown, options).await
 }
 
 /// Starts the service with `options`. The engine is registered under the listen address

@@ -94,7 +94,7 @@ pub struct SynclineConfig {
     /// mapping.
     pub mapping: ServiceConfig,
     /// sync-engine.
-    pub sync_engine: ServiceConfig,
+    pub sync_engine: SyncEngineConfig,
     /// conflict-resolver.
     pub conflict_resolver: ServiceConfig,
     /// The local CRM sandboxes `syncline up` starts for the demo.
@@ -114,7 +114,7 @@ impl Default for SynclineConfig {
             auth_vault: AuthVaultConfig::default(),
             schema_discovery: SchemaDiscoveryConfig::default(),
             mapping: ServiceConfig::on_port(7403),
-            sync_engine: ServiceConfig::on_port(7404),
+            sync_engine: SyncEngineConfig::default(),
             conflict_resolver: ServiceConfig::on_port(7405),
             sandbox: SandboxConfig::default(),
             crm_http: CrmHttpConfig::default(),
@@ -187,6 +187,7 @@ impl SynclineConfig {
             });
         }
         self.auth_vault.validate()?;
+        self.sync_engine.validate()?;
         self.gateway.validate()
     }
 }
@@ -653,6 +654,91 @@ impl Default for CrmHttpConfig {
             extra_root_ca_file: None,
             timeout_ms: 30_000,
             connect_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// sync-engine: where it listens, how long it keeps the change log, how it delivers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncEngineConfig {
+    /// Address the gRPC server binds; port 0 picks a free one.
+    pub listen_addr: SocketAddr,
+    /// Changes and lifecycle events older than this many days are removed; streams resuming
+    /// before them get CURSOR_EXPIRED.
+    pub retention_days: u64,
+    /// Outbound webhooks to the product.
+    pub delivery: DeliveryConfig,
+}
+
+impl Default for SyncEngineConfig {
+    fn default() -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 7404)),
+            retention_days: 7,
+            delivery: DeliveryConfig::default(),
+        }
+    }
+}
+
+impl SyncEngineConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.retention_days == 0 {
+            return Err(ConfigError::Invalid {
+                key: "sync_engine.retention_days".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        let delivery = &self.delivery;
+        if delivery.request_timeout_ms == 0 {
+            return Err(ConfigError::Invalid {
+                key: "sync_engine.delivery.request_timeout_ms".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        if delivery.disable_after_dead_messages == 0 || delivery.disable_after_failing_days == 0 {
+            return Err(ConfigError::Invalid {
+                key: "sync_engine.delivery".into(),
+                reason:
+                    "disable_after_dead_messages and disable_after_failing_days must be at least 1"
+                        .into(),
+            });
+        }
+        if delivery.concurrency == 0 {
+            return Err(ConfigError::Invalid {
+                key: "sync_engine.delivery.concurrency".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Outbound webhook delivery (Standard Webhooks), see docs/delivery.md.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// Seconds to wait before each retry after the immediate first attempt; when used up
+    /// the message is dead-lettered. Default: Svix's schedule.
+    pub retry_schedule_secs: Vec<u64>,
+    /// Timeout of one attempt, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// Disable an endpoint after this many messages in a row were dead-lettered.
+    pub disable_after_dead_messages: u32,
+    /// Disable an endpoint that failed without a success for this many days.
+    pub disable_after_failing_days: u64,
+    /// Endpoints attempted at once.
+    pub concurrency: usize,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            retry_schedule_secs: vec![5, 300, 1800, 7200, 18_000, 36_000, 36_000],
+            request_timeout_ms: 15_000,
+            disable_after_dead_messages: 5,
+            disable_after_failing_days: 5,
+            concurrency: 16,
         }
     }
 }

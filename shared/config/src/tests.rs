@@ -215,3 +215,26 @@ fn auth_vault_refresher_settings_load_and_are_validated() {
         "{error}"
     );
 }
+
+#[test]
+fn sync_engine_delivery_settings_load_and_are_validated() {
+    let config = load(
+        None,
+        env(&[
+            ("SYNCLINE_SYNC_ENGINE__RETENTION_DAYS", "30"),
+            (
+                "SYNCLINE_SYNC_ENGINE__DELIVERY__RETRY_SCHEDULE_SECS",
+                "[1, 60]",
+            ),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(config.sync_engine.retention_days, 30);
+    assert_eq!(config.sync_engine.delivery.retry_schedule_secs, vec![1, 60]);
+    assert_eq!(config.sync_engine.delivery.disable_after_dead_messages, 5);
+    let error = load(None, env(&[("SYNCLINE_SYNC_ENGINE__RETENTION_DAYS", "0")])).unwrap_err();
+    assert!(
+        error.to_string().contains("sync_engine.retention_days"),
+        "{error}"
+    );
+}
