@@ -403,3 +403,6 @@ pub fn normalise(name: &str, data_type: &str, field_type: &str, referenced: bool
         _ => FieldType::Other,
     }
 }
+
+/// Reads are not built yet; the default answers `Unsupported`.
+impl crate::RecordReader for HubSpotConnector {}

@@ -18,12 +18,14 @@
 pub mod error;
 mod http;
 pub mod hubspot;
+pub mod read;
 pub mod salesforce;
 pub mod schema;
 
 use secrecy::SecretString;
 
 pub use error::ConnectorError;
+pub use read::{ApiUsage, ReadCursor, ReadRequest, RecordPage, RecordReader};
 pub use schema::{FieldDescription, ObjectDescription, ObjectSummary, PicklistEntry};
 
 /// The CRM API families Syncline speaks. Closed: every `match` on it is exhaustive.
@@ -214,6 +216,19 @@ impl SchemaDescriber for Connector {
         match self {
             Self::Salesforce(c) => c.describe_objects(credentials, objects).await,
             Self::HubSpot(c) => c.describe_objects(credentials, objects).await,
+        }
+    }
+}
+
+impl RecordReader for Connector {
+    async fn read_page(
+        &self,
+        credentials: &Credentials,
+        request: ReadRequest<'_>,
+    ) -> Result<RecordPage, ConnectorError> {
+        match self {
+            Self::Salesforce(c) => c.read_page(credentials, request).await,
+            Self::HubSpot(c) => c.read_page(credentials, request).await,
         }
     }
 }

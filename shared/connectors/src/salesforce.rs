@@ -488,3 +488,6 @@ pub fn normalise(native: &str) -> FieldType {
         _ => FieldType::Other,
     }
 }
+
+/// Reads are not built yet; the default answers `Unsupported`.
+impl crate::RecordReader for SalesforceConnector {}
