@@ -12,7 +12,7 @@ use syncline_proto::mapping::v1::transform::Kind as TransformKind;
 use syncline_proto::mapping::v1::{
     CompiledFieldRule, FieldMapping, FieldMappingViolation, Installation, InstallationState,
     MappingDirection, MappingPlan, ObjectMapping, ObjectPlan, ObjectSelection, SyncDirection,
-    Transform, ViolationKind,
+    Transform, ViolationKind, WriteGuard as ProtoWriteGuard,
 };
 use syncline_proto::schema::v1::FieldType;
 
@@ -472,6 +472,26 @@ fn check_transforms(
     }
 }
 
+/// The compiled write guard of an outbound rule: the strictest of its model fields'
+/// manifest guards (`never` fields are refused by validation before this).
+fn write_guard(spec: &ObjectSpec, model_fields: &[String]) -> ProtoWriteGuard {
+    let strictness = |g: ProtoWriteGuard| match g {
+        ProtoWriteGuard::OnCreate => 2,
+        ProtoWriteGuard::IfEmpty => 1,
+        ProtoWriteGuard::Always | ProtoWriteGuard::Unspecified => 0,
+    };
+    model_fields
+        .iter()
+        .filter_map(|f| spec.fields.get(f))
+        .map(|f| match f.write {
+            WriteGuard::Always | WriteGuard::Never => ProtoWriteGuard::Always,
+            WriteGuard::IfEmpty => ProtoWriteGuard::IfEmpty,
+            WriteGuard::OnCreate => ProtoWriteGuard::OnCreate,
+        })
+        .max_by_key(|g| strictness(*g))
+        .unwrap_or(ProtoWriteGuard::Always)
+}
+
 /// The plan rules of one object mapping.
 pub fn object_plan(
     spec: &ObjectSpec,
@@ -497,15 +517,17 @@ pub fn object_plan(
                 target_field: target,
                 target_type: target_type as i32,
                 transforms: field.inbound_transforms.clone(),
+                ..CompiledFieldRule::default()
             });
         }
         if outbound(direction) {
             plan.outbound.push(CompiledFieldRule {
                 source_fields: field.model_fields.clone(),
                 target_field: field.provider_fields.first().cloned().unwrap_or_default(),
-                // The provider field's type comes from the schema, once discovery lands.
+                // The provider field's type is filled from the schema by the caller.
                 target_type: FieldType::Unspecified as i32,
                 transforms: field.outbound_transforms.clone(),
+                write_guard: write_guard(spec, &field.model_fields) as i32,
             });
         }
     }
@@ -553,7 +575,7 @@ pub fn compile_plan(
         manifest_version: installation.manifest_version,
         schema_version: 0,
         objects,
-        create_time: None,
+        ..MappingPlan::default()
     };
     CompiledPlan::compile(&plan)?;
     Ok((plan, stale))

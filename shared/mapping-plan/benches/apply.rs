@@ -72,6 +72,7 @@ fn plan() -> MappingPlan {
                 target_field: format!("model_field_{i}"),
                 target_type: ty as i32,
                 transforms,
+                ..CompiledFieldRule::default()
             }
         })
         .collect();

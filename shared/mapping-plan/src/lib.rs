@@ -6,13 +6,16 @@
 //!   reaches the output, whatever its name;
 //! - a field that fails (a value that cannot be converted, a rejected picklist value) is left
 //!   out of the output and reported as a [`FieldError`] naming it; the other fields map;
-//! - transforms are parsed when the plan is compiled, never per record.
+//! - transforms are parsed when the plan is compiled, never per record;
+//! - with the guarded outbound apply (`apply_outbound_guarded`, given the CRM record as it
+//!   is, or `None` on create), a field guarded `if_empty` is never written over a non-empty
+//!   value and one guarded `on_create` never on an update.
 
 pub mod plan;
 pub mod transform;
 
 pub use plan::{
-    CompileError, CompiledObject, CompiledPlan, Direction, FieldError, MappedRecord, Rules,
+    CompileError, CompiledObject, CompiledPlan, Direction, FieldError, Guard, MappedRecord, Rules,
     UnknownObject,
 };
 pub use transform::{Step, TransformError};

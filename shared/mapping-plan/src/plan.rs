@@ -7,7 +7,7 @@ use std::sync::Arc;
 use prost_types::Value;
 use prost_types::value::Kind;
 use syncline_proto::common::v1::Record;
-use syncline_proto::mapping::v1::{CompiledFieldRule, MappingPlan, ObjectPlan};
+use syncline_proto::mapping::v1::{CompiledFieldRule, MappingPlan, ObjectPlan, WriteGuard};
 use syncline_proto::schema::v1::FieldType;
 
 use crate::transform::{self, Step, TransformError};
@@ -68,6 +68,9 @@ pub struct MappedRecord {
     pub fields: Vec<(Arc<str>, Value)>,
     /// Fields that failed, each absent from `fields`.
     pub errors: Vec<FieldError>,
+    /// Targets a write guard kept out of `fields` (outbound, guarded apply only): the
+    /// existing CRM record already has a value, or the record is not being created.
+    pub skipped: Vec<Arc<str>>,
     pub system_modstamp: Option<prost_types::Timestamp>,
     pub deleted: bool,
 }
@@ -127,6 +130,48 @@ impl std::hash::Hasher for FxHasher {
 
 type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
 
+/// When an outbound rule may write its target (the manifest's write guard).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// Whenever the source value is there.
+    Always,
+    /// Only while the existing CRM value is empty (missing, null, `""` or an empty list).
+    IfEmpty,
+    /// Only when the record is being created.
+    OnCreate,
+}
+
+impl Guard {
+    fn from_proto(guard: i32) -> Option<Self> {
+        match WriteGuard::try_from(guard).ok()? {
+            WriteGuard::Unspecified | WriteGuard::Always => Some(Guard::Always),
+            WriteGuard::IfEmpty => Some(Guard::IfEmpty),
+            WriteGuard::OnCreate => Some(Guard::OnCreate),
+        }
+    }
+}
+
+/// What a guarded apply knows about the CRM record being written.
+#[derive(Debug, Clone, Copy)]
+enum Target<'a> {
+    /// Guards are not applied (inbound, or an unguarded outbound apply).
+    Unguarded,
+    /// The record is being created: every rule writes.
+    Create,
+    /// The record exists with these values.
+    Update(&'a Record),
+}
+
+/// Whether a CRM value counts as empty for `if_empty`.
+fn is_empty_value(value: Option<&Value>) -> bool {
+    match value.and_then(|v| v.kind.as_ref()) {
+        None | Some(Kind::NullValue(_)) => true,
+        Some(Kind::StringValue(s)) => s.is_empty(),
+        Some(Kind::ListValue(l)) => l.values.is_empty(),
+        Some(_) => false,
+    }
+}
+
 /// One compiled rule.
 #[derive(Debug, Clone)]
 struct Rule {
@@ -138,6 +183,21 @@ struct Rule {
     coerce: Option<FieldType>,
     /// A missing source still yields a value (the steps hold a default).
     fills_missing: bool,
+    /// When the target may be written (outbound; inbound rules are `Always`).
+    guard: Guard,
+}
+
+impl Rule {
+    /// Whether the guard lets this rule write its target of `target`.
+    fn may_write(&self, target: Target<'_>) -> bool {
+        match (self.guard, target) {
+            (Guard::Always, _) | (_, Target::Unguarded | Target::Create) => true,
+            (Guard::OnCreate, Target::Update(_)) => false,
+            (Guard::IfEmpty, Target::Update(existing)) => {
+                is_empty_value(existing.fields.get(self.target.as_ref()))
+            }
+        }
+    }
 }
 
 /// The rules of one direction of one object.
@@ -192,6 +252,8 @@ impl Rules {
                     "several source fields need `concatenate` as the first transform".into(),
                 ));
             }
+            let guard = Guard::from_proto(rule.write_guard)
+                .ok_or_else(|| error("unknown write guard".into()))?;
             let coerce = match FieldType::try_from(rule.target_type) {
                 Ok(FieldType::Unspecified) => None,
                 Ok(ty) => Some(ty),
@@ -213,6 +275,7 @@ impl Rules {
                 fills_missing: steps.iter().any(Step::fills_null),
                 steps: steps.into_boxed_slice(),
                 coerce,
+                guard,
             });
         }
         let mut uses = vec![0u32; sources.len()];
@@ -232,6 +295,15 @@ impl Rules {
     /// Like [`Rules::apply`], consuming the record: values read by one rule are moved
     /// into the output instead of copied (what a worker does with a record it just read).
     pub fn apply_owned(&self, object: &Arc<str>, record: Record) -> MappedRecord {
+        self.apply_owned_to(object, record, Target::Unguarded)
+    }
+
+    fn apply_owned_to(
+        &self,
+        object: &Arc<str>,
+        record: Record,
+        target: Target<'_>,
+    ) -> MappedRecord {
         let mut slots: Vec<Option<Value>> = vec![None; self.sources.len()];
         for (name, value) in record.fields {
             if let Some(&slot) = self.slot_of.get(name.as_str()) {
@@ -248,7 +320,12 @@ impl Rules {
         };
         let mut fields = Vec::with_capacity(self.rules.len());
         let mut errors = Vec::new();
+        let mut skipped = Vec::new();
         for rule in &self.rules {
+            if !rule.may_write(target) {
+                skipped.push(rule.target.clone());
+                continue;
+            }
             let input = match &*rule.sources {
                 [one] => match take(*one) {
                     Some(v) => v,
@@ -281,6 +358,7 @@ impl Rules {
             id: record.id,
             fields,
             errors,
+            skipped,
             system_modstamp: record.system_modstamp,
             deleted: record.deleted,
         }
@@ -295,6 +373,24 @@ impl Rules {
     /// whose sources are all absent is skipped (absent means "not read or not changed")
     /// unless it fills missing values with a default.
     pub fn apply(&self, object: &Arc<str>, record: &Record) -> MappedRecord {
+        self.apply_to(object, record, Target::Unguarded)
+    }
+
+    /// [`Rules::apply`] for an outbound write with the write guards enforced: `existing`
+    /// is the CRM record as it is now, `None` when the write creates it. A guarded rule
+    /// that may not write (`on_create` on an update, `if_empty` over a non-empty value) is
+    /// left out and listed in [`MappedRecord::skipped`].
+    pub fn apply_guarded(
+        &self,
+        object: &Arc<str>,
+        record: &Record,
+        existing: Option<&Record>,
+    ) -> MappedRecord {
+        let target = existing.map_or(Target::Create, Target::Update);
+        self.apply_to(object, record, target)
+    }
+
+    fn apply_to(&self, object: &Arc<str>, record: &Record, target: Target<'_>) -> MappedRecord {
         // Resolve every source once: walk the record when it is not much larger than what
         // the plan reads (one fast hash per field), else look each source up.
         let mut slots: Vec<Option<&Value>> = vec![None; self.sources.len()];
@@ -311,7 +407,12 @@ impl Rules {
         }
         let mut fields = Vec::with_capacity(self.rules.len());
         let mut errors = Vec::new();
+        let mut skipped = Vec::new();
         for rule in &self.rules {
+            if !rule.may_write(target) {
+                skipped.push(rule.target.clone());
+                continue;
+            }
             let input = match &*rule.sources {
                 [one] => match slots[*one as usize] {
                     Some(v) => match run_ref(rule, v) {
@@ -361,6 +462,7 @@ impl Rules {
             id: record.id.clone(),
             fields,
             errors,
+            skipped,
             system_modstamp: record.system_modstamp,
             deleted: record.deleted,
         }
@@ -461,6 +563,30 @@ impl CompiledObject {
         self.outbound.apply(&self.provider_object, record)
     }
 
+    /// Maps a model record to a provider record with the write guards enforced: `existing`
+    /// is the CRM record as it is now (`None`: the write creates it). A guarded field is
+    /// never written over a non-empty existing value (`if_empty`) or on an update
+    /// (`on_create`).
+    pub fn apply_outbound_guarded(
+        &self,
+        record: &Record,
+        existing: Option<&Record>,
+    ) -> MappedRecord {
+        self.outbound
+            .apply_guarded(&self.provider_object, record, existing)
+    }
+
+    /// [`CompiledObject::apply_outbound_guarded`], consuming the record.
+    pub fn apply_outbound_guarded_owned(
+        &self,
+        record: Record,
+        existing: Option<&Record>,
+    ) -> MappedRecord {
+        let target = existing.map_or(Target::Create, Target::Update);
+        self.outbound
+            .apply_owned_to(&self.provider_object, record, target)
+    }
+
     /// [`CompiledObject::apply_inbound`], consuming the record (moves instead of copies).
     pub fn apply_inbound_owned(&self, record: Record) -> MappedRecord {
         self.inbound.apply_owned(&self.object, record)
@@ -543,6 +669,18 @@ impl CompiledPlan {
     pub fn apply_outbound(&self, record: &Record) -> Result<MappedRecord, UnknownObject> {
         self.object(&record.object)
             .map(|o| o.apply_outbound(record))
+            .ok_or_else(|| UnknownObject(record.object.clone()))
+    }
+
+    /// [`CompiledPlan::apply_outbound`] with the write guards enforced against `existing`,
+    /// the CRM record as it is now (`None`: the write creates it).
+    pub fn apply_outbound_guarded(
+        &self,
+        record: &Record,
+        existing: Option<&Record>,
+    ) -> Result<MappedRecord, UnknownObject> {
+        self.object(&record.object)
+            .map(|o| o.apply_outbound_guarded(record, existing))
             .ok_or_else(|| UnknownObject(record.object.clone()))
     }
 }

@@ -12,7 +12,9 @@ use syncline_mapping_plan::CompiledPlan;
 use syncline_mapping_plan::transform::{self, Step, compile, list, number, string};
 use syncline_proto::common::v1::Record;
 use syncline_proto::mapping::v1::transform as pb;
-use syncline_proto::mapping::v1::{CompiledFieldRule, MappingPlan, ObjectPlan, Transform};
+use syncline_proto::mapping::v1::{
+    CompiledFieldRule, MappingPlan, ObjectPlan, Transform, WriteGuard,
+};
 use syncline_proto::schema::v1::FieldType;
 
 fn step(kind: pb::Kind) -> Step {
@@ -40,6 +42,7 @@ fn rule(source: &str, target: &str, transforms: Vec<Transform>) -> CompiledField
         target_field: target.into(),
         target_type: FieldType::Unspecified as i32,
         transforms,
+        ..CompiledFieldRule::default()
     }
 }
 
@@ -380,4 +383,149 @@ fn default_fills_a_missing_source_and_absent_fields_are_skipped() {
     let out = plan.apply_inbound(&record("Contact", [])).unwrap();
     assert_eq!(out.fields.len(), 1);
     assert_eq!(out.get("source"), Some(&string("web")));
+}
+
+/// A contact plan whose outbound rules carry each write guard: `email` if empty,
+/// `source` on create, `name` always.
+fn guarded_plan() -> CompiledPlan {
+    let guarded = |source: &str, target: &str, guard: WriteGuard| CompiledFieldRule {
+        write_guard: guard as i32,
+        ..rule(source, target, vec![])
+    };
+    CompiledPlan::compile(&MappingPlan {
+        objects: vec![ObjectPlan {
+            object: "contact".into(),
+            provider_object: "Contact".into(),
+            outbound: vec![
+                guarded("email", "Email", WriteGuard::IfEmpty),
+                guarded("source", "LeadSource", WriteGuard::OnCreate),
+                guarded("name", "LastName", WriteGuard::Always),
+            ],
+            ..ObjectPlan::default()
+        }],
+        ..MappingPlan::default()
+    })
+    .unwrap()
+}
+
+fn model_contact() -> Record {
+    record(
+        "contact",
+        [
+            ("email".to_owned(), string("new@example.com")),
+            ("source".to_owned(), string("web")),
+            ("name".to_owned(), string("Lovelace")),
+        ],
+    )
+}
+
+#[test]
+fn write_guards_apply_on_create_and_on_update() {
+    let plan = guarded_plan();
+    let created = plan.apply_outbound_guarded(&model_contact(), None).unwrap();
+    assert_eq!(
+        created.fields.len(),
+        3,
+        "a create writes every guarded field"
+    );
+    assert!(created.skipped.is_empty());
+
+    let existing = record(
+        "Contact",
+        [
+            ("Email".to_owned(), string("old@example.com")),
+            ("LeadSource".to_owned(), transform::null()),
+        ],
+    );
+    let updated = plan
+        .apply_outbound_guarded(&model_contact(), Some(&existing))
+        .unwrap();
+    assert_eq!(updated.get("LastName"), Some(&string("Lovelace")));
+    assert!(updated.get("Email").is_none(), "if_empty keeps a value");
+    assert!(
+        updated.get("LeadSource").is_none(),
+        "on_create never updates"
+    );
+    let skipped: Vec<&str> = updated.skipped.iter().map(|s| &**s).collect();
+    assert_eq!(skipped, ["Email", "LeadSource"]);
+
+    let empty = record("Contact", [("Email".to_owned(), string(""))]);
+    let filled = plan
+        .apply_outbound_guarded(&model_contact(), Some(&empty))
+        .unwrap();
+    assert_eq!(filled.get("Email"), Some(&string("new@example.com")));
+
+    // The unguarded apply (previews, plans without guards) writes everything.
+    let unguarded = plan.apply_outbound(&model_contact()).unwrap();
+    assert_eq!(unguarded.fields.len(), 3);
+    let owned = plan
+        .object("contact")
+        .unwrap()
+        .apply_outbound_guarded_owned(model_contact(), Some(&existing));
+    assert_eq!(owned.fields, updated.fields);
+}
+
+/// A CRM value as it may be found: absent, null, empty or not.
+fn crm_value() -> impl Strategy<Value = Option<Value>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(transform::null())),
+        Just(Some(string(""))),
+        scalar().prop_map(Some),
+        Just(Some(list(vec![]))),
+        proptest::collection::vec(scalar(), 1..3).prop_map(|v| Some(list(v))),
+    ]
+}
+
+fn is_empty(value: Option<&Value>) -> bool {
+    match value.and_then(|v| v.kind.as_ref()) {
+        None | Some(Kind::NullValue(_)) => true,
+        Some(Kind::StringValue(s)) => s.is_empty(),
+        Some(Kind::ListValue(l)) => l.values.is_empty(),
+        Some(_) => false,
+    }
+}
+
+proptest! {
+    #[test]
+    fn a_guarded_field_is_never_written_over_a_non_empty_existing_value(
+        email in crm_value(),
+        source in crm_value(),
+        name in crm_value(),
+        incoming in proptest::collection::vec(scalar(), 3),
+        exists in any::<bool>(),
+    ) {
+        let plan = guarded_plan();
+        let model = record(
+            "contact",
+            ["email", "source", "name"]
+                .iter()
+                .zip(incoming)
+                .map(|(k, v)| ((*k).to_owned(), v)),
+        );
+        let existing = record(
+            "Contact",
+            [("Email", email), ("LeadSource", source), ("LastName", name)]
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v))),
+        );
+        let out = plan
+            .apply_outbound_guarded(&model, exists.then_some(&existing))
+            .unwrap();
+        if exists {
+            prop_assert!(out.get("LeadSource").is_none(), "on_create wrote on an update");
+            if !is_empty(existing.fields.get("Email")) {
+                prop_assert!(out.get("Email").is_none(), "if_empty overwrote {:?}", existing.fields.get("Email"));
+            } else {
+                prop_assert!(out.get("Email").is_some());
+            }
+        } else {
+            prop_assert_eq!(out.fields.len(), 3, "a create writes every field");
+        }
+        // `always` writes whatever exists; nothing is both written and skipped.
+        prop_assert!(out.get("LastName").is_some());
+        for skipped in &out.skipped {
+            prop_assert!(out.get(skipped).is_none());
+        }
+    }
 }
