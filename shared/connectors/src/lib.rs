@@ -21,6 +21,7 @@ pub mod hubspot;
 pub mod read;
 pub mod salesforce;
 pub mod schema;
+pub mod values;
 
 use secrecy::SecretString;
 

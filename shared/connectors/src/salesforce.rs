@@ -1,5 +1,10 @@
 //! Salesforce REST: global describe (`/services/data/vXX.X/sobjects/`), then sObject
-//! describes batched 25 at a time through `/composite`, a few batches in flight.
+//! describes batched 25 at a time through `/composite`, a few batches in flight; record reads
+//! in [`read`](self::SfCursor) (SOQL on `SystemModstamp` with an id tie-breaker, `/deleted`).
+
+mod read;
+
+pub use read::{Mark, Phase, SfCursor, soql};
 
 use std::collections::HashSet;
 
@@ -488,6 +493,3 @@ pub fn normalise(native: &str) -> FieldType {
         _ => FieldType::Other,
     }
 }
-
-/// Reads are not built yet; the default answers `Unsupported`.
-impl crate::RecordReader for SalesforceConnector {}

@@ -3,6 +3,8 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod readers;
+
 use secrecy::SecretString;
 use syncline_connectors::schema::FieldType;
 use syncline_connectors::{Connector, ConnectorError, Credentials, Provider, SchemaDescriber};
@@ -12,7 +14,7 @@ use syncline_crm_sandbox::hubspot::{
 };
 use syncline_crm_sandbox::salesforce::{SalesforceConfig, SalesforceSandbox};
 
-fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     syncline_service_kit::crm_http::client(&syncline_config::CrmHttpConfig::default()).unwrap()
 }
 

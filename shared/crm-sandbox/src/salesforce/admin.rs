@@ -17,6 +17,7 @@
 //! | `PATCH|DELETE /__admin/orgs/{org}/schema/{object}/fields/{field}` | retype `{type}` / remove |
 //! | `POST /__admin/orgs/{org}/records/{object}` | create `{fields…}` |
 //! | `GET|PATCH|DELETE /__admin/orgs/{org}/records/{object}/{id}` | read / change / delete |
+//! | `POST /__admin/orgs/{org}/records/{object}/{id}/purge` | hard-delete a deleted record |
 //! | `GET /__admin/orgs/{org}/changes?after=N` | the change log after sequence N |
 
 use super::org::{ConnectedApp, DEMO_CLIENT_ID, Org, OrgConfig, RefreshToken, Shared};
@@ -470,6 +471,28 @@ impl SalesforceAdmin {
             .map_err(|e| SandboxError::NotFound(e.message))
     }
 
+    /// Hard-deletes a deleted record (empties it from the recycle bin): `queryAll` and reads
+    /// no longer return it; `/deleted` still lists it.
+    pub fn purge_record(&self, org: &str, object: &str, id: &str) -> Result<(), SandboxError> {
+        let o = self.org(org)?;
+        let mut data = o.write();
+        let obj = data
+            .schema
+            .object(object)
+            .cloned()
+            .ok_or_else(|| SandboxError::NotFound(format!("object {object}")))?;
+        let index = index_of(&o.meta, &obj, id)
+            .ok_or_else(|| SandboxError::NotFound(format!("record {id}")))?;
+        let deleted = data
+            .objects
+            .get_mut(&obj.name)
+            .and_then(|s| s.deleted.get_mut(&index))
+            .filter(|d| !d.purged)
+            .ok_or_else(|| SandboxError::NotFound(format!("deleted record {id}")))?;
+        deleted.purged = true;
+        Ok(())
+    }
+
     /// A record's fields as JSON (deleted records included, with `IsDeleted: true`).
     pub fn get_record(
         &self,
@@ -716,6 +739,12 @@ pub fn router(admin: SalesforceAdmin) -> Router {
             )
             .delete(|State(a): A, Path(m): P| async move {
                 reply(a.delete_record(&p(&m, "org"), &p(&m, "object"), &p(&m, "id")))
+            }),
+        )
+        .route(
+            "/__admin/orgs/{org}/records/{object}/{id}/purge",
+            post(|State(a): A, Path(m): P| async move {
+                reply(a.purge_record(&p(&m, "org"), &p(&m, "object"), &p(&m, "id")))
             }),
         )
         .route(

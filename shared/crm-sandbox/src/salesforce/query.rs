@@ -669,7 +669,7 @@ impl Plan {
                 store
                     .deleted
                     .iter()
-                    .filter(|_| include_deleted)
+                    .filter(|(_, d)| include_deleted && !d.purged)
                     .map(|(i, d)| (*i, RecordView::Deleted(d))),
             );
         for (i, view) in overlay {

@@ -32,6 +32,9 @@ pub struct Deleted {
     pub record: Record,
     /// When it was deleted (seconds).
     pub deleted_at: i64,
+    /// Hard-deleted (purged from the recycle bin, or deleted with Bulk `hardDelete`): gone
+    /// from `queryAll` and reads, still listed by `/deleted`, as in a real org.
+    pub purged: bool,
 }
 
 /// The records of one object.
@@ -216,7 +219,7 @@ impl OrgData {
             return Some(RecordView::Stored(r));
         }
         if let Some(d) = store.deleted.get(&index) {
-            return Some(RecordView::Deleted(d));
+            return (!d.purged).then_some(RecordView::Deleted(d));
         }
         (index < store.base_count)
             .then(|| RecordView::Generated(GenRecord::new(meta, self, obj, store, index)))

@@ -38,8 +38,12 @@ impl OrgData {
         };
         if store.live.contains_key(&index) {
             Presence::Live
-        } else if store.deleted.contains_key(&index) {
-            Presence::Deleted
+        } else if let Some(d) = store.deleted.get(&index) {
+            if d.purged {
+                Presence::Missing
+            } else {
+                Presence::Deleted
+            }
         } else if index < store.base_count {
             Presence::Live
         } else {
@@ -358,6 +362,7 @@ impl OrgData {
                 Deleted {
                     record: rec,
                     deleted_at: stamp,
+                    purged: false,
                 },
             );
         }

@@ -528,3 +528,61 @@ async fn upserts_on_a_million_record_org_use_direct_lookups() -> TestResult {
     assert_eq!(q.body["records"][0]["Status__c"], "On Hold");
     Ok(())
 }
+
+#[tokio::test]
+async fn purged_records_leave_query_all_but_stay_in_deleted() -> TestResult {
+    let sf = spawn_with(small(&[("Account", 5)])).await?;
+    let admin = sf.sf.admin();
+    let (soft, hard) = (
+        admin.record_id("demo", "Account", 1)?,
+        admin.record_id("demo", "Account", 2)?,
+    );
+    admin.delete_record("demo", "Account", &soft)?;
+    admin.delete_record("demo", "Account", &hard)?;
+    // Only a deleted record can be purged.
+    assert!(admin.purge_record("demo", "Account", &hard).is_ok());
+    let live = admin.record_id("demo", "Account", 3)?;
+    assert!(admin.purge_record("demo", "Account", &live).is_err());
+    let ids = |r: &super::Reply| -> Vec<String> {
+        r.body["records"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v["Id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let all = sf
+        .get(&format!(
+            "/services/data/v59.0/queryAll?q={}",
+            "SELECT Id FROM Account WHERE IsDeleted = true"
+        ))
+        .await?;
+    assert_eq!(ids(&all), std::slice::from_ref(&soft));
+    let one = sf
+        .get(&format!("/services/data/v59.0/sobjects/Account/{hard}"))
+        .await?;
+    assert_eq!(one.status, StatusCode::NOT_FOUND);
+    let start = (chrono::Utc::now() - chrono::Duration::hours(1))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let end = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let dl = sf
+        .send(
+            sf.http
+                .get(sf.url("/services/data/v59.0/sobjects/Account/deleted/"))
+                .query(&[("start", &start), ("end", &end)])
+                .bearer_auth(&sf.token),
+        )
+        .await?;
+    let mut deleted: Vec<&str> = dl.body["deletedRecords"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v["id"].as_str()).collect())
+        .unwrap_or_default();
+    deleted.sort_unstable();
+    let mut expected = [soft.as_str(), hard.as_str()];
+    expected.sort_unstable();
+    assert_eq!(deleted, expected);
+    Ok(())
+}

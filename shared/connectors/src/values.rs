@@ -1,0 +1,148 @@
+//! Conversions shared by the readers: provider JSON values into `google.protobuf.Value`,
+//! provider date-time text into `google.protobuf.Timestamp`, and the usage headers.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use prost_types::value::Kind;
+
+use crate::ApiUsage;
+
+/// A JSON value as a `google.protobuf.Value` (numbers as doubles; nested objects such as
+/// Salesforce compound addresses as structs).
+pub fn to_proto(value: serde_json::Value) -> prost_types::Value {
+    use serde_json::Value as J;
+    let kind = match value {
+        J::Null => Kind::NullValue(0),
+        J::Bool(b) => Kind::BoolValue(b),
+        J::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        J::String(s) => Kind::StringValue(s),
+        J::Array(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.into_iter().map(to_proto).collect(),
+        }),
+        J::Object(map) => Kind::StructValue(prost_types::Struct {
+            fields: map.into_iter().map(|(k, v)| (k, to_proto(v))).collect(),
+        }),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+/// Parses the date-time forms the providers send: RFC 3339 (`2024-04-09T20:19:25.123Z`),
+/// Salesforce's `2024-04-09T20:19:25.000+0000`, or epoch milliseconds.
+pub fn parse_instant(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.with_timezone(&Utc));
+    }
+    if let Ok(t) = DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z") {
+        return Some(t.with_timezone(&Utc));
+    }
+    text.parse::<i64>()
+        .ok()
+        .and_then(DateTime::<Utc>::from_timestamp_millis)
+}
+
+/// The instant as a protobuf timestamp.
+pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or_default(),
+    }
+}
+
+/// RFC 3339 with milliseconds and `Z` (`2024-04-09T20:19:25.123Z`).
+pub fn rfc3339_ms(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Usage from `Sforce-Limit-Info: api-usage=N/M[; api-bursts=…]`; `None` fields when absent
+/// or unreadable.
+pub fn salesforce_usage(headers: &reqwest::header::HeaderMap) -> ApiUsage {
+    let mut usage = ApiUsage::default();
+    let Some(text) = headers
+        .get("sforce-limit-info")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return usage;
+    };
+    for part in text.split([';', ',']) {
+        let Some((key, value)) = part.trim().split_once('=') else {
+            continue;
+        };
+        if key.trim().eq_ignore_ascii_case("api-usage")
+            && let Some((used, max)) = value.trim().split_once('/')
+        {
+            usage.daily_used = used.trim().parse().ok();
+            usage.daily_limit = max.trim().parse().ok();
+        }
+    }
+    usage
+}
+
+/// Usage from the `X-HubSpot-RateLimit-*` headers (`Daily`, `Daily-Remaining`, `Max`,
+/// `Remaining`, `Interval-Milliseconds`); the daily figure used is `Daily − Daily-Remaining`.
+pub fn hubspot_usage(headers: &reqwest::header::HeaderMap) -> ApiUsage {
+    let num = |name: &str| -> Option<u64> {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let daily_limit = num("x-hubspot-ratelimit-daily");
+    let daily_remaining = num("x-hubspot-ratelimit-daily-remaining");
+    ApiUsage {
+        daily_used: daily_limit
+            .zip(daily_remaining)
+            .map(|(limit, left)| limit.saturating_sub(left)),
+        daily_limit,
+        window_remaining: num("x-hubspot-ratelimit-remaining"),
+        window_limit: num("x-hubspot-ratelimit-max"),
+        window_ms: num("x-hubspot-ratelimit-interval-milliseconds"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue};
+
+    #[test]
+    fn salesforce_usage_reads_bare_and_extended_forms() {
+        for text in ["api-usage=25/15000", "api-usage=25/15000; api-bursts=1/750"] {
+            let mut h = HeaderMap::new();
+            h.insert("Sforce-Limit-Info", HeaderValue::from_str(text).unwrap());
+            let u = salesforce_usage(&h);
+            assert_eq!((u.daily_used, u.daily_limit), (Some(25), Some(15000)));
+        }
+        assert_eq!(salesforce_usage(&HeaderMap::new()), ApiUsage::default());
+    }
+
+    #[test]
+    fn hubspot_usage_reads_every_header() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("X-HubSpot-RateLimit-Daily", "250000"),
+            ("X-HubSpot-RateLimit-Daily-Remaining", "249990"),
+            ("X-HubSpot-RateLimit-Max", "100"),
+            ("X-HubSpot-RateLimit-Remaining", "97"),
+            ("X-HubSpot-RateLimit-Interval-Milliseconds", "10000"),
+        ] {
+            h.insert(k, HeaderValue::from_static(v));
+        }
+        let u = hubspot_usage(&h);
+        assert_eq!(u.daily_used, Some(10));
+        assert_eq!(u.daily_limit, Some(250_000));
+        assert_eq!(u.window_remaining, Some(97));
+        assert_eq!(u.window_limit, Some(100));
+        assert_eq!(u.window_ms, Some(10_000));
+    }
+
+    #[test]
+    fn instants_parse_in_every_provider_form() {
+        let a = parse_instant("2024-04-09T20:19:25.000+0000").unwrap();
+        let b = parse_instant("2024-04-09T20:19:25Z").unwrap();
+        let c = parse_instant("1712693965000").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(b, c);
+        assert_eq!(rfc3339_ms(a), "2024-04-09T20:19:25.000Z");
+    }
+}

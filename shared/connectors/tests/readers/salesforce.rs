@@ -1,0 +1,279 @@
+//! Salesforce: SOQL on `SystemModstamp` with the id tie-breaker through `queryAll`, locators,
+//! soft and hard deletes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use secrecy::SecretString;
+use serde_json::{Map, Value, json};
+use syncline_connectors::salesforce::SfCursor;
+use syncline_connectors::{Connector, Credentials, Provider, ReadCursor};
+use syncline_crm_sandbox::salesforce::{
+    OrgConfig, RunningSalesforce, SalesforceAdmin, SalesforceConfig, SalesforceSandbox,
+};
+
+use super::drain;
+
+struct Org {
+    sandbox: RunningSalesforce,
+    admin: SalesforceAdmin,
+    credentials: Credentials,
+    connector: Connector,
+}
+
+async fn org(accounts: u64) -> Org {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sandbox = SalesforceSandbox::start(
+        SalesforceConfig {
+            orgs: vec![OrgConfig {
+                name: "reads".into(),
+                counts: vec![("Account".into(), accounts)],
+                ..OrgConfig::default()
+            }],
+            ..SalesforceConfig::default()
+        },
+        listener,
+    )
+    .await
+    .unwrap();
+    let admin = sandbox.admin();
+    let tokens = admin.issue_tokens("reads", None).unwrap();
+    Org {
+        credentials: Credentials {
+            instance_url: tokens.instance_url,
+            access_token: SecretString::from(tokens.access_token),
+        },
+        connector: Connector::for_provider(Provider::Salesforce, crate::http()),
+        admin,
+        sandbox,
+    }
+}
+
+fn fields() -> Vec<String> {
+    vec!["Name".into(), "Industry".into()]
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    v.as_object().unwrap().clone()
+}
+
+fn name_of(r: &syncline_proto::common::v1::Record) -> Option<String> {
+    match r.fields.get("Name")?.kind.as_ref()? {
+        prost_types::value::Kind::StringValue(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn salesforce_backfill_then_increment_sees_exactly_the_changes() {
+    let o = org(450).await;
+    let backfill = drain(
+        &o.connector,
+        &o.credentials,
+        "Account",
+        &fields(),
+        &ReadCursor::start(),
+        200,
+    )
+    .await
+    .unwrap();
+    assert_eq!(backfill.live_ids().len(), 450);
+    assert_eq!(backfill.records.len(), 450, "no record read twice");
+    assert!(backfill.pages.len() >= 3, "{} pages", backfill.pages.len());
+    let first = &backfill.records[0];
+    assert!(first.system_modstamp.is_some() && name_of(first).is_some());
+    assert!(backfill.pages.iter().all(|p| p.usage.daily_limit.is_some()));
+    assert_eq!(backfill.pages[0].estimated_total, Some(250));
+
+    // Changes through the admin surface, as org users would make them.
+    let id = |i: u64| o.admin.record_id("reads", "Account", i).unwrap();
+    for i in [3, 100, 449] {
+        o.admin
+            .update_record(
+                "reads",
+                "Account",
+                &id(i),
+                obj(json!({"Name": format!("renamed {i}")})),
+            )
+            .unwrap();
+    }
+    let created = o
+        .admin
+        .create_record("reads", "Account", obj(json!({"Name": "new one"})))
+        .unwrap();
+    o.admin.delete_record("reads", "Account", &id(7)).unwrap();
+
+    let increment = drain(
+        &o.connector,
+        &o.credentials,
+        "Account",
+        &fields(),
+        &backfill.cursor(),
+        200,
+    )
+    .await
+    .unwrap();
+    let expected_live: BTreeSet<String> = [id(3), id(100), id(449), created.clone()].into();
+    assert_eq!(increment.live_ids(), expected_live);
+    assert_eq!(increment.deleted_ids(), BTreeSet::from([id(7)]));
+    let renamed: BTreeMap<String, Option<String>> = increment
+        .records
+        .iter()
+        .filter(|r| !r.deleted)
+        .map(|r| (r.id.clone(), name_of(r)))
+        .collect();
+    assert_eq!(renamed[&id(100)].as_deref(), Some("renamed 100"));
+    assert_eq!(renamed[&created].as_deref(), Some("new one"));
+
+    // Nothing changed since: no live record comes back.
+    let quiet = drain(
+        &o.connector,
+        &o.credentials,
+        "Account",
+        &fields(),
+        &increment.cursor(),
+        200,
+    )
+    .await
+    .unwrap();
+    assert!(quiet.live_ids().is_empty(), "{:?}", quiet.live_ids());
+    o.sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn salesforce_ties_across_page_boundaries_lose_nothing() {
+    let o = org(0).await;
+    // Records created in one burst share whole-second stamps: hundreds per stamp.
+    let mut ids = BTreeSet::new();
+    for i in 0..900 {
+        ids.insert(
+            o.admin
+                .create_record("reads", "Account", obj(json!({"Name": format!("tie {i}")})))
+                .unwrap(),
+        );
+    }
+    let read = drain(
+        &o.connector,
+        &o.credentials,
+        "Account",
+        &fields(),
+        &ReadCursor::start(),
+        200,
+    )
+    .await
+    .unwrap();
+    let mut per_stamp: BTreeMap<i64, usize> = BTreeMap::new();
+    for r in &read.records {
+        *per_stamp
+            .entry(r.system_modstamp.unwrap().seconds)
+            .or_default() += 1;
+    }
+    assert!(
+        per_stamp.values().any(|n| *n > 200),
+        "the data must have a stamp shared across a page boundary: {per_stamp:?}"
+    );
+    assert_eq!(read.ids(), ids);
+    assert!(read.counts().values().all(|n| *n == 1));
+    // An expired query locator restarts from the mark without a loss or a repeat.
+    let mut cursor = SfCursor::parse(&read.cursors[0]).unwrap();
+    let next = cursor.next.clone().unwrap();
+    cursor.next = Some(format!("{}X", next.trim_end_matches(char::is_numeric)));
+    let resumed = drain(
+        &o.connector,
+        &o.credentials,
+        "Account",
+        &fields(),
+        &cursor.to_cursor(),
+        200,
+    )
+    .await
+    .unwrap();
+    let first_page: BTreeSet<String> = read.pages[0].records.iter().map(|r| r.id.clone()).collect();
+    assert!(resumed.ids().is_disjoint(&first_page));
+    assert_eq!(resumed.ids().len() + first_page.len(), ids.len());
+    o.sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn salesforce_hard_deletes_are_seen_through_the_deleted_resource() {
+    let o = org(300).await;
+    let backfill = drain(
+        &o.connector,
+        &o.credentials,
+        "Account",
+        &fields(),
+        &ReadCursor::start(),
+        200,
+    )
+    .await
+    .unwrap();
+    let soft = o.admin.record_id("reads", "Account", 10).unwrap();
+    let hard = o.admin.record_id("reads", "Account", 20).unwrap();
+    o.admin.delete_record("reads", "Account", &soft).unwrap();
+    o.admin.delete_record("reads", "Account", &hard).unwrap();
+    o.admin.purge_record("reads", "Account", &hard).unwrap();
+    let increment = drain(
+        &o.connector,
+        &o.credentials,
+        "Account",
+        &fields(),
+        &backfill.cursor(),
+        200,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        increment.deleted_ids(),
+        BTreeSet::from([soft, hard.clone()])
+    );
+    assert!(increment.live_ids().is_empty());
+    // The purged record came only from `/deleted` (no fields, a deletion time).
+    let purged = increment.records.iter().find(|r| r.id == hard).unwrap();
+    assert!(purged.fields.is_empty() && purged.system_modstamp.is_some());
+    assert_eq!(increment.pages.last().unwrap().provider_calls, 2);
+    o.sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn salesforce_resuming_from_every_cursor_misses_nothing() {
+    let o = org(0).await;
+    let mut ids = BTreeSet::new();
+    for i in 0..700 {
+        ids.insert(
+            o.admin
+                .create_record("reads", "Account", obj(json!({"Name": format!("r {i}")})))
+                .unwrap(),
+        );
+    }
+    let full = drain(
+        &o.connector,
+        &o.credentials,
+        "Account",
+        &fields(),
+        &ReadCursor::start(),
+        200,
+    )
+    .await
+    .unwrap();
+    assert_eq!(full.ids(), ids);
+    // A crash after saving page k's cursor: the run resumes from it (the engine saved the
+    // records of pages 0..=k with it).
+    for k in 0..full.cursors.len() {
+        let before: BTreeSet<String> = full.pages[..=k]
+            .iter()
+            .flat_map(|p| p.records.iter().map(|r| r.id.clone()))
+            .collect();
+        let after = drain(
+            &o.connector,
+            &o.credentials,
+            "Account",
+            &fields(),
+            &full.cursors[k],
+            200,
+        )
+        .await
+        .unwrap();
+        let union: BTreeSet<String> = before.union(&after.ids()).cloned().collect();
+        assert_eq!(union, ids, "resuming from cursor {k}");
+    }
+    o.sandbox.shutdown().await;
+}
