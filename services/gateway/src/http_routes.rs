@@ -23,6 +23,7 @@ pub(crate) fn router(gateway: Arc<Gateway>) -> Result<Router, ServiceError> {
     Ok(Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/oauth/callback", get(crate::oauth_callback::callback))
+        .merge(crate::embed::routes())
         .route_service("/grpc.health.v1.Health/{*method}", health_service)
         .route_service(
             "/grpc.reflection.v1.ServerReflection/{*method}",

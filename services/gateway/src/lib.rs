@@ -5,8 +5,10 @@
 //! public services, and forwarded ([`proxy`]) to the owning backend with the caller's tenant
 //! scope in a signed internal credential, the caller's deadline (capped), and W3C trace
 //! context. Health and reflection (public services only) are served by the gateway itself.
-//! HTTP routes ([`http_routes`]) host the OAuth callback, webhooks and the embedded pages.
+//! HTTP routes ([`http_routes`]) host the OAuth callback, webhooks and the embedded
+//! self-serve mapping page ([`embed`]), whose scoped tokens the gateway mints itself.
 
+pub mod embed;
 mod http_routes;
 pub mod jwt;
 mod oauth_callback;
@@ -32,6 +34,8 @@ pub(crate) struct Gateway {
     pub(crate) backends: Backends,
     pub(crate) default_deadline: std::time::Duration,
     pub(crate) max_deadline: std::time::Duration,
+    pub(crate) embed: embed::Settings,
+    pub(crate) embed_tokens: embed::token::EmbedTokens,
 }
 
 /// Starts the gateway on `listener`; it drains and stops when `shutdown` fires.
@@ -48,6 +52,17 @@ pub async fn start(
         .map_err(|e| ServiceError::Config(e.to_string()))?;
     let backends = Backends::connect(&config.gateway.backends)
         .map_err(|e| ServiceError::Config(format!("invalid backend url: {e}")))?;
+    let addr = listener.local_addr()?;
+    let base_url = match &config.gateway.public_url {
+        Some(url) if !url.is_empty() => url.trim_end_matches('/').to_owned(),
+        _ => {
+            let mut public = addr;
+            if public.ip().is_unspecified() {
+                public.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{public}")
+        }
+    };
     let gateway = Arc::new(Gateway {
         jwt,
         limiter: rate_limit::TenantRateLimiter::new(
@@ -58,9 +73,10 @@ pub async fn start(
         backends,
         default_deadline: std::time::Duration::from_millis(config.gateway.default_deadline_ms),
         max_deadline: std::time::Duration::from_millis(config.gateway.max_deadline_ms),
+        embed: embed::Settings::new(&config.gateway.embed, base_url),
+        embed_tokens: embed::token::EmbedTokens::new(secret),
     });
     let app = http_routes::router(gateway)?;
-    let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })

@@ -90,7 +90,7 @@ pub(crate) async fn forward(State(gateway): State<Arc<Gateway>>, request: Reques
 }
 
 async fn forward_inner(
-    gateway: &Gateway,
+    gateway: &Arc<Gateway>,
     request: Request,
     path: &str,
     span: &tracing::Span,
@@ -110,6 +110,9 @@ async fn forward_inner(
     );
 
     let service = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    if service == crate::embed::service::SERVICE {
+        return local_embed_call(gateway, context, request, span).await;
+    }
     let (backend_name, channel) = syncline_proto::is_public_service(service)
         .then(|| gateway.backends.for_service(service))
         .flatten()
@@ -177,6 +180,35 @@ async fn forward_inner(
             )))
         }
         Err(_) => Err(tonic::Status::deadline_exceeded("deadline exceeded")),
+    }
+}
+
+/// Answers `EmbedService` in the gateway itself, after the same rate limit as forwarded
+/// calls; the caller's tenant reaches the service in the request's extensions.
+async fn local_embed_call(
+    gateway: &Arc<Gateway>,
+    context: syncline_domain::TenantContext,
+    request: Request,
+    span: &tracing::Span,
+) -> Result<Response, tonic::Status> {
+    let key = format!("{}/{}", context.project_id, context.tenant_id);
+    if gateway.limiter.check(&key).is_err() {
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            "rate limit exceeded for this tenant",
+        )
+        .into_status());
+    }
+    spans::record_deadline(span, gateway.default_deadline);
+    let (mut parts, body) = request.into_parts();
+    parts.extensions.insert(context);
+    let request = http::Request::from_parts(parts, body);
+    match crate::embed::service::server(gateway.clone())
+        .oneshot(request)
+        .await
+    {
+        Ok(response) => Ok(response.map(Body::new)),
+        Err(never) => match never {},
     }
 }
 

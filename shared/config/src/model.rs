@@ -432,6 +432,8 @@ pub struct GatewayConfig {
     pub default_deadline_ms: u64,
     /// The longest deadline a caller may ask for, in milliseconds.
     pub max_deadline_ms: u64,
+    /// The embedded self-serve mapping page.
+    pub embed: EmbedConfig,
 }
 
 impl Default for GatewayConfig {
@@ -444,6 +446,7 @@ impl Default for GatewayConfig {
             rate_limit: RateLimitConfig::default(),
             default_deadline_ms: 30_000,
             max_deadline_ms: 300_000,
+            embed: EmbedConfig::default(),
         }
     }
 }
@@ -493,6 +496,58 @@ impl GatewayConfig {
                 key: "gateway.rate_limit".into(),
                 reason: "per_second and burst must be at least 1".into(),
             });
+        }
+        self.embed.validate()
+    }
+}
+
+/// The embedded self-serve mapping page (`/embed/`) and its scoped tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbedConfig {
+    /// Who may frame the page: CSP `frame-ancestors` sources (`'self'`,
+    /// `https://app.example.com`). Default: `'self'` only; add the product's origin.
+    pub frame_ancestors: Vec<String>,
+    /// Lifetime of a scoped token when the caller asks for none, in seconds.
+    pub token_ttl_secs: u64,
+    /// The longest lifetime a caller may ask for, in seconds.
+    pub max_token_ttl_secs: u64,
+}
+
+impl Default for EmbedConfig {
+    fn default() -> Self {
+        Self {
+            frame_ancestors: vec!["'self'".into()],
+            token_ttl_secs: 900,
+            max_token_ttl_secs: 3600,
+        }
+    }
+}
+
+impl EmbedConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.token_ttl_secs == 0 || self.token_ttl_secs > self.max_token_ttl_secs {
+            return Err(ConfigError::Invalid {
+                key: "gateway.embed.token_ttl_secs".into(),
+                reason: "must be between 1 and gateway.embed.max_token_ttl_secs".into(),
+            });
+        }
+        if self.max_token_ttl_secs > 86_400 {
+            return Err(ConfigError::Invalid {
+                key: "gateway.embed.max_token_ttl_secs".into(),
+                reason: "must be at most 86400 (a day)".into(),
+            });
+        }
+        for source in &self.frame_ancestors {
+            let keyword = matches!(source.as_str(), "'self'" | "'none'");
+            let origin = (source.starts_with("https://") || source.starts_with("http://"))
+                && !source.contains([';', ',', ' ', '\'', '"']);
+            if !keyword && !origin {
+                return Err(ConfigError::Invalid {
+                    key: "gateway.embed.frame_ancestors".into(),
+                    reason: format!("`{source}` is not 'self', 'none' or an http(s) origin"),
+                });
+            }
         }
         Ok(())
     }

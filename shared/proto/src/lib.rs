@@ -67,6 +67,15 @@ pub mod conflict {
     }
 }
 
+/// Tokens for the embedded self-serve mapping page (`EmbedService`, served by the gateway).
+pub mod embed {
+    /// `syncline.embed.v1`
+    #[allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all)]
+    pub mod v1 {
+        include_generated!("syncline.embed.v1");
+    }
+}
+
 /// Encoded `google.protobuf.FileDescriptorSet` of every Syncline proto and its imports,
 /// with source info, for gRPC server reflection (`tonic-reflection`).
 pub const FILE_DESCRIPTOR_SET: &[u8] =
@@ -136,6 +145,7 @@ mod tests {
             [
                 "syncline.authvault.v1.AuthVaultService",
                 "syncline.conflict.v1.ConflictService",
+                "syncline.embed.v1.EmbedService",
                 "syncline.mapping.v1.MappingService",
                 "syncline.schema.v1.SchemaService",
                 "syncline.sync.v1.SyncService",
