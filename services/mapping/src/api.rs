@@ -3,6 +3,8 @@
 use sha2::{Digest, Sha256};
 use syncline_domain::{ApiError, ErrorCode, TenantContext, Violation};
 use syncline_mapping_plan::CompiledPlan;
+use syncline_proto::common::v1::Provider;
+use syncline_proto::mapping::v1::FieldMappingViolation;
 use syncline_proto::mapping::v1::mapping_service_server::MappingService;
 use syncline_proto::mapping::v1::preview_mapping_request::Mapping as PreviewSource;
 use syncline_proto::mapping::v1::{
@@ -21,17 +23,111 @@ use tonic::{Request, Response, Status};
 
 use crate::manifest::{self, ManifestDoc};
 use crate::mappings;
+use crate::remote::{Remote, SchemaSnapshot};
 use crate::store::Store;
 
 /// Implements `syncline.mapping.v1.MappingService`.
 #[derive(Debug, Clone)]
 pub struct MappingApi {
     store: Store,
+    remote: Remote,
 }
 
 impl MappingApi {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Store, remote: Remote) -> Self {
+        Self { store, remote }
+    }
+
+    /// Fills the installation's provider from auth-vault when it is not known yet; an
+    /// unknown connection (or another tenant's) is NOT_FOUND.
+    async fn fill_provider(
+        &self,
+        tenant: &TenantContext,
+        installation: &mut Installation,
+    ) -> Result<(), Status> {
+        if installation.provider == Provider::Unspecified as i32 {
+            let provider = self
+                .remote
+                .provider(tenant, &installation.connection_id)
+                .await?;
+            installation.provider = provider as i32;
+        }
+        Ok(())
+    }
+
+    /// What schema drift broke in `plan`, checked against the connection's current schema
+    /// version: `(version, violations)`; `None` when the connection has no schema.
+    async fn plan_drift(
+        &self,
+        tenant: &TenantContext,
+        plan: &MappingPlan,
+    ) -> Result<Option<(i64, Vec<FieldMappingViolation>)>, Status> {
+        let Some(version) = self
+            .remote
+            .latest_version(tenant, &plan.connection_id)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if version == plan.schema_version {
+            return Ok(Some((version, Vec::new())));
+        }
+        let (_, doc) = self
+            .manifest_doc(tenant, Some(plan.manifest_version))
+            .await?
+            .ok_or_else(|| ApiError::internal("a plan names a missing manifest version"))?;
+        let names: Vec<String> = plan
+            .objects
+            .iter()
+            .map(|o| o.provider_object.clone())
+            .collect();
+        let schema = self
+            .remote
+            .objects_at(tenant, &plan.connection_id, version, names)
+            .await?;
+        Ok(Some((version, mappings::plan_drift(&doc, plan, &schema))))
+    }
+
+    /// Flags what schema drift broke in the installation's latest plan (issues, state).
+    async fn flag_drift(
+        &self,
+        tenant: &TenantContext,
+        installation: &mut Installation,
+    ) -> Result<(), Status> {
+        if installation.plan_version == 0 {
+            return Ok(());
+        }
+        let Some(plan) = self
+            .store
+            .mapping_plan(tenant, &installation.connection_id, None)
+            .await?
+        else {
+            return Ok(());
+        };
+        if let Some((version, drift)) = self.plan_drift(tenant, &plan).await? {
+            mappings::flag_drift(installation, version, &drift);
+        }
+        Ok(())
+    }
+
+    /// The connection's schema for the CRM objects named (described first if it never
+    /// was).
+    async fn schema(
+        &self,
+        tenant: &TenantContext,
+        connection_id: &str,
+        names: Vec<String>,
+    ) -> Result<SchemaSnapshot, Status> {
+        self.remote
+            .objects(tenant, connection_id, names, true)
+            .await?
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::FailedPrecondition,
+                    "the connection's schema could not be discovered",
+                )
+                .into_status()
+            })
     }
 
     /// A stored manifest version (`None`: the latest), parsed.
@@ -216,7 +312,10 @@ impl MappingService for MappingApi {
         let (mut installation, doc, stored) = self
             .installation_with_manifest(tenant, connection_id)
             .await?;
-        if !stored {
+        self.fill_provider(tenant, &mut installation).await?;
+        if stored {
+            self.flag_drift(tenant, &mut installation).await?;
+        } else {
             mappings::refresh_state(&mut installation, &doc, None);
         }
         Ok(Response::new(GetInstallationResponse {
@@ -344,6 +443,7 @@ impl MappingService for MappingApi {
         let (mut installation, mut doc, _) = self
             .installation_with_manifest(&tenant, &update.connection_id)
             .await?;
+        self.fill_provider(&tenant, &mut installation).await?;
         if paths.iter().any(|p| p == "manifest_version") {
             if update.manifest_version <= 0 {
                 return Err(ApiError::invalid(vec![Violation::new(
@@ -391,6 +491,8 @@ impl MappingService for MappingApi {
         mappings::refresh_state(&mut installation, &doc, plan.as_ref());
         let updated = self.store.put_installation(&tenant, &installation).await?;
         installation.update_time = Some(time::timestamp(updated));
+        // Drift is computed on read, never stored: it follows the current schema version.
+        self.flag_drift(&tenant, &mut installation).await?;
         Ok(Response::new(UpdateInstallationResponse {
             installation: Some(installation),
         }))
@@ -403,14 +505,18 @@ impl MappingService for MappingApi {
         let tenant = tenant(&request)?;
         let message = request.get_ref();
         require_connection(&message.connection_id)?;
-        let (installation, doc, _) = self
+        let (mut installation, doc, _) = self
             .installation_with_manifest(tenant, &message.connection_id)
             .await?;
-        let violations = mappings::validate(&doc, &installation, &message.objects);
+        self.fill_provider(tenant, &mut installation).await?;
+        let names = mappings::target_objects(&doc, &installation, &message.objects);
+        let schema = self.schema(tenant, &message.connection_id, names).await?;
+        let violations =
+            mappings::validate_with_schema(&doc, &installation, &message.objects, &schema);
         Ok(Response::new(ValidateFieldMappingsResponse {
             valid: violations.is_empty(),
             violations,
-            schema_version: 0,
+            schema_version: schema.version,
         }))
     }
 
@@ -427,7 +533,18 @@ impl MappingService for MappingApi {
         let (mut installation, doc, _) = self
             .installation_with_manifest(&tenant, &message.connection_id)
             .await?;
-        let violations = mappings::validate(&doc, &installation, &message.objects);
+        self.fill_provider(&tenant, &mut installation).await?;
+        // One schema version for the request's objects and every other saved one, so the
+        // plan compiled from all of them is checked against the same version.
+        let saved = self
+            .store
+            .field_mappings(&tenant, &message.connection_id)
+            .await?;
+        let mut names = mappings::target_objects(&doc, &installation, &message.objects);
+        names.extend(mappings::target_objects(&doc, &installation, &saved));
+        let schema = self.schema(&tenant, &message.connection_id, names).await?;
+        let violations =
+            mappings::validate_with_schema(&doc, &installation, &message.objects, &schema);
         if !violations.is_empty() {
             return Err(
                 ApiError::invalid(mapping_violations(&message.objects, &violations)).into(),
@@ -458,14 +575,15 @@ impl MappingService for MappingApi {
                 &message.connection_id,
                 &message.objects,
                 |all, version| {
-                    let (plan, stale) = mappings::compile_plan(&doc, &installation, all, version)
-                        .map_err(|e| {
-                        ApiError::invalid(vec![Violation::new(
-                            "objects",
-                            "INVALID_TRANSFORM",
-                            e.to_string(),
-                        )])
-                    })?;
+                    let (plan, stale) =
+                        mappings::compile_plan(&doc, &installation, all, version, &schema)
+                            .map_err(|e| {
+                                ApiError::invalid(vec![Violation::new(
+                                    "objects",
+                                    "INVALID_TRANSFORM",
+                                    e.to_string(),
+                                )])
+                            })?;
                     let mut installation = installation.clone();
                     mappings::refresh_state(&mut installation, &doc, Some(&plan));
                     for (object, issue) in stale {
@@ -494,11 +612,35 @@ impl MappingService for MappingApi {
         let message = request.get_ref();
         require_connection(&message.connection_id)?;
         let version = version_arg("plan_version", message.plan_version)?;
-        let plan = self
+        let mut plan = self
             .store
             .mapping_plan(tenant, &message.connection_id, version)
             .await?
             .ok_or_else(|| ApiError::not_found("mapping plan"))?;
+        if let Some((schema_version, drift)) = self.plan_drift(tenant, &plan).await? {
+            plan.checked_schema_version = schema_version;
+            if !drift.is_empty() && !message.include_broken {
+                let named: Vec<String> = drift
+                    .iter()
+                    .map(|v| format!("{}: {}", v.object, v.message))
+                    .collect();
+                let fields: Vec<String> = drift
+                    .iter()
+                    .map(|v| format!("{}.{}", v.object, v.provider_field))
+                    .collect();
+                return Err(ApiError::new(
+                    ErrorCode::FailedPrecondition,
+                    format!(
+                        "mapping plan {} is broken by schema drift (schema version {schema_version}); save the mappings again: {}",
+                        plan.plan_version,
+                        named.join("; ")
+                    ),
+                )
+                .with_metadata("broken_fields", fields.join(","))
+                .into());
+            }
+            plan.drift_violations = drift;
+        }
         Ok(Response::new(GetMappingPlanResponse { plan: Some(plan) }))
     }
 
@@ -561,11 +703,14 @@ impl MappingService for MappingApi {
                 if !violations.is_empty() {
                     return Err(ApiError::invalid(violations).into());
                 }
-                let (installation, doc, _) = self
+                let (mut installation, doc, _) = self
                     .installation_with_manifest(&tenant, &message.connection_id)
                     .await?;
+                self.fill_provider(&tenant, &mut installation).await?;
                 let drafts = std::slice::from_ref(&draft);
-                let found = mappings::validate(&doc, &installation, drafts);
+                let names = mappings::target_objects(&doc, &installation, drafts);
+                let schema = self.schema(&tenant, &message.connection_id, names).await?;
+                let found = mappings::validate_with_schema(&doc, &installation, drafts, &schema);
                 // Required fields may still be missing while a mapping is being edited.
                 let blocking: Vec<_> = found
                     .into_iter()
@@ -590,9 +735,14 @@ impl MappingService for MappingApi {
                     .ok_or_else(|| ApiError::not_found("object"))?;
                 let chosen = mappings::selection(&installation, &doc, &draft.object);
                 let provider_object = mappings::provider_object(&draft, chosen.as_ref());
+                let mut object = mappings::object_plan(spec, &draft, provider_object);
+                if let Some(described) = schema.object(&object.provider_object) {
+                    crate::schema_check::fill_target_types(&mut object, described);
+                }
                 MappingPlan {
                     connection_id: message.connection_id.clone(),
-                    objects: vec![mappings::object_plan(spec, &draft, provider_object)],
+                    objects: vec![object],
+                    schema_version: schema.version,
                     ..MappingPlan::default()
                 }
             }

@@ -1,9 +1,9 @@
-//! Installations and field mappings against a manifest: defaults, validation (each
-//! violation naming its field), compilation into a `MappingPlan`, and installation state.
+//! Installations and field mappings against a manifest and the connection's discovered
+//! schema: defaults, validation (each violation naming its field), compilation into a
+//! `MappingPlan`, installation state, and what schema drift broke in a plan.
 //!
-//! Validation against the connection's discovered schema (provider fields exist, types
-//! compatible, targets writable) comes with schema discovery; for now mappings are checked
-//! against the manifest only, and `schema_version` is 0.
+//! The checks against the schema itself live in `schema_check`; here they are combined
+//! with the manifest's and applied to whole requests, plans and installations.
 
 use std::collections::HashSet;
 
@@ -17,6 +17,8 @@ use syncline_proto::mapping::v1::{
 use syncline_proto::schema::v1::FieldType;
 
 use crate::manifest::{Access, ManifestDoc, ObjectSpec, WriteGuard};
+use crate::remote::SchemaSnapshot;
+use crate::schema_check;
 
 /// The installation a connection has before the tenant chooses anything.
 pub fn default_installation(
@@ -492,6 +494,38 @@ fn write_guard(spec: &ObjectSpec, model_fields: &[String]) -> ProtoWriteGuard {
         .unwrap_or(ProtoWriteGuard::Always)
 }
 
+/// The inbound and outbound rules one field mapping compiles to (by its direction).
+pub fn field_rules(
+    spec: &ObjectSpec,
+    field: &FieldMapping,
+) -> (Option<CompiledFieldRule>, Option<CompiledFieldRule>) {
+    let direction = MappingDirection::try_from(field.direction).unwrap_or_default();
+    let inbound_rule = inbound(direction).then(|| {
+        let target = field.model_fields.first().cloned().unwrap_or_default();
+        let target_type = spec
+            .fields
+            .get(&target)
+            .and_then(|f| transform::parse_type_word(&f.ty))
+            .unwrap_or(FieldType::Unspecified);
+        CompiledFieldRule {
+            source_fields: field.provider_fields.clone(),
+            target_field: target,
+            target_type: target_type as i32,
+            transforms: field.inbound_transforms.clone(),
+            ..CompiledFieldRule::default()
+        }
+    });
+    let outbound_rule = outbound(direction).then(|| CompiledFieldRule {
+        source_fields: field.model_fields.clone(),
+        target_field: field.provider_fields.first().cloned().unwrap_or_default(),
+        // The provider field's type is filled from the schema (`fill_target_types`).
+        target_type: FieldType::Unspecified as i32,
+        transforms: field.outbound_transforms.clone(),
+        write_guard: write_guard(spec, &field.model_fields) as i32,
+    });
+    (inbound_rule, outbound_rule)
+}
+
 /// The plan rules of one object mapping.
 pub fn object_plan(
     spec: &ObjectSpec,
@@ -504,32 +538,9 @@ pub fn object_plan(
         ..ObjectPlan::default()
     };
     for field in &mapping.fields {
-        let direction = MappingDirection::try_from(field.direction).unwrap_or_default();
-        if inbound(direction) {
-            let target = field.model_fields.first().cloned().unwrap_or_default();
-            let target_type = spec
-                .fields
-                .get(&target)
-                .and_then(|f| transform::parse_type_word(&f.ty))
-                .unwrap_or(FieldType::Unspecified);
-            plan.inbound.push(CompiledFieldRule {
-                source_fields: field.provider_fields.clone(),
-                target_field: target,
-                target_type: target_type as i32,
-                transforms: field.inbound_transforms.clone(),
-                ..CompiledFieldRule::default()
-            });
-        }
-        if outbound(direction) {
-            plan.outbound.push(CompiledFieldRule {
-                source_fields: field.model_fields.clone(),
-                target_field: field.provider_fields.first().cloned().unwrap_or_default(),
-                // The provider field's type is filled from the schema by the caller.
-                target_type: FieldType::Unspecified as i32,
-                transforms: field.outbound_transforms.clone(),
-                write_guard: write_guard(spec, &field.model_fields) as i32,
-            });
-        }
+        let (inbound_rule, outbound_rule) = field_rules(spec, field);
+        plan.inbound.extend(inbound_rule);
+        plan.outbound.extend(outbound_rule);
     }
     plan
 }
@@ -543,6 +554,7 @@ pub fn compile_plan(
     installation: &Installation,
     mappings: &[ObjectMapping],
     plan_version: i64,
+    schema: &SchemaSnapshot,
 ) -> Result<(MappingPlan, Vec<(String, String)>), syncline_mapping_plan::CompileError> {
     let mut objects = Vec::new();
     let mut stale = Vec::new();
@@ -563,22 +575,181 @@ pub fn compile_plan(
             ));
             continue;
         }
-        objects.push(object_plan(
-            spec,
-            mapping,
-            provider_object(mapping, Some(&chosen)),
-        ));
+        let crm_object = provider_object(mapping, Some(&chosen));
+        // Objects the snapshot was not asked about were checked when saved.
+        if let Some(described) = schema.objects.get(&crm_object) {
+            let broken = schema_check::check_mapping(
+                spec,
+                mapping,
+                &crm_object,
+                described.as_ref(),
+                schema.version,
+            );
+            if let Some(first) = broken.first() {
+                stale.push((
+                    key.clone(),
+                    format!(
+                        "the saved mappings do not fit the connection's schema (version {}): {}",
+                        schema.version, first.message
+                    ),
+                ));
+                continue;
+            }
+        }
+        let mut plan = object_plan(spec, mapping, crm_object);
+        if let Some(Some(described)) = schema.objects.get(&plan.provider_object) {
+            schema_check::fill_target_types(&mut plan, described);
+        }
+        objects.push(plan);
     }
     let plan = MappingPlan {
         connection_id: installation.connection_id.clone(),
         plan_version,
         manifest_version: installation.manifest_version,
-        schema_version: 0,
+        schema_version: schema.version,
         objects,
         ..MappingPlan::default()
     };
     CompiledPlan::compile(&plan)?;
     Ok((plan, stale))
+}
+
+/// The CRM objects a request's mappings target (their own, else the installation's
+/// choice, else the manifest's default for `provider`).
+pub fn target_objects(
+    doc: &ManifestDoc,
+    installation: &Installation,
+    objects: &[ObjectMapping],
+) -> Vec<String> {
+    objects
+        .iter()
+        .map(|m| provider_object(m, selection(installation, doc, &m.object).as_ref()))
+        .filter(|o| !o.is_empty())
+        .collect()
+}
+
+/// [`validate`], then each object's well-formed mappings against the connection's
+/// schema: violations grouped by object, in request order.
+pub fn validate_with_schema(
+    doc: &ManifestDoc,
+    installation: &Installation,
+    objects: &[ObjectMapping],
+    schema: &SchemaSnapshot,
+) -> Vec<FieldMappingViolation> {
+    let manifest = validate(doc, installation, objects);
+    let mut out = Vec::with_capacity(manifest.len());
+    let mut done = HashSet::new();
+    for mapping in objects {
+        if !done.insert(mapping.object.as_str()) {
+            continue;
+        }
+        let of_object: Vec<&FieldMappingViolation> = manifest
+            .iter()
+            .filter(|v| v.object == mapping.object)
+            .collect();
+        out.extend(of_object.iter().map(|v| (*v).clone()));
+        let Some(spec) = doc.objects.get(&mapping.object) else {
+            continue;
+        };
+        let crm_object = provider_object(
+            mapping,
+            selection(installation, doc, &mapping.object).as_ref(),
+        );
+        if crm_object.is_empty() {
+            continue;
+        }
+        // Malformed mappings (no direction, empty names, misplaced transforms) are
+        // reported by the manifest checks alone.
+        let malformed: HashSet<i32> = of_object
+            .iter()
+            .filter(|v| v.kind == ViolationKind::InvalidTransform as i32)
+            .map(|v| v.mapping_index)
+            .collect();
+        let wellformed = ObjectMapping {
+            fields: mapping
+                .fields
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    let index = i32::try_from(i).unwrap_or(i32::MAX);
+                    if malformed.contains(&index)
+                        || f.model_fields.is_empty()
+                        || f.provider_fields.is_empty()
+                    {
+                        FieldMapping::default()
+                    } else {
+                        f.clone()
+                    }
+                })
+                .collect(),
+            ..mapping.clone()
+        };
+        out.extend(schema_check::check_mapping(
+            spec,
+            &wellformed,
+            &crm_object,
+            schema.object(&crm_object),
+            schema.version,
+        ));
+    }
+    out
+}
+
+/// What schema drift broke in a stored plan: each object re-checked against `schema`
+/// (the connection's current version). Empty when the plan was compiled against that
+/// very version (it was checked then) or nothing broke.
+pub fn plan_drift(
+    doc: &ManifestDoc,
+    plan: &MappingPlan,
+    schema: &SchemaSnapshot,
+) -> Vec<FieldMappingViolation> {
+    if plan.schema_version == schema.version {
+        return Vec::new();
+    }
+    plan.objects
+        .iter()
+        .filter_map(|object| {
+            let spec = doc.objects.get(&object.object)?;
+            Some(schema_check::check_plan_object(
+                spec,
+                object,
+                schema.object(&object.provider_object),
+                schema.version,
+            ))
+        })
+        .flatten()
+        .collect()
+}
+
+/// One line naming what drift broke in an object, for `ObjectSelection.issue`.
+pub fn drift_issue(schema_version: i64, broken: &[&FieldMappingViolation]) -> String {
+    let what: Vec<&str> = broken.iter().map(|v| v.message.as_str()).collect();
+    format!(
+        "schema drift (schema version {schema_version}) broke the saved mappings; save them again: {}",
+        what.join("; ")
+    )
+}
+
+/// Marks the objects drift broke: each gets an issue naming the fields, and a READY
+/// installation needs attention.
+pub fn flag_drift(
+    installation: &mut Installation,
+    schema_version: i64,
+    drift: &[FieldMappingViolation],
+) {
+    if drift.is_empty() {
+        return;
+    }
+    for s in &mut installation.objects {
+        let broken: Vec<&FieldMappingViolation> =
+            drift.iter().filter(|v| v.object == s.object).collect();
+        if s.enabled && !broken.is_empty() {
+            s.issue = drift_issue(schema_version, &broken);
+        }
+    }
+    if installation.state() == InstallationState::Ready {
+        installation.state = InstallationState::NeedsAttention as i32;
+    }
 }
 
 /// Sets the installation's state and per-object issues from its latest plan.
@@ -672,7 +843,15 @@ mod tests {
         let installation = default_installation("conn_1", 1, &doc);
         let mapping = contact(vec![]);
         assert!(validate(&doc, &installation, std::slice::from_ref(&mapping)).is_empty());
-        let plan = compile_plan(&doc, &installation, &[mapping], 3).unwrap().0;
+        let plan = compile_plan(
+            &doc,
+            &installation,
+            &[mapping],
+            3,
+            &SchemaSnapshot::default(),
+        )
+        .unwrap()
+        .0;
         assert_eq!(plan.plan_version, 3);
         let contact = &plan.objects[0];
         assert_eq!(contact.inbound[0].target_type, FieldType::Email as i32);
@@ -785,7 +964,8 @@ mod tests {
             &["Phone"],
             MappingDirection::Inbound,
         )]);
-        let (plan, stale) = compile_plan(&newer, &installation, &[old], 4).unwrap();
+        let (plan, stale) =
+            compile_plan(&newer, &installation, &[old], 4, &SchemaSnapshot::default()).unwrap();
         assert!(plan.objects.is_empty());
         assert_eq!(stale.len(), 1);
         assert_eq!(stale[0].0, "contact");
@@ -798,7 +978,14 @@ mod tests {
         let mut installation = default_installation("conn_1", 1, &doc);
         refresh_state(&mut installation, &doc, None);
         assert_eq!(installation.state(), InstallationState::NotConfigured);
-        let (plan, _) = compile_plan(&doc, &installation, &[contact(vec![])], 1).unwrap();
+        let (plan, _) = compile_plan(
+            &doc,
+            &installation,
+            &[contact(vec![])],
+            1,
+            &SchemaSnapshot::default(),
+        )
+        .unwrap();
         refresh_state(&mut installation, &doc, Some(&plan));
         assert_eq!(installation.state(), InstallationState::NeedsAttention);
         let deal = installation
@@ -836,7 +1023,14 @@ mod default_tests {
             assert_eq!(defaults.len(), 2, "{provider:?}");
             let violations = validate(&doc, &installation, &defaults);
             assert!(violations.is_empty(), "{provider:?}: {violations:#?}");
-            let (plan, stale) = compile_plan(&doc, &installation, &defaults, 1).unwrap();
+            let (plan, stale) = compile_plan(
+                &doc,
+                &installation,
+                &defaults,
+                1,
+                &SchemaSnapshot::default(),
+            )
+            .unwrap();
             assert!(stale.is_empty());
             assert_eq!(plan.objects.len(), 2);
         }

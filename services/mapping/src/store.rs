@@ -247,6 +247,31 @@ impl Store {
         Ok(plan)
     }
 
+    /// The connection's saved field mappings, by model object.
+    pub async fn field_mappings(
+        &self,
+        tenant: &TenantContext,
+        connection_id: &str,
+    ) -> Result<Vec<ObjectMapping>, ApiError> {
+        let rows = sqlx::query(
+            "SELECT mapping FROM field_mappings
+             WHERE project_id = $1 AND tenant_id = $2 AND connection_id = $3
+             ORDER BY object",
+        )
+        .bind(tenant.project_id.as_str())
+        .bind(tenant.tenant_id.as_str())
+        .bind(connection_id)
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(ApiError::internal)?;
+        rows.iter()
+            .map(|row| {
+                let bytes: Vec<u8> = row.try_get("mapping").map_err(ApiError::internal)?;
+                ObjectMapping::decode(bytes.as_slice()).map_err(ApiError::internal)
+            })
+            .collect()
+    }
+
     /// One of the connection's plans (`None`: the latest).
     pub async fn mapping_plan(
         &self,
