@@ -1,6 +1,10 @@
 //! HubSpot CRM v3: the standard objects plus the portal's custom objects from
 //! `/crm/v3/schemas`, each described by `/crm/v3/properties/{object}`.
 
+mod read;
+
+pub use read::{DEFAULT_LOOK_BACK, HsCursor, HsPhase, modified_property};
+
 use serde::Deserialize;
 
 use crate::http;
@@ -22,12 +26,24 @@ pub const STANDARD_OBJECTS: &[(&str, &str, &str)] = &[
 #[derive(Debug, Clone)]
 pub struct HubSpotConnector {
     http: reqwest::Client,
+    look_back: std::time::Duration,
 }
 
 impl HubSpotConnector {
     /// A connector calling through `http`.
     pub fn new(http: reqwest::Client) -> Self {
-        Self { http }
+        Self {
+            http,
+            look_back: DEFAULT_LOOK_BACK,
+        }
+    }
+
+    /// How far before the last modified time read each incremental sweep starts again
+    /// (late writes of HubSpot's search index); default [`DEFAULT_LOOK_BACK`].
+    #[must_use]
+    pub fn with_look_back(mut self, look_back: std::time::Duration) -> Self {
+        self.look_back = look_back;
+        self
     }
 }
 
@@ -403,6 +419,3 @@ pub fn normalise(name: &str, data_type: &str, field_type: &str, referenced: bool
         _ => FieldType::Other,
     }
 }
-
-/// Reads are not built yet; the default answers `Unsupported`.
-impl crate::RecordReader for HubSpotConnector {}

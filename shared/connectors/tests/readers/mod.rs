@@ -1,6 +1,7 @@
 //! The record readers against the sandboxes: backfill then increments, ties across pages,
 //! deletes, the HubSpot search cap and look-back, and resuming from every cursor.
 
+pub mod hubspot;
 pub mod salesforce;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -383,6 +383,30 @@ impl HubSpotAdmin {
         Ok(v.as_bool().unwrap_or_default())
     }
 
+    /// Updates a record as a write that reaches the search index late: its modified time is
+    /// `modified_ms` (in the past, though not before the record's current one), as HubSpot
+    /// reports a write that became searchable after records modified later than it.
+    pub fn update_record_at(
+        &self,
+        portal_id: u64,
+        object_type: &str,
+        id: u64,
+        properties: &Map<String, Value>,
+        modified_ms: i64,
+    ) -> Result<bool, SandboxError> {
+        let v = self.write_records(portal_id, |data| {
+            let idx = data
+                .type_index(object_type)
+                .ok_or_else(|| SandboxError::NotFound(format!("object type {object_type}")))?;
+            let values = validate_values(&data.objects[idx].def, properties)
+                .map_err(|e| err(super::store::invalid_values_error(&e)))?;
+            let change = update_record(data, idx, id, values, ChangeSource::Crm, modified_ms)
+                .map_err(err)?;
+            Ok((json!(change.is_some()), change.into_iter().collect()))
+        })?;
+        Ok(v.as_bool().unwrap_or_default())
+    }
+
     /// Archives (deletes) a record as a UI user would.
     pub fn archive_record(
         &self,
