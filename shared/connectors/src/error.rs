@@ -21,7 +21,8 @@ pub enum ConnectorError {
         retry_after: Option<Duration>,
     },
     /// The provider's API quota for the period is used up (Salesforce 403
-    /// `REQUEST_LIMIT_EXCEEDED`): retry after the quota resets.
+    /// `REQUEST_LIMIT_EXCEEDED`, HubSpot 429 of the `DAILY` policy): retry after the quota
+    /// resets ([`crate::QuotaBudget::after_exhausted`] says when).
     #[error("the crm api quota is exhausted")]
     QuotaExhausted,
     /// The CRM failed or is unavailable (HTTP 5xx): retryable.

@@ -45,6 +45,9 @@ pub(crate) fn classify(
     if status == StatusCode::FORBIDDEN && code == "REQUEST_LIMIT_EXCEEDED" {
         return ConnectorError::QuotaExhausted;
     }
+    if status == StatusCode::TOO_MANY_REQUESTS && code == crate::hubspot::DAILY_LIMIT_CODE {
+        return ConnectorError::QuotaExhausted;
+    }
     if status == StatusCode::TOO_MANY_REQUESTS {
         return ConnectorError::RateLimited { retry_after };
     }

@@ -151,7 +151,12 @@ pub fn describe(
     })
 }
 
-/// The HubSpot error body: `{status, message, category, …}`.
+/// The code [`error_code`] gives a 429 of the daily policy (answered as
+/// [`ConnectorError::QuotaExhausted`]).
+pub(crate) const DAILY_LIMIT_CODE: &str = "RATE_LIMIT_DAILY";
+
+/// The HubSpot error body: `{status, message, category, …}`; a 429 of the `DAILY` policy
+/// reads as [`DAILY_LIMIT_CODE`].
 pub(crate) fn error_code(body: &[u8]) -> (String, String) {
     #[derive(Deserialize)]
     struct Body {
@@ -161,8 +166,14 @@ pub(crate) fn error_code(body: &[u8]) -> (String, String) {
         error_type: String,
         #[serde(default)]
         message: String,
+        #[serde(default, rename = "policyName")]
+        policy_name: String,
     }
     match serde_json::from_slice::<Body>(body) {
+        // The daily quota is used up (until midnight portal time), not a short burst.
+        Ok(b) if b.error_type == "RATE_LIMIT" && b.policy_name == "DAILY" => {
+            (DAILY_LIMIT_CODE.to_owned(), b.message)
+        }
         Ok(b) => (
             if b.category.is_empty() {
                 b.error_type

@@ -18,6 +18,7 @@
 pub mod error;
 mod http;
 pub mod hubspot;
+pub mod limits;
 pub mod read;
 pub mod salesforce;
 pub mod schema;
@@ -26,6 +27,9 @@ pub mod values;
 use secrecy::SecretString;
 
 pub use error::ConnectorError;
+pub use limits::{
+    Admission, Backoff, BreakerConfig, BreakerState, CircuitBreaker, QuotaBudget, QuotaDecision,
+};
 pub use read::{ApiUsage, ReadCursor, ReadRequest, RecordPage, RecordReader};
 pub use schema::{FieldDescription, ObjectDescription, ObjectSummary, PicklistEntry};
 

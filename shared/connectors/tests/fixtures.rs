@@ -204,6 +204,12 @@ fn error_bodies_become_typed_errors() {
     );
     assert!(error.is_retryable());
     assert_eq!(error.retry_after(), Some(std::time::Duration::from_secs(3)));
+    // HubSpot's daily policy is the quota, not a burst.
+    let daily = br#"{"status":"error","message":"You have reached your daily limit.","errorType":"RATE_LIMIT","policyName":"DAILY"}"#;
+    assert!(matches!(
+        syncline_connectors::error::classify_for_tests(429, None, daily, false),
+        syncline_connectors::ConnectorError::QuotaExhausted
+    ));
     let unavailable = syncline_connectors::error::classify_for_tests(503, None, b"", false);
     assert!(unavailable.is_retryable());
     let scopes = serde_json::to_vec(&fixture("hubspot/error-403-missing-scopes.json")).unwrap();

@@ -2,6 +2,7 @@
 //! deletes, the HubSpot search cap and look-back, and resuming from every cursor.
 
 pub mod hubspot;
+pub mod limits;
 pub mod salesforce;
 
 use std::collections::{BTreeMap, BTreeSet};
