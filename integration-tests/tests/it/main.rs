@@ -10,6 +10,7 @@ mod discovery;
 mod isolation;
 mod lifecycle;
 mod mapping;
+mod mapping_schema;
 mod reachability;
 mod tracing_spans;
 

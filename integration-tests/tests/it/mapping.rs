@@ -1,9 +1,10 @@
 //! The mapping service through the gateway: manifests deployed, listed and diffed, bad
-//! manifests refused with line and column, field mappings saved for one tenant and
-//! previewed, and nothing of that tenant's installation visible to another.
+//! manifests refused with line and column, field mappings of a connected Salesforce org
+//! saved for one tenant and previewed, and nothing of that tenant's installation visible
+//! to another.
 
 use prost_types::value::Kind;
-use syncline_integration_tests::{Storage, spawn_suite, unique_tenant};
+use syncline_integration_tests::{Sandboxes, Storage, spawn_suite, unique_tenant};
 use syncline_proto::common::v1::Record;
 use syncline_proto::mapping::v1::mapping_service_client::MappingServiceClient;
 use syncline_proto::mapping::v1::preview_mapping_request::Mapping as PreviewSource;
@@ -178,9 +179,11 @@ async fn manifests_deploy_list_diff_and_refuse_bad_ones_with_positions(storage: 
 }
 
 async fn field_mappings_compile_to_a_plan_preview_and_stay_with_their_tenant(storage: Storage) {
+    let sandboxes = Sandboxes::start().await;
     let suite = spawn_suite(storage).await;
     let project = unique_tenant("proj");
     let (acme, globex) = (unique_tenant("acme"), unique_tenant("globex"));
+    let conn = crate::mapping_schema::connect_salesforce(&suite, &sandboxes, &project, &acme).await;
     let mut mapping = MappingServiceClient::new(suite.gateway());
     mapping
         .deploy_manifest(suite.as_tenant(
@@ -222,7 +225,8 @@ async fn field_mappings_compile_to_a_plan_preview_and_stay_with_their_tenant(sto
         ],
     };
 
-    // Violations name their field: an unknown model field, a write guard.
+    // Violations name their field: an unknown model field, a write guard, provider fields
+    // the org does not have.
     let mut bad = contact.clone();
     bad.fields
         .push(map("shoe_size", "Shoe__c", MappingDirection::Inbound));
@@ -233,7 +237,7 @@ async fn field_mappings_compile_to_a_plan_preview_and_stay_with_their_tenant(sto
             &project,
             &acme,
             ValidateFieldMappingsRequest {
-                connection_id: "conn_1".into(),
+                connection_id: conn.clone(),
                 objects: vec![bad.clone()],
             },
         ))
@@ -250,15 +254,18 @@ async fn field_mappings_compile_to_a_plan_preview_and_stay_with_their_tenant(sto
         kinds,
         [
             (3, ViolationKind::ModelFieldUnknown, "shoe_size"),
+            (3, ViolationKind::ProviderFieldUnknown, "shoe_size"),
             (4, ViolationKind::NotWritable, "full_name"),
+            (4, ViolationKind::ProviderFieldUnknown, "full_name"),
         ]
     );
+    assert_eq!(checked.schema_version, 1, "validating described the org");
     let refused = mapping
         .save_field_mappings(suite.as_tenant(
             &project,
             &acme,
             SaveFieldMappingsRequest {
-                connection_id: "conn_1".into(),
+                connection_id: conn.clone(),
                 objects: vec![bad],
             },
         ))
@@ -273,14 +280,22 @@ async fn field_mappings_compile_to_a_plan_preview_and_stay_with_their_tenant(sto
         .iter()
         .map(|v| v.field.clone())
         .collect();
-    assert_eq!(fields, ["objects[0].fields[3]", "objects[0].fields[4]"]);
+    assert_eq!(
+        fields,
+        [
+            "objects[0].fields[3].model_fields[0]",
+            "objects[0].fields[3].provider_fields[0]",
+            "objects[0].fields[4]",
+            "objects[0].fields[4].provider_fields[0]",
+        ]
+    );
 
     let saved = mapping
         .save_field_mappings(suite.as_tenant(
             &project,
             &acme,
             SaveFieldMappingsRequest {
-                connection_id: "conn_1".into(),
+                connection_id: conn.clone(),
                 objects: vec![contact],
             },
         ))
@@ -298,8 +313,9 @@ async fn field_mappings_compile_to_a_plan_preview_and_stay_with_their_tenant(sto
             &project,
             &acme,
             GetMappingPlanRequest {
-                connection_id: "conn_1".into(),
+                connection_id: conn.clone(),
                 plan_version: 1,
+                include_broken: false,
             },
         ))
         .await
@@ -315,7 +331,7 @@ async fn field_mappings_compile_to_a_plan_preview_and_stay_with_their_tenant(sto
                 &project,
                 &acme,
                 PreviewMappingRequest {
-                    connection_id: "conn_1".into(),
+                    connection_id: conn.clone(),
                     mapping: Some(PreviewSource::PlanVersion(1)),
                     object: "contact".into(),
                     direction: MappingDirection::Inbound as i32,
@@ -366,7 +382,7 @@ async fn field_mappings_compile_to_a_plan_preview_and_stay_with_their_tenant(sto
                 &project,
                 &acme,
                 PreviewMappingRequest {
-                    connection_id: "conn_1".into(),
+                    connection_id: conn.clone(),
                     mapping: Some(PreviewSource::Draft(mapping)),
                     object: "contact".into(),
                     direction: direction as i32,
@@ -398,8 +414,10 @@ async fn field_mappings_compile_to_a_plan_preview_and_stay_with_their_tenant(sto
     // A field that cannot be converted is reported and left out; the rest maps.
     let as_number = FieldMapping {
         inbound_transforms: vec![Transform {
-            kind: Some(pb::Kind::CoerceType(pb::CoerceType {
-                target_type: syncline_proto::schema::v1::FieldType::Integer as i32,
+            kind: Some(pb::Kind::FormatDate(pb::FormatDate {
+                input_format: "%m/%d/%Y".into(),
+                output_format: "%Y".into(),
+                time_zone: String::new(),
             })),
         }],
         ..map("last_name", "LastName", MappingDirection::Inbound)
@@ -428,7 +446,7 @@ async fn field_mappings_compile_to_a_plan_preview_and_stay_with_their_tenant(sto
             &project,
             &acme,
             GetInstallationRequest {
-                connection_id: "conn_1".into(),
+                connection_id: conn.clone(),
             },
         ))
         .await
@@ -463,7 +481,7 @@ async fn field_mappings_compile_to_a_plan_preview_and_stay_with_their_tenant(sto
             &acme,
             UpdateInstallationRequest {
                 installation: Some(Installation {
-                    connection_id: "conn_1".into(),
+                    connection_id: conn.clone(),
                     objects,
                     ..Installation::default()
                 }),
@@ -498,14 +516,21 @@ async fn field_mappings_compile_to_a_plan_preview_and_stay_with_their_tenant(sto
     assert_eq!(updated.plan_version, 1);
     assert!(updated.update_time.is_some());
 
+    assert_eq!(
+        installation.provider(),
+        syncline_proto::common::v1::Provider::Salesforce,
+        "the provider comes from auth-vault"
+    );
+
     // Another tenant of the same project: no plan, no installation of acme's.
     let foreign = mapping
         .get_mapping_plan(suite.as_tenant(
             &project,
             &globex,
             GetMappingPlanRequest {
-                connection_id: "conn_1".into(),
+                connection_id: conn.clone(),
                 plan_version: 0,
+                include_broken: false,
             },
         ))
         .await
@@ -516,23 +541,18 @@ async fn field_mappings_compile_to_a_plan_preview_and_stay_with_their_tenant(sto
             &project,
             &globex,
             GetInstallationRequest {
-                connection_id: "conn_1".into(),
+                connection_id: conn.clone(),
             },
         ))
         .await
-        .unwrap()
-        .into_inner()
-        .installation
-        .unwrap();
-    assert_eq!(theirs.state(), InstallationState::NotConfigured);
-    assert_eq!(theirs.plan_version, 0);
-    assert!(theirs.objects.iter().all(|o| o.provider_object.is_empty()));
+        .unwrap_err();
+    assert_eq!(theirs.code(), Code::NotFound, "not their connection");
     let preview = mapping
         .preview_mapping(suite.as_tenant(
             &project,
             &globex,
             PreviewMappingRequest {
-                connection_id: "conn_1".into(),
+                connection_id: conn.clone(),
                 mapping: Some(PreviewSource::PlanVersion(1)),
                 object: "contact".into(),
                 direction: MappingDirection::Inbound as i32,
@@ -543,6 +563,7 @@ async fn field_mappings_compile_to_a_plan_preview_and_stay_with_their_tenant(sto
         .unwrap_err();
     assert_eq!(preview.code(), Code::NotFound);
     suite.stop().await;
+    sandboxes.stop().await;
 }
 
 crate::both_storages!(

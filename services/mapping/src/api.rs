@@ -4,7 +4,6 @@ use sha2::{Digest, Sha256};
 use syncline_domain::{ApiError, ErrorCode, TenantContext, Violation};
 use syncline_mapping_plan::CompiledPlan;
 use syncline_proto::common::v1::Provider;
-use syncline_proto::mapping::v1::FieldMappingViolation;
 use syncline_proto::mapping::v1::mapping_service_server::MappingService;
 use syncline_proto::mapping::v1::preview_mapping_request::Mapping as PreviewSource;
 use syncline_proto::mapping::v1::{
@@ -17,6 +16,7 @@ use syncline_proto::mapping::v1::{
     UpdateInstallationResponse, ValidateFieldMappingsRequest, ValidateFieldMappingsResponse,
     ValidateManifestRequest, ValidateManifestResponse,
 };
+use syncline_proto::mapping::v1::{FieldMappingViolation, ViolationKind};
 use syncline_service_kit::pagination::{self, PageRequest};
 use syncline_service_kit::{tenant, time};
 use tonic::{Request, Response, Status};
@@ -228,12 +228,39 @@ fn mapping_violations(
                 .iter()
                 .position(|o| o.object == v.object)
                 .map_or_else(|| "objects".to_owned(), |i| format!("objects[{i}]"));
-            let field = if v.mapping_index >= 0 {
-                format!("{object}.fields[{}]", v.mapping_index)
-            } else {
-                object
+            let field = match usize::try_from(v.mapping_index)
+                .ok()
+                .and_then(|i| objects.iter().find(|o| o.object == v.object)?.fields.get(i))
+            {
+                Some(mapping) => {
+                    let at = format!("{object}.fields[{}]", v.mapping_index);
+                    // Name the side's field when the violation is about one field.
+                    let position = |names: &[String], name: &str| {
+                        names.iter().position(|n| !name.is_empty() && n == name)
+                    };
+                    let kind = ViolationKind::try_from(v.kind).unwrap_or_default();
+                    match kind {
+                        ViolationKind::ModelFieldUnknown => {
+                            match position(&mapping.model_fields, &v.model_field) {
+                                Some(j) => format!("{at}.model_fields[{j}]"),
+                                None => at,
+                            }
+                        }
+                        ViolationKind::ProviderFieldUnknown
+                        | ViolationKind::TypeIncompatible
+                        | ViolationKind::PicklistValueUnknown => {
+                            match position(&mapping.provider_fields, &v.provider_field) {
+                                Some(j) => format!("{at}.provider_fields[{j}]"),
+                                None => at,
+                            }
+                        }
+                        _ => at,
+                    }
+                }
+                None if v.mapping_index >= 0 => format!("{object}.fields[{}]", v.mapping_index),
+                None => object,
             };
-            let kind = syncline_proto::mapping::v1::ViolationKind::try_from(v.kind)
+            let kind = ViolationKind::try_from(v.kind)
                 .map(|k| {
                     k.as_str_name()
                         .trim_start_matches("VIOLATION_KIND_")

@@ -684,6 +684,7 @@ pub fn validate_with_schema(
                 .collect(),
             ..mapping.clone()
         };
+        let start = out.len() - of_object.len();
         out.extend(schema_check::check_mapping(
             spec,
             &wellformed,
@@ -691,6 +692,14 @@ pub fn validate_with_schema(
             schema.object(&crm_object),
             schema.version,
         ));
+        // By mapping, manifest findings first; those of no one mapping last.
+        out[start..].sort_by_key(|v| {
+            if v.mapping_index < 0 {
+                i32::MAX
+            } else {
+                v.mapping_index
+            }
+        });
     }
     out
 }
