@@ -4,7 +4,7 @@
 
 mod read;
 
-pub use read::{Mark, Phase, SfCursor, soql};
+pub use read::{DEFAULT_LOOK_BACK, Mark, Phase, SfCursor, soql};
 
 use std::collections::HashSet;
 
@@ -28,6 +28,7 @@ pub const COMPOSITE_BATCH: usize = 25;
 pub struct SalesforceConnector {
     http: reqwest::Client,
     concurrency: usize,
+    look_back: std::time::Duration,
 }
 
 impl SalesforceConnector {
@@ -36,7 +37,17 @@ impl SalesforceConnector {
         Self {
             http,
             concurrency: 4,
+            look_back: DEFAULT_LOOK_BACK,
         }
+    }
+
+    /// How far before the last `SystemModstamp` read each incremental run queries again
+    /// (records of long transactions commit with an earlier stamp); default
+    /// [`DEFAULT_LOOK_BACK`].
+    #[must_use]
+    pub fn with_look_back(mut self, look_back: std::time::Duration) -> Self {
+        self.look_back = look_back;
+        self
     }
 
     /// Composite describe calls in flight at once (at least 1).

@@ -164,17 +164,14 @@ struct WireRecord {
 }
 
 impl WireRecord {
-    /// Modified time: `updatedAt`, else the modified property.
+    /// Modified time: the modified property (what searches filter and sort on), else
+    /// `updatedAt`.
     fn modified(&self, property: &str) -> Option<DateTime<Utc>> {
-        self.updated_at
-            .as_deref()
+        self.properties
+            .get(property)
+            .and_then(Value::as_str)
             .and_then(parse_instant)
-            .or_else(|| {
-                self.properties
-                    .get(property)
-                    .and_then(Value::as_str)
-                    .and_then(parse_instant)
-            })
+            .or_else(|| self.updated_at.as_deref().and_then(parse_instant))
     }
 
     fn into_record(self, object: &str, modified: Option<DateTime<Utc>>, deleted: bool) -> Record {

@@ -18,6 +18,12 @@
 //! for longer gets the last 15 days only (logged). A delete can be reported twice (by the
 //! query as `IsDeleted` and by `/deleted`); the engine applies deletes idempotently.
 //!
+//! **Look-back.** `SystemModstamp` is stamped when a transaction writes, not when it commits,
+//! so a long transaction's records can become visible with a stamp earlier than records
+//! already read. Each incremental run therefore starts its query `look_back` (default
+//! [`DEFAULT_LOOK_BACK`], five minutes) before the mark, with `SystemModstamp >= t` and no id
+//! tie-breaker; records re-read this way come back unchanged and the engine dedupes them.
+//!
 //! The cursor is JSON (`{"phase":…,"mark":…,"next":…,"deletes_from":…}`), readable by
 //! operators and opaque to the engine.
 
@@ -33,6 +39,8 @@ use crate::{
     ApiUsage, ConnectorError, Credentials, ReadCursor, ReadRequest, RecordPage, RecordReader,
 };
 
+/// The default look-back of incremental runs.
+pub const DEFAULT_LOOK_BACK: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 /// How far before the backfill's start the first deletes window begins.
 const DELETES_MARGIN: Duration = Duration::minutes(5);
 /// How far back Salesforce keeps deletes (`/deleted` refuses older starts).
@@ -56,7 +64,7 @@ pub enum Phase {
 pub struct Mark {
     /// Its `SystemModstamp`, RFC 3339 with milliseconds.
     pub t: String,
-    /// Its id.
+    /// Its id; empty after a look-back rewind (the next query reads `SystemModstamp >= t`).
     pub id: String,
 }
 
@@ -78,6 +86,10 @@ pub struct SfCursor {
     /// Deletes are read from here on (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletes_from: Option<String>,
+    /// The next query starts a look-back before the mark (set when a run catches up; applied
+    /// by the reader that runs the next query, with its own look-back).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rewind: bool,
 }
 
 impl SfCursor {
@@ -112,14 +124,18 @@ pub fn soql(
     }
     let mut q = format!("SELECT {} FROM {object}", select.join(", "));
     if let Some(mark) = mark {
-        check_id(&mark.id)?;
         let t = parse_instant(&mark.t)
             .ok_or_else(|| ConnectorError::invalid("salesforce read cursor", "bad mark time"))?;
         let t = rfc3339_ms(t);
-        q.push_str(&format!(
-            " WHERE SystemModstamp > {t} OR (SystemModstamp = {t} AND Id > '{}')",
-            mark.id
-        ));
+        if mark.id.is_empty() {
+            q.push_str(&format!(" WHERE SystemModstamp >= {t}"));
+        } else {
+            check_id(&mark.id)?;
+            q.push_str(&format!(
+                " WHERE SystemModstamp > {t} OR (SystemModstamp = {t} AND Id > '{}')",
+                mark.id
+            ));
+        }
     }
     q.push_str(" ORDER BY SystemModstamp ASC, Id ASC");
     Ok(q)
@@ -288,6 +304,17 @@ impl SalesforceConnector {
                 Err(e) => return Err(e),
             }
         }
+        if std::mem::take(&mut cursor.rewind)
+            && !self.look_back.is_zero()
+            && let Some(mark) = &cursor.mark
+            && let Some(t) = parse_instant(&mark.t)
+        {
+            let back = Duration::from_std(self.look_back).unwrap_or(Duration::zero());
+            cursor.mark = Some(Mark {
+                t: rfc3339_ms(t - back),
+                id: String::new(),
+            });
+        }
         let q = soql(request.object, request.fields, cursor.mark.as_ref())?;
         let url = http::url(
             &credentials.instance_url,
@@ -409,6 +436,7 @@ impl RecordReader for SalesforceConnector {
                 .await?;
             records.extend(deletes);
             cursor.phase = Phase::Incremental;
+            cursor.rewind = true;
             caught_up = true;
         }
         Ok(RecordPage {
@@ -444,6 +472,16 @@ mod tests {
     }
 
     #[test]
+    fn a_rewound_mark_reads_from_its_stamp_inclusive() {
+        let mark = Mark {
+            t: "2024-04-09T20:14:25.000Z".into(),
+            id: String::new(),
+        };
+        let q = soql("Account", &[], Some(&mark)).unwrap();
+        assert!(q.contains("WHERE SystemModstamp >= 2024-04-09T20:14:25.000Z ORDER BY"));
+    }
+
+    #[test]
     fn names_that_could_change_the_query_are_refused() {
         for bad in ["Name FROM User", "x'", "", "a,b"] {
             assert!(soql("Account", &[bad.to_owned()], None).is_err(), "{bad}");
@@ -462,6 +500,7 @@ mod tests {
             next: Some("/services/data/v62.0/query/01g-200".into()),
             consumed: 200,
             deletes_from: Some("2024-04-09T20:00:00.000Z".into()),
+            rewind: true,
         };
         assert_eq!(SfCursor::parse(&c.to_cursor()).unwrap(), c);
         assert_eq!(

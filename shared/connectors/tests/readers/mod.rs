@@ -48,6 +48,33 @@ impl Drained {
         self.records.iter().map(|r| r.id.clone()).collect()
     }
 
+    /// Ids of the records read that are new or changed since `earlier`: a re-read of a
+    /// record with the same modified time and deleted flag is not a change (the engine
+    /// dedupes those).
+    pub fn changed_since(&self, earlier: &[Record]) -> BTreeSet<String> {
+        let known: BTreeSet<(String, Option<(i64, i32)>, bool)> = earlier
+            .iter()
+            .map(|r| {
+                (
+                    r.id.clone(),
+                    r.system_modstamp.map(|t| (t.seconds, t.nanos)),
+                    r.deleted,
+                )
+            })
+            .collect();
+        self.records
+            .iter()
+            .filter(|r| {
+                !known.contains(&(
+                    r.id.clone(),
+                    r.system_modstamp.map(|t| (t.seconds, t.nanos)),
+                    r.deleted,
+                ))
+            })
+            .map(|r| r.id.clone())
+            .collect()
+    }
+
     /// How many times each id was read.
     pub fn counts(&self) -> BTreeMap<String, usize> {
         let mut out = BTreeMap::new();

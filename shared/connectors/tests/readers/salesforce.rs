@@ -113,7 +113,10 @@ async fn salesforce_backfill_then_increment_sees_exactly_the_changes() {
     .await
     .unwrap();
     let expected_live: BTreeSet<String> = [id(3), id(100), id(449), created.clone()].into();
-    assert_eq!(increment.live_ids(), expected_live);
+    let mut expected_changes = expected_live.clone();
+    expected_changes.insert(id(7));
+    assert_eq!(increment.changed_since(&backfill.records), expected_changes);
+    assert!(increment.live_ids().is_superset(&expected_live));
     assert_eq!(increment.deleted_ids(), BTreeSet::from([id(7)]));
     let renamed: BTreeMap<String, Option<String>> = increment
         .records
@@ -124,7 +127,8 @@ async fn salesforce_backfill_then_increment_sees_exactly_the_changes() {
     assert_eq!(renamed[&id(100)].as_deref(), Some("renamed 100"));
     assert_eq!(renamed[&created].as_deref(), Some("new one"));
 
-    // Nothing changed since: no live record comes back.
+    // Nothing changed since: only the look-back's re-reads come back, unchanged (same
+    // stamp), for the engine to dedupe.
     let quiet = drain(
         &o.connector,
         &o.credentials,
@@ -135,7 +139,33 @@ async fn salesforce_backfill_then_increment_sees_exactly_the_changes() {
     )
     .await
     .unwrap();
-    assert!(quiet.live_ids().is_empty(), "{:?}", quiet.live_ids());
+    let seen: Vec<_> = backfill
+        .records
+        .iter()
+        .chain(&increment.records)
+        .cloned()
+        .collect();
+    assert!(
+        quiet.changed_since(&seen).is_empty(),
+        "{:?}",
+        quiet.changed_since(&seen)
+    );
+    // Without a look-back, nothing at all.
+    let exact = Connector::Salesforce(
+        syncline_connectors::salesforce::SalesforceConnector::new(crate::http())
+            .with_look_back(std::time::Duration::ZERO),
+    );
+    let none = drain(
+        &exact,
+        &o.credentials,
+        "Account",
+        &fields(),
+        &increment.cursor(),
+        200,
+    )
+    .await
+    .unwrap();
+    assert!(none.live_ids().is_empty(), "{:?}", none.live_ids());
     o.sandbox.shutdown().await;
 }
 
@@ -223,9 +253,13 @@ async fn salesforce_hard_deletes_are_seen_through_the_deleted_resource() {
     .unwrap();
     assert_eq!(
         increment.deleted_ids(),
-        BTreeSet::from([soft, hard.clone()])
+        BTreeSet::from([soft.clone(), hard.clone()])
     );
-    assert!(increment.live_ids().is_empty());
+    // Besides the deletes, only look-back re-reads of the backfill's last records, unchanged.
+    assert_eq!(
+        increment.changed_since(&backfill.records),
+        BTreeSet::from([soft.clone(), hard.clone()])
+    );
     // The purged record came only from `/deleted` (no fields, a deletion time).
     let purged = increment.records.iter().find(|r| r.id == hard).unwrap();
     assert!(purged.fields.is_empty() && purged.system_modstamp.is_some());
