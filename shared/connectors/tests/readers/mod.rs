@@ -12,6 +12,9 @@ use syncline_connectors::{
 };
 use syncline_proto::common::v1::Record;
 
+/// A record's id, modified time (seconds, nanos) and deleted flag.
+type Version = (String, Option<(i64, i32)>, bool);
+
 /// Pages read until caught up, with the cursor saved after each page.
 pub struct Drained {
     pub records: Vec<Record>,
@@ -52,7 +55,7 @@ impl Drained {
     /// record with the same modified time and deleted flag is not a change (the engine
     /// dedupes those).
     pub fn changed_since(&self, earlier: &[Record]) -> BTreeSet<String> {
-        let known: BTreeSet<(String, Option<(i64, i32)>, bool)> = earlier
+        let known: BTreeSet<Version> = earlier
             .iter()
             .map(|r| {
                 (
