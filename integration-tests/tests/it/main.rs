@@ -7,6 +7,7 @@ mod auth;
 mod connect;
 mod delivery;
 mod discovery;
+mod embed_page;
 mod isolation;
 mod lifecycle;
 mod mapping;

@@ -1,0 +1,132 @@
+// Drives the embedded mapping page in headless Chromium, from connect to a saved mapping.
+// Run by integration-tests/tests/it/embed_page.rs, which starts the suite and the CRM
+// sandboxes, deploys the manifest and mints the scoped token.
+//
+// Environment: PAGE_URL (the page with `#token=…`), CHROMIUM (the browser binary),
+// SCREENSHOT (where to write the mapping screen). Prints one JSON line on success:
+// {"connection_id": "..."}. Any failed expectation exits non-zero with the reason.
+import { chromium } from "playwright-core";
+
+const { PAGE_URL, CHROMIUM, SCREENSHOT } = process.env;
+const STEP_TIMEOUT = 30_000;
+
+function check(condition, message) {
+  if (!condition) throw new Error("expectation failed: " + message);
+}
+
+async function visible(locator, what) {
+  await locator.waitFor({ state: "visible", timeout: STEP_TIMEOUT }).catch((e) => {
+    throw new Error(`${what} did not appear: ${e.message}`);
+  });
+}
+
+/** Waits until `predicate(text)` holds for the locator's text, or fails naming `what`. */
+async function textMatches(locator, predicate, what) {
+  const deadline = Date.now() + STEP_TIMEOUT;
+  let last = "";
+  while (Date.now() < deadline) {
+    last = (await locator.textContent().catch(() => "")) || "";
+    if (predicate(last)) return last;
+    await locator.page().waitForTimeout(100);
+  }
+  throw new Error(`${what}: last text was ${JSON.stringify(last)}`);
+}
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  args: ["--no-sandbox", "--disable-dev-shm-usage"],
+});
+try {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 860 } });
+  const page = await context.newPage();
+  const consoleErrors = [];
+  page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
+  page.on("pageerror", (e) => consoleErrors.push(String(e)));
+
+  await page.goto(PAGE_URL);
+  check(!page.url().includes("token="), "the token is removed from the address bar");
+
+  // 1. Connect: the sign-in window opens, the sandbox approves, the page sees ACTIVE.
+  await visible(page.getByRole("heading", { name: "1. Connect your CRM" }), "the connect step");
+  const connect = page.getByRole("button", { name: /^Connect / });
+  const [popup] = await Promise.all([page.waitForEvent("popup"), connect.click()]);
+  await popup.waitForEvent("close", { timeout: STEP_TIMEOUT }).catch(() => {});
+  await visible(page.locator(".badge.active", { hasText: "ACTIVE" }), "the active connection");
+  await textMatches(page.locator("#status"), (t) => t.startsWith("Connected to Salesforce"), "the connected message");
+
+  // Keyboard: focus moved to Continue; Enter goes on.
+  const focused = await page.evaluate(() => document.activeElement && document.activeElement.id);
+  check(focused === "to-objects", `focus is on Continue after connecting (was ${focused})`);
+  await page.keyboard.press("Enter");
+
+  // 2. Objects: Contact on (standard object), Deal left off; the picker lists custom objects.
+  await visible(page.getByRole("heading", { name: "2. Choose what to sync" }), "the objects step");
+  const objectFocus = await page.evaluate(() => document.activeElement && document.activeElement.id);
+  check(objectFocus === "h-objects", `focus moves to the step's heading (was ${objectFocus})`);
+  const syncContacts = page.getByLabel(/^Sync Contact/);
+  check(await syncContacts.isChecked(), "contacts are on by default");
+  const syncDeals = page.getByLabel(/^Sync Deal/);
+  if (await syncDeals.isChecked()) await syncDeals.uncheck();
+  const contactObject = page.locator("#crm-object-contact");
+  check((await contactObject.inputValue()) === "Contact", "contacts default to the Contact object");
+  const customObjects = await contactObject.locator("option", { hasText: "custom" }).count();
+  check(customObjects > 0, "the object picker lists the org's custom objects");
+  // Keyboard again: Tab from the last picker reaches Back then Continue; Space presses it.
+  await page.locator("#objects select").last().focus();
+  await page.keyboard.press("Tab");
+  await page.keyboard.press("Tab");
+  const onContinue = await page.evaluate(() => document.activeElement && document.activeElement.id);
+  check(onContinue === "to-fields", `Tab order reaches Continue (was ${onContinue})`);
+  await page.keyboard.press("Space");
+
+  // 3. Fields: choices come from the org's discovered Contact fields, custom ones included.
+  await visible(page.getByRole("heading", { name: "3. Map fields" }), "the fields step");
+  const segment = page.getByLabel("Segment", { exact: true });
+  await visible(segment, "the segment field");
+  const customOption = segment.locator("option[value='Languages__c']");
+  check((await customOption.count()) === 1, "the custom field Languages__c is offered");
+  check(((await customOption.textContent()) || "").includes("custom"), "custom fields are marked");
+  await segment.selectOption("Languages__c");
+
+  // A required field left unmapped: the mapping service's violation shows next to it.
+  const email = page.getByLabel("Email (required)", { exact: true });
+  check((await email.inputValue()) === "Email", "email starts on the manifest's default");
+  await email.selectOption("");
+  await textMatches(page.locator("#problem-contact--email"), (t) => t.includes("email"), "the unmapped required field's error");
+  check((await email.getAttribute("aria-invalid")) === "true", "the field is marked invalid");
+  check((await email.getAttribute("aria-describedby")).includes("problem-contact--email"), "the error describes the field");
+  await email.selectOption("Email");
+  await page.locator("#problem-contact--email").waitFor({ state: "hidden", timeout: STEP_TIMEOUT });
+
+  // A type mismatch (a date from a checkbox) is flagged next to the field by the mapping
+  // service's validation against the discovered schema; a date field clears it.
+  const signup = page.getByLabel("Signup date", { exact: true });
+  await signup.selectOption("HasOptedOutOfEmail");
+  await textMatches(page.locator("#problem-contact--signup_date"), (t) => t.startsWith("Type mismatch"), "the type mismatch warning");
+  await signup.selectOption("Birthdate");
+  await page.locator("#problem-contact--signup_date").waitFor({ state: "hidden", timeout: STEP_TIMEOUT });
+
+  // Picklist: tier -> the custom picklist Level__c, each value mapped.
+  const tier = page.getByLabel("Tier", { exact: true });
+  await tier.selectOption("Level__c");
+  await visible(page.getByRole("group", { name: /Values of Tier/ }), "the picklist value map");
+  await page.getByLabel("gold", { exact: true }).selectOption("Primary");
+  await page.getByLabel("silver", { exact: true }).selectOption("Secondary");
+  await page.getByLabel("bronze", { exact: true }).selectOption("Tertiary");
+  await textMatches(page.locator("#status"), (t) => t === "Everything maps.", "validation of the full draft");
+
+  await page.screenshot({ path: SCREENSHOT, fullPage: true });
+
+  // 4. Save.
+  await page.getByRole("button", { name: "Save mapping" }).click();
+  await visible(page.getByRole("heading", { name: "Mapping saved" }), "the saved step");
+  const done = await page.locator("#done-text").textContent();
+  check(/version \d+/.test(done || ""), `the saved plan version is shown (${done})`);
+  check(consoleErrors.length === 0, "no console errors: " + consoleErrors.join(" | "));
+
+  const connectionId = await page.locator("input[name='connection']:checked").getAttribute("value");
+  console.log(JSON.stringify({ connection_id: connectionId }));
+} finally {
+  await browser.close();
+}
