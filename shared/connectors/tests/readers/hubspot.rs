@@ -380,3 +380,74 @@ async fn hubspot_resuming_from_every_cursor_misses_nothing() {
     }
     p.sandbox.shutdown().await;
 }
+
+mod property {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+        /// Whatever the page size and however the modified times tie, an increment reads
+        /// every modified record, and resuming from any of its cursors still does.
+        #[test]
+        fn any_ties_and_page_size_lose_nothing(
+            stamps in proptest::collection::vec(0u8..4, 1..500),
+            page_size in 1u32..=200,
+            resume_at in 0usize..1000,
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let p = portal(500).await;
+                let base = now_ms() - 120_000;
+                let mut expected = BTreeSet::new();
+                for (i, slot) in stamps.iter().enumerate() {
+                    let id = i as u64 + 1;
+                    p.admin
+                        .update_record_at(
+                            PORTAL,
+                            "contacts",
+                            id,
+                            &props(json!({"firstname": format!("p{id}")})),
+                            base + i64::from(*slot) * 7,
+                        )
+                        .unwrap();
+                    expected.insert(id.to_string());
+                }
+                let read = drain(
+                    &p.connector,
+                    &p.credentials,
+                    "contacts",
+                    &fields(),
+                    &search_from(base - 1),
+                    page_size,
+                )
+                .await
+                .unwrap();
+                prop_assert_eq!(read.live_ids(), expected.clone());
+                let k = resume_at % read.cursors.len();
+                let mut resumed: BTreeSet<String> = read.pages[..=k]
+                    .iter()
+                    .flat_map(|pg| pg.records.iter().map(|r| r.id.clone()))
+                    .collect();
+                let after = drain(
+                    &p.connector,
+                    &p.credentials,
+                    "contacts",
+                    &fields(),
+                    &read.cursors[k],
+                    page_size,
+                )
+                .await
+                .unwrap();
+                resumed.extend(after.live_ids());
+                prop_assert_eq!(resumed, expected);
+                p.sandbox.shutdown().await;
+                Ok(())
+            })?;
+        }
+    }
+}
