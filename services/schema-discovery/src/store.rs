@@ -412,8 +412,10 @@ impl Store {
     }
 
     /// The breaking drift rows (removed or retyped) of the tenant's connection newer than
-    /// `after_version`: what the mapping service will query to flag broken mappings (read
-    /// here only by tests until then).
+    /// `after_version`. Read only by tests: the mapping service does not read this table
+    /// (services never read each other's tables); it re-checks its plans against the current
+    /// schema version through `GetObject`, which also catches drift of non-breaking kinds
+    /// that break a mapping (a picklist value removed, a field made read only).
     #[cfg_attr(not(test), allow(dead_code))]
     pub async fn breaking_drift(
         &self,
