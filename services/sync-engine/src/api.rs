@@ -5,25 +5,30 @@ use syncline_proto::common::v1::EventType;
 use syncline_proto::sync::v1::intake_service_server::IntakeService;
 use syncline_proto::sync::v1::sync_service_server::SyncService;
 use syncline_proto::sync::v1::{
-    CreateWebhookEndpointRequest, CreateWebhookEndpointResponse, DeadLetterStage,
-    DeleteWebhookEndpointRequest, DeleteWebhookEndpointResponse, GetSyncRunRequest,
-    GetSyncRunResponse, GetWebhookEndpointRequest, GetWebhookEndpointResponse,
-    ListDeadLettersRequest, ListDeadLettersResponse, ListSyncRunsRequest, ListSyncRunsResponse,
-    ListWebhookEndpointsRequest, ListWebhookEndpointsResponse, PublishLifecycleEventRequest,
-    PublishLifecycleEventResponse, ReplayDeadLettersRequest, ReplayDeadLettersResponse,
-    StreamChangesRequest, StreamChangesResponse, StreamLifecycleEventsRequest,
-    StreamLifecycleEventsResponse, SyncRunState, UpdateWebhookEndpointRequest,
-    UpdateWebhookEndpointResponse,
+    CancelSyncRunRequest, CancelSyncRunResponse, CreateWebhookEndpointRequest,
+    CreateWebhookEndpointResponse, DeadLetterStage, DeleteWebhookEndpointRequest,
+    DeleteWebhookEndpointResponse, GetSyncRunRequest, GetSyncRunResponse,
+    GetWebhookEndpointRequest, GetWebhookEndpointResponse, ListDeadLettersRequest,
+    ListDeadLettersResponse, ListSyncRunsRequest, ListSyncRunsResponse,
+    ListWebhookEndpointsRequest, ListWebhookEndpointsResponse, PauseSyncRunRequest,
+    PauseSyncRunResponse, PublishLifecycleEventRequest, PublishLifecycleEventResponse,
+    ReplayDeadLettersRequest, ReplayDeadLettersResponse, ResumeSyncRunRequest,
+    ResumeSyncRunResponse, StartSyncRunRequest, StartSyncRunResponse, StreamChangesRequest,
+    StreamChangesResponse, StreamLifecycleEventsRequest, StreamLifecycleEventsResponse,
+    SyncRunState, UpdateWebhookEndpointRequest, UpdateWebhookEndpointResponse,
 };
 use syncline_service_kit::pagination::PageRequest;
 use syncline_service_kit::{tenant, time};
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
+use std::sync::Arc;
+
 use crate::changelog::stream;
 use crate::delivery::outbox::{self, DeadLetterFilter};
 use crate::engine::Engine;
 use crate::lifecycle::{EventFilter, Events};
+use crate::runs::Runner;
 use crate::store::Store;
 use crate::webhook;
 
@@ -32,11 +37,16 @@ use crate::webhook;
 pub struct SyncApi {
     store: Store,
     engine: Engine,
+    runs: Arc<Runner>,
 }
 
 impl SyncApi {
-    pub fn new(store: Store, engine: Engine) -> Self {
-        Self { store, engine }
+    pub fn new(store: Store, engine: Engine, runs: Arc<Runner>) -> Self {
+        Self {
+            store,
+            engine,
+            runs,
+        }
     }
 }
 
@@ -254,6 +264,82 @@ impl SyncService for SyncApi {
         Ok(Response::new(ReplayDeadLettersResponse {
             replayed_count,
             sync_run_id: String::new(),
+        }))
+    }
+
+    async fn start_sync_run(
+        &self,
+        request: Request<StartSyncRunRequest>,
+    ) -> Result<Response<StartSyncRunResponse>, Status> {
+        let tenant = tenant(&request)?.clone();
+        let (sync_run, created) = self.runs.start(&tenant, request.into_inner()).await?;
+        Ok(Response::new(StartSyncRunResponse {
+            sync_run: Some(sync_run),
+            created,
+        }))
+    }
+
+    async fn pause_sync_run(
+        &self,
+        request: Request<PauseSyncRunRequest>,
+    ) -> Result<Response<PauseSyncRunResponse>, Status> {
+        let tenant = tenant(&request)?;
+        let sync_run = self
+            .runs
+            .transition(
+                tenant,
+                &request.get_ref().sync_run_id,
+                &[SyncRunState::Pending, SyncRunState::Running],
+                SyncRunState::Paused,
+                &[],
+            )
+            .await?;
+        Ok(Response::new(PauseSyncRunResponse {
+            sync_run: Some(sync_run),
+        }))
+    }
+
+    async fn resume_sync_run(
+        &self,
+        request: Request<ResumeSyncRunRequest>,
+    ) -> Result<Response<ResumeSyncRunResponse>, Status> {
+        let tenant = tenant(&request)?;
+        let sync_run = self
+            .runs
+            .transition(
+                tenant,
+                &request.get_ref().sync_run_id,
+                &[SyncRunState::Paused],
+                SyncRunState::Pending,
+                &[SyncRunState::Running],
+            )
+            .await?;
+        Ok(Response::new(ResumeSyncRunResponse {
+            sync_run: Some(sync_run),
+        }))
+    }
+
+    async fn cancel_sync_run(
+        &self,
+        request: Request<CancelSyncRunRequest>,
+    ) -> Result<Response<CancelSyncRunResponse>, Status> {
+        let tenant = tenant(&request)?;
+        let sync_run = self
+            .runs
+            .transition(
+                tenant,
+                &request.get_ref().sync_run_id,
+                &[
+                    SyncRunState::Pending,
+                    SyncRunState::Running,
+                    SyncRunState::Paused,
+                ],
+                SyncRunState::Cancelled,
+                &[],
+            )
+            .await?;
+        Ok(Response::new(CancelSyncRunResponse {
+            sync_run: Some(sync_run),
         }))
     }
 

@@ -5,23 +5,29 @@
 //! the per-tenant change log ([`changelog`]), `StreamChanges`, signed webhook deliveries with
 //! retries, dead letters and replay ([`delivery`]), and the lifecycle event log ([`lifecycle`]):
 //! `IntakeService.PublishLifecycleEvent`, `StreamLifecycleEvents` and LIFECYCLE_EVENTS
-//! webhooks. Everything else (sync runs themselves, `IngestProviderEvents`) answers
-//! UNIMPLEMENTED until its issue builds it.
+//! webhooks; and sync runs ([`runs`]): StartSyncRun and its pause, resume, cancel and
+//! inspection, worked by a bounded pool of workers over a durable, leased queue with fair
+//! turns across tenants, each page's changes, record state and checkpoint committed
+//! together. `IngestProviderEvents` and `WriteRecords` answer UNIMPLEMENTED until their
+//! issues build them.
 
 mod api;
 pub mod changelog;
 pub mod delivery;
 mod engine;
 pub mod lifecycle;
+pub mod runs;
 mod store;
 mod webhook;
 
 pub use engine::{Engine, EngineOptions, running};
 
+use std::sync::Arc;
 use syncline_config::{ServiceName, SynclineConfig};
 use syncline_proto::sync::v1::intake_service_server::IntakeServiceServer;
 use syncline_proto::sync::v1::sync_service_server::SyncServiceServer;
-use syncline_service_kit::{RunningService, ServiceError, boot, server};
+
+use syncline_service_kit::{RunningService, ServiceError, boot, client, server};
 use syncline_storage::EmbeddedMigration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +48,11 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
         version: 3,
         description: "lifecycle event log",
         sql: include_str!("../migrations/0003_lifecycle_events.sql"),
+    },
+    EmbeddedMigration {
+        version: 4,
+        description: "sync runs: slices (work queue with leases), checkpoints, record state",
+        sql: include_str!("../migrations/0004_sync_runs.sql"),
     },
 ];
 
@@ -68,7 +79,29 @@ pub async fn start_with(
     let engine = Engine::new(boot.database.clone(), options)
         .map_err(|e| ServiceError::Config(format!("failed to build the webhook client: {e}")))?;
     engine.spawn_background(shutdown.clone());
-    let api = api::SyncApi::new(store::Store::new(boot.database), engine.clone());
+    let backends = &config.gateway.backends;
+    let channel = |url: &str, key: &str| {
+        client::channel(url).map_err(|e| {
+            ServiceError::Config(format!(
+                "invalid configuration: `gateway.backends.{key}`: {e}"
+            ))
+        })
+    };
+    let http = syncline_service_kit::crm_http::client(&config.crm_http)
+        .map_err(|e| ServiceError::Config(e.to_string()))?;
+    let runner = Arc::new(runs::Runner::new(
+        boot.database.clone(),
+        engine.change_log().clone(),
+        http,
+        client::ServiceCaller::new(boot.auth.clone(), ServiceName::SyncEngine.as_str()),
+        (
+            channel(&backends.auth_vault, "auth_vault")?,
+            channel(&backends.mapping, "mapping")?,
+        ),
+        runs::RunOptions::from_config(&config.sync_engine.runs),
+    ));
+    runner.spawn_workers(&shutdown);
+    let api = api::SyncApi::new(store::Store::new(boot.database), engine.clone(), runner);
     boot.health
         .set_serving::<SyncServiceServer<api::SyncApi>>()
         .await;

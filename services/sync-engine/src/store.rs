@@ -8,6 +8,8 @@ use syncline_service_kit::pagination::PageRequest;
 use syncline_service_kit::time;
 use syncline_storage::{Database, now_ms};
 
+use crate::runs::store::RunStore;
+
 /// Sync runs and webhook endpoints.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -30,17 +32,25 @@ impl Store {
         tenant: &TenantContext,
         id: &str,
     ) -> Result<Option<SyncRun>, ApiError> {
-        let row = sqlx::query(
-            "SELECT run, created_at_ms FROM sync_runs
-             WHERE project_id = $1 AND tenant_id = $2 AND id = $3",
-        )
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RUN_COLUMNS} FROM sync_runs
+             WHERE project_id = $1 AND tenant_id = $2 AND id = $3"
+        )))
         .bind(tenant.project_id.as_str())
         .bind(tenant.tenant_id.as_str())
         .bind(id)
         .fetch_optional(self.db.pool())
         .await
         .map_err(ApiError::internal)?;
-        row.map(|row| decode_run(&row)).transpose()
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut runs = [decode_run(&row)?];
+        RunStore::new(self.db.clone())
+            .complete(tenant, &mut runs)
+            .await?;
+        let [run] = runs;
+        Ok(Some(run))
     }
 
     /// A page of the tenant's sync runs, newest first, optionally of one connection and in
@@ -62,7 +72,7 @@ impl Store {
             format!("AND state IN ({})", placeholders.join(", "))
         };
         let statement = format!(
-            "SELECT run, created_at_ms FROM sync_runs
+            "SELECT {RUN_COLUMNS} FROM sync_runs
              WHERE project_id = $1 AND tenant_id = $2
                AND ($3 = '' OR id < $3)
                AND ($4 = '' OR connection_id = $4)
@@ -82,7 +92,11 @@ impl Store {
             .fetch_all(self.db.pool())
             .await
             .map_err(ApiError::internal)?;
-        rows.iter().map(decode_run).collect()
+        let mut runs = rows.iter().map(decode_run).collect::<Result<Vec<_>, _>>()?;
+        RunStore::new(self.db.clone())
+            .complete(tenant, &mut runs)
+            .await?;
+        Ok(runs)
     }
 
     /// Stores a new endpoint with its signing secret; returns when it was created.
@@ -206,12 +220,12 @@ impl Store {
     }
 }
 
+/// The columns [`decode_run`] reads.
+const RUN_COLUMNS: &str = "run, created_at_ms, state, started_at_ms, ended_at_ms, error_reason,
+                           error_message";
+
 fn decode_run(row: &sqlx::any::AnyRow) -> Result<SyncRun, ApiError> {
-    let bytes: Vec<u8> = row.try_get("run").map_err(ApiError::internal)?;
-    let created: i64 = row.try_get("created_at_ms").map_err(ApiError::internal)?;
-    let mut run = SyncRun::decode(bytes.as_slice()).map_err(ApiError::internal)?;
-    run.create_time = Some(time::timestamp(created));
-    Ok(run)
+    crate::runs::store::decode_run_row(row)
 }
 
 fn decode_endpoint(row: &sqlx::any::AnyRow) -> Result<WebhookEndpoint, ApiError> {

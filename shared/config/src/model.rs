@@ -724,6 +724,8 @@ pub struct SyncEngineConfig {
     pub retention_days: u64,
     /// Outbound webhooks to the product.
     pub delivery: DeliveryConfig,
+    /// Sync runs: workers, fairness, leases and the API budget.
+    pub runs: SyncRunsConfig,
 }
 
 impl Default for SyncEngineConfig {
@@ -732,6 +734,47 @@ impl Default for SyncEngineConfig {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 7404)),
             retention_days: 7,
             delivery: DeliveryConfig::default(),
+            runs: SyncRunsConfig::default(),
+        }
+    }
+}
+
+/// How sync runs are worked: each worker claims one (run, object) slice at a time, reads one
+/// page and releases it, so tenants take turns.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncRunsConfig {
+    /// Workers in this process; 0 runs none (the process only serves the API).
+    pub workers: usize,
+    /// Slices of one tenant read at once, across every process sharing the database.
+    pub per_tenant_concurrency: u32,
+    /// Records asked for per page.
+    pub page_size: u32,
+    /// How long a claimed slice stays with its worker; a killed process's slices are taken
+    /// over after this.
+    pub lease_secs: u64,
+    /// How often an idle worker looks for work, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// The share (percent) of a connection's daily API quota syncs may use; above it a run
+    /// pauses with QUOTA_EXHAUSTED and resumes by itself after `quota_pause_secs`.
+    pub daily_quota_share_percent: u32,
+    /// How long a run paused by the quota waits before it resumes by itself.
+    pub quota_pause_secs: u64,
+    /// Longest wait between retries of a failing provider call.
+    pub max_backoff_secs: u64,
+}
+
+impl Default for SyncRunsConfig {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            per_tenant_concurrency: 2,
+            page_size: 500,
+            lease_secs: 60,
+            poll_interval_ms: 250,
+            daily_quota_share_percent: 50,
+            quota_pause_secs: 3600,
+            max_backoff_secs: 300,
         }
     }
 }
@@ -763,6 +806,35 @@ impl SyncEngineConfig {
             return Err(ConfigError::Invalid {
                 key: "sync_engine.delivery.concurrency".into(),
                 reason: "must be at least 1".into(),
+            });
+        }
+        let runs = &self.runs;
+        for (key, value) in [
+            (
+                "per_tenant_concurrency",
+                u64::from(runs.per_tenant_concurrency),
+            ),
+            ("page_size", u64::from(runs.page_size)),
+            ("lease_secs", runs.lease_secs),
+            ("poll_interval_ms", runs.poll_interval_ms),
+            (
+                "daily_quota_share_percent",
+                u64::from(runs.daily_quota_share_percent),
+            ),
+            ("quota_pause_secs", runs.quota_pause_secs),
+            ("max_backoff_secs", runs.max_backoff_secs),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    key: format!("sync_engine.runs.{key}"),
+                    reason: "must be at least 1".into(),
+                });
+            }
+        }
+        if runs.daily_quota_share_percent > 100 {
+            return Err(ConfigError::Invalid {
+                key: "sync_engine.runs.daily_quota_share_percent".into(),
+                reason: "must be at most 100".into(),
             });
         }
         Ok(())

@@ -195,7 +195,7 @@ impl ChangeLog {
     pub async fn append(
         &self,
         tenant: &TenantContext,
-        mut changes: Vec<Change>,
+        changes: Vec<Change>,
     ) -> Result<Appended, ApiError> {
         validate(&changes)?;
         if changes.is_empty() {
@@ -206,9 +206,33 @@ impl ChangeLog {
                 deliveries: 0,
             });
         }
-        let count = i64::try_from(changes.len()).map_err(ApiError::internal)?;
         let now = now_ms();
         let mut tx = self.db.pool().begin().await.map_err(ApiError::internal)?;
+        let appended = Self::append_in_tx(&mut tx, tenant, changes, now).await?;
+        tx.commit().await.map_err(ApiError::internal)?;
+        self.published(tenant, &appended);
+        Ok(appended)
+    }
+
+    /// Appends `changes` inside the caller's transaction `tx` (validated, non-empty or a
+    /// no-op), so they commit together with the caller's other writes (a sync page's record
+    /// state and checkpoint). The caller must call [`ChangeLog::published`] after the commit
+    /// to wake readers and the dispatcher.
+    pub(crate) async fn append_in_tx(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tenant: &TenantContext,
+        mut changes: Vec<Change>,
+        now: i64,
+    ) -> Result<Appended, ApiError> {
+        validate(&changes)?;
+        if changes.is_empty() {
+            return Ok(Appended {
+                first_sequence: 0,
+                last_sequence: 0,
+                deliveries: 0,
+            });
+        }
+        let count = i64::try_from(changes.len()).map_err(ApiError::internal)?;
         // The write comes first, so SQLite takes its write lock at once and PostgreSQL locks
         // the tenant's counter row until commit.
         let last: i64 = sqlx::query(
@@ -221,7 +245,7 @@ impl ChangeLog {
         .bind(tenant.project_id.as_str())
         .bind(tenant.tenant_id.as_str())
         .bind(count)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await
         .and_then(|row| row.try_get(0))
         .map_err(ApiError::internal)?;
@@ -248,19 +272,26 @@ impl ChangeLog {
                     .bind(now)
                     .bind(change.encode_to_vec());
             }
-            query.execute(&mut *tx).await.map_err(ApiError::internal)?;
+            query.execute(&mut **tx).await.map_err(ApiError::internal)?;
         }
-        let deliveries = outbox::enqueue(&mut tx, tenant, &changes, now).await?;
-        tx.commit().await.map_err(ApiError::internal)?;
-        self.notifier.publish(tenant, to_u64(last));
-        if deliveries > 0 {
-            self.delivery_wake.notify_one();
-        }
+        let deliveries = outbox::enqueue(tx, tenant, &changes, now).await?;
         Ok(Appended {
             first_sequence: to_u64(first),
             last_sequence: to_u64(last),
             deliveries,
         })
+    }
+
+    /// Wakes this process's readers of `tenant`'s log and the dispatcher after a committed
+    /// [`ChangeLog::append_in_tx`].
+    pub(crate) fn published(&self, tenant: &TenantContext, appended: &Appended) {
+        if appended.last_sequence == 0 {
+            return;
+        }
+        self.notifier.publish(tenant, appended.last_sequence);
+        if appended.deliveries > 0 {
+            self.delivery_wake.notify_one();
+        }
     }
 
     /// The tenant's head and retention mark.
