@@ -86,6 +86,9 @@ pub struct SfCursor {
     /// Deletes are read from here on (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletes_from: Option<String>,
+    /// Salesforce refused `/deleted` for this object (not replicable).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_deletes: bool,
     /// The next query starts a look-back before the mark (set when a run catches up; applied
     /// by the reader that runs the next query, with its own look-back).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -430,11 +433,31 @@ impl RecordReader for SalesforceConnector {
         let estimated_total = Some((page.total_size - cursor.consumed).max(0));
         let mut caught_up = false;
         if done {
-            calls += 1;
-            let deletes = self
-                .deletes(credentials, request.object, &mut cursor, now, &mut usage)
-                .await?;
-            records.extend(deletes);
+            if !cursor.no_deletes {
+                calls += 1;
+                match self
+                    .deletes(credentials, request.object, &mut cursor, now, &mut usage)
+                    .await
+                {
+                    Ok(deletes) => records.extend(deletes),
+                    // Objects that are not replicable (and some system objects) refuse
+                    // `/deleted`: their hard deletes cannot be read; soft deletes still come
+                    // through `queryAll`. Remembered in the cursor so it is asked once.
+                    Err(ConnectorError::Refused {
+                        status: 400 | 403 | 404,
+                        code,
+                        ..
+                    }) if code != "INVALID_REPLICATION_DATE" => {
+                        tracing::warn!(
+                            object = request.object,
+                            code = code.as_str(),
+                            "the object's deletes cannot be read; hard deletes will be missed"
+                        );
+                        cursor.no_deletes = true;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             cursor.phase = Phase::Incremental;
             cursor.rewind = true;
             caught_up = true;
@@ -500,6 +523,7 @@ mod tests {
             next: Some("/services/data/v62.0/query/01g-200".into()),
             consumed: 200,
             deletes_from: Some("2024-04-09T20:00:00.000Z".into()),
+            no_deletes: false,
             rewind: true,
         };
         assert_eq!(SfCursor::parse(&c.to_cursor()).unwrap(), c);

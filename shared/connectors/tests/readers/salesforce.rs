@@ -311,3 +311,78 @@ async fn salesforce_resuming_from_every_cursor_misses_nothing() {
     }
     o.sandbox.shutdown().await;
 }
+
+#[tokio::test]
+async fn salesforce_object_refusing_deleted_is_read_without_it() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+
+    // A minimal org whose object is not replicable: `/deleted` answers 404.
+    let deleted_calls = Arc::new(AtomicUsize::new(0));
+    let counter = deleted_calls.clone();
+    let app = axum::Router::new()
+        .route(
+            "/services/data/v62.0/queryAll",
+            get(|| async {
+                let body = json!({"totalSize": 1, "done": true, "records": [{
+                    "attributes": {"type": "Thing__c"},
+                    "Id": "a01000000000001AAA",
+                    "SystemModstamp": "2024-01-01T00:00:00.000+0000",
+                    "IsDeleted": false,
+                    "Name": "one",
+                }]});
+                ([("Sforce-Limit-Info", "api-usage=7/1000")], axum::Json(body))
+            }),
+        )
+        .route(
+            "/services/data/v62.0/sobjects/Thing__c/deleted/",
+            get(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async {
+                    (
+                        StatusCode::NOT_FOUND,
+                        axum::Json(json!([{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}])),
+                    )
+                        .into_response()
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let credentials = Credentials {
+        instance_url: format!("http://{addr}"),
+        access_token: SecretString::from("token".to_owned()),
+    };
+    let connector = Connector::for_provider(Provider::Salesforce, crate::http());
+    let first = drain(
+        &connector,
+        &credentials,
+        "Thing__c",
+        &["Name".to_owned()],
+        &ReadCursor::start(),
+        200,
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.live_ids().len(), 1);
+    assert_eq!(first.pages[0].usage.daily_used, Some(7));
+    let next = drain(
+        &connector,
+        &credentials,
+        "Thing__c",
+        &["Name".to_owned()],
+        &first.cursor(),
+        200,
+    )
+    .await
+    .unwrap();
+    assert!(next.pages[0].caught_up);
+    assert_eq!(next.pages[0].provider_calls, 1);
+    assert_eq!(deleted_calls.load(Ordering::SeqCst), 1, "asked once");
+    server.abort();
+}
