@@ -522,6 +522,50 @@ mod tests {
         );
     }
 
+    fn fixture(path: &str) -> String {
+        let file = format!(
+            "{}/../../../shared/crm-reference/hubspot/{path}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(&file).unwrap()
+    }
+
+    #[test]
+    fn recorded_search_and_list_pages_convert() {
+        let page: Page = serde_json::from_str(&fixture("search-response-page1.json")).unwrap();
+        assert_eq!(page.total, Some(57));
+        assert_eq!(page.next_after().as_deref(), Some("54"));
+        let wire = page.results.into_iter().next().unwrap();
+        let modified = wire.modified("lastmodifieddate").unwrap();
+        assert_eq!(
+            crate::values::rfc3339_ms(modified),
+            "2025-01-27T19:53:15.581Z"
+        );
+        let record = wire.into_record("contacts", Some(modified), false);
+        assert_eq!(record.id, "501");
+        assert_eq!(
+            record.fields["email"].kind,
+            Some(prost_types::value::Kind::StringValue(
+                "johnnie77@hotmail.com".into()
+            ))
+        );
+        assert_eq!(
+            record.fields["company"].kind,
+            Some(prost_types::value::Kind::NullValue(0))
+        );
+        assert_eq!(
+            record.system_modstamp.map(|t| stamp_ms(&t)),
+            Some(millis(modified))
+        );
+        let list: Page = serde_json::from_str(&fixture("objects-contacts-page.json")).unwrap();
+        assert!(list.results.len() >= 2);
+        assert!(
+            list.results
+                .iter()
+                .all(|r| r.modified("lastmodifieddate").is_some())
+        );
+    }
+
     #[test]
     fn cursor_round_trips_and_object_names_are_checked() {
         let c = HsCursor {

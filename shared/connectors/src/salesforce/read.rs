@@ -478,6 +478,60 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    fn fixture(path: &str) -> String {
+        let file = format!(
+            "{}/../../../shared/crm-reference/salesforce/{path}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(&file).unwrap()
+    }
+
+    #[test]
+    fn recorded_query_and_deleted_answers_parse() {
+        let page: QueryPage =
+            serde_json::from_str(&fixture("query-page1-with-nextRecordsUrl.json")).unwrap();
+        assert!(!page.done);
+        assert_eq!(
+            page.next_records_url.as_deref(),
+            Some("/services/data/v26.0/query/01gD")
+        );
+        let deleted: DeletedPage = serde_json::from_str(&fixture("sobject-deleted.json")).unwrap();
+        assert_eq!(deleted.deleted_records[0].id, "a00D0000008pQRAIA2");
+        assert!(
+            deleted.deleted_records[0]
+                .deleted_date
+                .as_deref()
+                .and_then(parse_instant)
+                .is_some()
+        );
+        assert!(
+            deleted
+                .latest_date_covered
+                .as_deref()
+                .and_then(parse_instant)
+                .is_some()
+        );
+        // A row: attributes dropped (also nested), IsDeleted read, the mark taken.
+        let row: Map<String, Value> = serde_json::from_value(serde_json::json!({
+            "attributes": {"type": "Contact", "url": "/x"},
+            "Id": "003ak000003dQCGAA2",
+            "SystemModstamp": "2024-04-09T20:19:25.000+0000",
+            "IsDeleted": true,
+            "Account": {"attributes": {"type": "Account"}, "Name": "Acme"},
+        }))
+        .unwrap();
+        let (record, mark) = record_of("Contact", row).unwrap();
+        assert!(record.deleted);
+        assert!(!record.fields.contains_key("attributes"));
+        let prost_types::value::Kind::StructValue(account) =
+            record.fields["Account"].kind.clone().unwrap()
+        else {
+            panic!("nested")
+        };
+        assert!(!account.fields.contains_key("attributes"));
+        assert_eq!(mark.t, "2024-04-09T20:19:25.000Z");
+    }
+
     #[test]
     fn soql_breaks_ties_on_id() {
         let mark = Mark {
