@@ -1,13 +1,16 @@
-// Drives the embedded mapping page in headless Chromium, from connect to a saved mapping.
+// Drives the embedded mapping page in headless Chromium, from connect to a saved mapping,
+// inside an iframe of a product page on another origin (as products embed it).
 // Run by integration-tests/tests/it/embed_page.rs, which starts the suite and the CRM
-// sandboxes, deploys the manifest and mints the scoped token.
+// sandboxes, deploys the manifest, mints the scoped token and serves the product page.
 //
-// Environment: PAGE_URL (the page with `#token=…`), CHROMIUM (the browser binary),
-// SCREENSHOT (where to write the mapping screen). Prints one JSON line on success:
-// {"connection_id": "..."}. Any failed expectation exits non-zero with the reason.
+// Environment: HOST_URL (the product page framing the page with its `#token=…`),
+// DENIED_HOST_URL (the same product page on an origin the allow-list does not name),
+// CHROMIUM (the browser binary), SCREENSHOT (where to write the mapping screen).
+// Prints one JSON line on success: {"connection_id": "..."}. A failed expectation exits
+// non-zero with the reason.
 import { chromium } from "playwright-core";
 
-const { PAGE_URL, CHROMIUM, SCREENSHOT } = process.env;
+const { HOST_URL, DENIED_HOST_URL, CHROMIUM, SCREENSHOT } = process.env;
 const STEP_TIMEOUT = 30_000;
 
 function check(condition, message) {
@@ -21,13 +24,13 @@ async function visible(locator, what) {
 }
 
 /** Waits until `predicate(text)` holds for the locator's text, or fails naming `what`. */
-async function textMatches(locator, predicate, what) {
+async function textMatches(page, locator, predicate, what) {
   const deadline = Date.now() + STEP_TIMEOUT;
   let last = "";
   while (Date.now() < deadline) {
-    last = (await locator.textContent().catch(() => "")) || "";
+    last = (await locator.textContent({ timeout: STEP_TIMEOUT }).catch(() => "")) || "";
     if (predicate(last)) return last;
-    await locator.page().waitForTimeout(100);
+    await page.waitForTimeout(100);
   }
   throw new Error(`${what}: last text was ${JSON.stringify(last)}`);
 }
@@ -38,51 +41,57 @@ const browser = await chromium.launch({
   args: ["--no-sandbox", "--disable-dev-shm-usage"],
 });
 try {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 860 } });
+  const context = await browser.newContext({ viewport: { width: 1100, height: 1000 } });
   const page = await context.newPage();
   const consoleErrors = [];
-  page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
+  page.on("console", (m) => {
+    // The product page's own missing favicon is not the embedded page's concern.
+    if (m.type() === "error" && !m.location().url.endsWith("/favicon.ico")) consoleErrors.push(m.text());
+  });
   page.on("pageerror", (e) => consoleErrors.push(String(e)));
 
-  await page.goto(PAGE_URL);
-  check(!page.url().includes("token="), "the token is removed from the address bar");
+  await page.goto(HOST_URL);
+  const app = page.frameLocator('iframe[title="CRM setup"]');
+  const frame = () => page.frames().find((f) => f.url().includes("/embed/"));
+  const activeId = () => frame().evaluate(() => document.activeElement && document.activeElement.id);
 
   // 1. Connect: the sign-in window opens, the sandbox approves, the page sees ACTIVE.
-  await visible(page.getByRole("heading", { name: "1. Connect your CRM" }), "the connect step");
-  const connect = page.getByRole("button", { name: /^Connect / });
+  await visible(app.getByRole("heading", { name: "1. Connect your CRM" }), "the connect step in the frame");
+  check(!frame().url().includes("token="), "the token is removed from the address bar");
+  const connect = app.getByRole("button", { name: /^Connect / });
   const [popup] = await Promise.all([page.waitForEvent("popup"), connect.click()]);
   await popup.waitForEvent("close", { timeout: STEP_TIMEOUT }).catch(() => {});
-  await visible(page.locator(".badge.active", { hasText: "ACTIVE" }), "the active connection");
-  await textMatches(page.locator("#status"), (t) => t.startsWith("Connected to Salesforce"), "the connected message");
+  await visible(app.locator(".badge.active", { hasText: "ACTIVE" }), "the active connection");
+  await textMatches(page, app.locator("#status"), (t) => t.startsWith("Connected to Salesforce"), "the connected message");
 
   // Keyboard: focus moved to Continue; Enter goes on.
-  const focused = await page.evaluate(() => document.activeElement && document.activeElement.id);
+  const focused = await activeId();
   check(focused === "to-objects", `focus is on Continue after connecting (was ${focused})`);
   await page.keyboard.press("Enter");
 
   // 2. Objects: Contact on (standard object), Deal left off; the picker lists custom objects.
-  await visible(page.getByRole("heading", { name: "2. Choose what to sync" }), "the objects step");
-  const objectFocus = await page.evaluate(() => document.activeElement && document.activeElement.id);
+  await visible(app.getByRole("heading", { name: "2. Choose what to sync" }), "the objects step");
+  const objectFocus = await activeId();
   check(objectFocus === "h-objects", `focus moves to the step's heading (was ${objectFocus})`);
-  const syncContacts = page.getByLabel(/^Sync Contact/);
+  const syncContacts = app.getByLabel(/^Sync Contact/);
   check(await syncContacts.isChecked(), "contacts are on by default");
-  const syncDeals = page.getByLabel(/^Sync Deal/);
-  if (await syncDeals.isChecked()) await syncDeals.uncheck();
-  const contactObject = page.locator("#crm-object-contact");
+  const syncDeals = app.getByLabel(/^Sync Deal/);
+  check(!(await syncDeals.isChecked()), "deals are off by default (enabled_by_default: false)");
+  const contactObject = app.locator("#crm-object-contact");
   check((await contactObject.inputValue()) === "Contact", "contacts default to the Contact object");
   const customObjects = await contactObject.locator("option", { hasText: "custom" }).count();
   check(customObjects > 0, "the object picker lists the org's custom objects");
   // Keyboard again: Tab from the last picker reaches Back then Continue; Space presses it.
-  await page.locator("#objects select").last().focus();
+  await app.locator("#objects select").last().focus();
   await page.keyboard.press("Tab");
   await page.keyboard.press("Tab");
-  const onContinue = await page.evaluate(() => document.activeElement && document.activeElement.id);
+  const onContinue = await activeId();
   check(onContinue === "to-fields", `Tab order reaches Continue (was ${onContinue})`);
   await page.keyboard.press("Space");
 
   // 3. Fields: choices come from the org's discovered Contact fields, custom ones included.
-  await visible(page.getByRole("heading", { name: "3. Map fields" }), "the fields step");
-  const segment = page.getByLabel("Segment", { exact: true });
+  await visible(app.getByRole("heading", { name: "3. Map fields" }), "the fields step");
+  const segment = app.getByLabel("Segment", { exact: true });
   await visible(segment, "the segment field");
   const customOption = segment.locator("option[value='Languages__c']");
   check((await customOption.count()) === 1, "the custom field Languages__c is offered");
@@ -90,42 +99,56 @@ try {
   await segment.selectOption("Languages__c");
 
   // A required field left unmapped: the mapping service's violation shows next to it.
-  const email = page.getByLabel("Email (required)", { exact: true });
+  const email = app.getByLabel("Email (required)", { exact: true });
   check((await email.inputValue()) === "Email", "email starts on the manifest's default");
   await email.selectOption("");
-  await textMatches(page.locator("#problem-contact--email"), (t) => t.includes("email"), "the unmapped required field's error");
+  await textMatches(page, app.locator("#problem-contact--email"), (t) => t.includes("email"), "the unmapped required field's error");
   check((await email.getAttribute("aria-invalid")) === "true", "the field is marked invalid");
   check((await email.getAttribute("aria-describedby")).includes("problem-contact--email"), "the error describes the field");
   await email.selectOption("Email");
-  await page.locator("#problem-contact--email").waitFor({ state: "hidden", timeout: STEP_TIMEOUT });
+  await app.locator("#problem-contact--email").waitFor({ state: "hidden", timeout: STEP_TIMEOUT });
 
   // A type mismatch (a date from a checkbox) is flagged next to the field by the mapping
   // service's validation against the discovered schema; a date field clears it.
-  const signup = page.getByLabel("Signup date", { exact: true });
+  const signup = app.getByLabel("Signup date", { exact: true });
   await signup.selectOption("HasOptedOutOfEmail");
-  await textMatches(page.locator("#problem-contact--signup_date"), (t) => t.startsWith("Type mismatch"), "the type mismatch warning");
+  await textMatches(page, app.locator("#problem-contact--signup_date"), (t) => t.startsWith("Type mismatch"), "the type mismatch warning");
   await signup.selectOption("Birthdate");
-  await page.locator("#problem-contact--signup_date").waitFor({ state: "hidden", timeout: STEP_TIMEOUT });
+  await app.locator("#problem-contact--signup_date").waitFor({ state: "hidden", timeout: STEP_TIMEOUT });
 
   // Picklist: tier -> the custom picklist Level__c, each value mapped.
-  const tier = page.getByLabel("Tier", { exact: true });
+  const tier = app.getByLabel("Tier", { exact: true });
   await tier.selectOption("Level__c");
-  await visible(page.getByRole("group", { name: /Values of Tier/ }), "the picklist value map");
-  await page.getByLabel("gold", { exact: true }).selectOption("Primary");
-  await page.getByLabel("silver", { exact: true }).selectOption("Secondary");
-  await page.getByLabel("bronze", { exact: true }).selectOption("Tertiary");
-  await textMatches(page.locator("#status"), (t) => t === "Everything maps.", "validation of the full draft");
+  await visible(app.getByRole("group", { name: /Values of Tier/ }), "the picklist value map");
+  await app.getByLabel("gold", { exact: true }).selectOption("Primary");
+  await app.getByLabel("silver", { exact: true }).selectOption("Secondary");
+  await app.getByLabel("bronze", { exact: true }).selectOption("Tertiary");
+  await textMatches(page, app.locator("#status"), (t) => t === "Everything maps.", "validation of the full draft");
 
-  await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  await page.locator('iframe[title="CRM setup"]').screenshot({ path: SCREENSHOT });
 
   // 4. Save.
-  await page.getByRole("button", { name: "Save mapping" }).click();
-  await visible(page.getByRole("heading", { name: "Mapping saved" }), "the saved step");
-  const done = await page.locator("#done-text").textContent();
+  await app.getByRole("button", { name: "Save mapping" }).click();
+  await visible(app.getByRole("heading", { name: "Mapping saved" }), "the saved step");
+  const done = await app.locator("#done-text").textContent();
   check(/version \d+/.test(done || ""), `the saved plan version is shown (${done})`);
   check(consoleErrors.length === 0, "no console errors: " + consoleErrors.join(" | "));
+  const connectionId = await app.locator("input[name='connection']:checked").getAttribute("value");
 
-  const connectionId = await page.locator("input[name='connection']:checked").getAttribute("value");
+  // An origin the allow-list does not name cannot frame the page.
+  const denied = await context.newPage();
+  const refused = denied.waitForEvent("console", {
+    predicate: (m) => /frame-ancestors/.test(m.text()),
+    timeout: STEP_TIMEOUT,
+  });
+  await denied.goto(DENIED_HOST_URL);
+  await refused.catch((e) => {
+    throw new Error("framing from an origin off the allow-list was not refused: " + e.message);
+  });
+  const framed = denied.frames().find((f) => f.url().includes("/embed/"));
+  const heading = framed ? await framed.locator("h1").count().catch(() => 0) : 0;
+  check(heading === 0, "the refused frame shows nothing of the page");
+
   console.log(JSON.stringify({ connection_id: connectionId }));
 } finally {
   await browser.close();

@@ -1,7 +1,8 @@
 //! The embedded self-serve mapping page end to end: a scoped token minted through the
-//! gateway, then headless Chromium (Debian's `chromium`, driven by `playwright-core`)
-//! connects the Salesforce sandbox, picks objects, maps a custom field and a picklist and
-//! saves; the saved plan is then read back over gRPC. Also: what the scoped token opens
+//! gateway, then headless Chromium (Debian's `chromium`, driven by `playwright-core`), with
+//! the page framed by a product page on another origin that the allow-list names, connects
+//! the Salesforce sandbox, picks objects, maps a custom field and a picklist and saves; the
+//! saved plan is then read back over gRPC, and an origin off the list cannot frame it. Also: what the scoped token opens
 //! (the page's API only, one tenant, one connection when it names one) and what it does not.
 
 use std::path::{Path, PathBuf};
@@ -9,7 +10,9 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use syncline_crm_sandbox::salesforce::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
-use syncline_integration_tests::{Sandboxes, Storage, TestSuite, spawn_suite, unique_tenant};
+use syncline_integration_tests::{
+    Sandboxes, Storage, TestSuite, spawn_suite, spawn_suite_with, unique_tenant,
+};
 use syncline_proto::authvault::v1::auth_vault_service_client::AuthVaultServiceClient;
 use syncline_proto::authvault::v1::{
     CreateProviderAppRequest, ListConnectionsRequest, ProviderApp, StartAuthorizationRequest,
@@ -166,8 +169,18 @@ async fn the_mapping_page_connects_maps_a_custom_field_and_picklist_and_saves_in
     let Some(chromium) = browser_or_skip(test) else {
         return;
     };
+    // The product's page that frames ours, on an origin of its own that the allow-list
+    // names; the same page on another port is an origin the list does not name.
+    let host = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host_port = host.local_addr().unwrap().port();
+    let denied = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let denied_port = denied.local_addr().unwrap().port();
     let sandboxes = Sandboxes::start().await;
-    let suite = spawn_suite(storage).await;
+    let suite = spawn_suite_with(storage, |config| {
+        config.gateway.embed.frame_ancestors =
+            vec!["'self'".into(), format!("http://127.0.0.1:{host_port}")];
+    })
+    .await;
     let project = unique_tenant("proj");
     let tenant = unique_tenant("acme");
     salesforce_app(&suite, &project, &tenant, sandboxes.salesforce.base_url()).await;
@@ -179,12 +192,29 @@ async fn the_mapping_page_connects_maps_a_custom_field_and_picklist_and_saves_in
             .starts_with(&format!("{}/embed/#token=", suite.gateway_url()))
     );
 
+    let host_page = format!(
+        "<!doctype html><html lang=\"en\"><head><title>Acme settings</title></head><body>\
+         <h1>Acme settings</h1><iframe title=\"CRM setup\" src=\"{}\" width=\"1040\" \
+         height=\"880\" style=\"border:0\"></iframe></body></html>",
+        minted.page_url.replace('&', "&amp;").replace('"', "&quot;")
+    );
+    let host_app = axum::Router::new().route(
+        "/host",
+        axum::routing::get(move || async move { axum::response::Html(host_page) }),
+    );
+    let denied_task = tokio::spawn(axum::serve(denied, host_app.clone()).into_future());
+    let host_task = tokio::spawn(axum::serve(host, host_app).into_future());
+
     let shot = std::env::temp_dir().join(format!("embed-{}.png", uuid::Uuid::new_v4().simple()));
     let script = repo_root().join("integration-tests/e2e/mapping_page.mjs");
     let run = tokio::process::Command::new("node")
         .arg(&script)
         .current_dir(repo_root())
-        .env("PAGE_URL", &minted.page_url)
+        .env("HOST_URL", format!("http://127.0.0.1:{host_port}/host"))
+        .env(
+            "DENIED_HOST_URL",
+            format!("http://127.0.0.1:{denied_port}/host"),
+        )
         .env("CHROMIUM", &chromium)
         .env("SCREENSHOT", &shot)
         .kill_on_drop(true)
@@ -302,6 +332,8 @@ async fn the_mapping_page_connects_maps_a_custom_field_and_picklist_and_saves_in
     std::fs::write(repo_root().join("docs/embed-mapping-page.png"), &png).unwrap();
     let _ = std::fs::remove_file(&shot);
 
+    host_task.abort();
+    denied_task.abort();
     suite.stop().await;
     sandboxes.stop().await;
 }
@@ -473,6 +505,10 @@ async fn embed_tokens_open_only_the_page_api_of_one_tenant(storage: Storage) {
     altered.push('x');
     let (status, _) = page_api(&suite, &altered, "/session").await;
     assert_eq!(status, reqwest::StatusCode::UNAUTHORIZED);
+
+    let (status, body) = page_api(&suite, &token, "/no-such-thing").await;
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "NOT_FOUND");
 
     // The page itself: strict CSP, framing only by the allow-list, no inline script.
     let page = reqwest::get(format!("{}/embed/", suite.gateway_url()))

@@ -209,6 +209,15 @@ where
         let scope = scope(&gateway, headers)?;
         tracing::Span::current().record("tenant.id", scope.context.tenant_id.as_str());
         tracing::Span::current().record("project.id", scope.context.project_id.as_str());
+        // The page's calls count against the tenant's rate limit like its gRPC calls.
+        let key = format!("{}/{}", scope.context.project_id, scope.context.tenant_id);
+        if gateway.limiter.check(&key).is_err() {
+            return Err(Failure::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "RATE_LIMITED",
+                "too many requests: wait a moment and try again",
+            ));
+        }
         body(scope).await.map(Json)
     }
     .instrument(span)
@@ -1001,4 +1010,9 @@ fn locate(path: &str, built: &view::Built) -> Option<(String, String)> {
         .and_then(|j| built.model_fields.get(i)?.get(j).cloned())
         .unwrap_or_default();
     Some((object, field))
+}
+
+/// Any other `/embed/api/...` path: a JSON 404 rather than the gRPC proxy's answer.
+pub(crate) async fn unknown() -> Failure {
+    Failure::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such page api")
 }

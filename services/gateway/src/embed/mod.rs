@@ -151,4 +151,5 @@ pub(crate) fn routes() -> Router<Arc<Gateway>> {
         )
         .route("/embed/api/connections/{id}/validate", post(api::validate))
         .route("/embed/api/connections/{id}/mappings", post(api::save))
+        .route("/embed/api/{*rest}", axum::routing::any(api::unknown))
 }
