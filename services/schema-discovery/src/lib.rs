@@ -5,9 +5,9 @@
 //! auth-vault's internal TokenService, describes the CRM through `syncline-connectors`,
 //! compares with the latest stored version and stores a new one only when something changed,
 //! with its drift (table `schema_drift`; the mapping service re-checks its plans against the
-//! latest version through `GetObject`) and a SCHEMA_DRIFT_DETECTED lifecycle event through sync-engine's intake
-//! (recorded in `schema_drift_events` with `published = 0` while the intake does not answer,
-//! UNIMPLEMENTED). A background scheduler refreshes every known connection every
+//! latest version through `GetObject`) and a SCHEMA_DRIFT_DETECTED lifecycle event through
+//! sync-engine's intake (recorded in `schema_drift_events` with `published = 0` while the
+//! intake does not answer, UNIMPLEMENTED). A background scheduler refreshes every known connection every
 //! `schema_discovery.refresh_interval_secs` with jitter.
 
 mod api;
