@@ -191,6 +191,11 @@ async fn hubspot_more_than_ten_thousand_changes_in_one_increment_are_all_read() 
     .await
     .unwrap();
     assert_eq!(increment.live_ids(), changed);
+    eprintln!(
+        "10,200 changes: {} pages, {} records returned",
+        increment.pages.len(),
+        increment.records.len()
+    );
     // Keyset pages: about one search per 200 records, not a re-read of the whole set.
     assert!(
         increment.pages.len() < 80,
@@ -227,6 +232,11 @@ async fn hubspot_ten_thousand_records_in_one_millisecond_are_all_read() {
     .unwrap();
     let expected: BTreeSet<String> = (1..=10_100u64).map(|i| i.to_string()).collect();
     assert_eq!(increment.live_ids(), expected);
+    eprintln!(
+        "10,100 records in one millisecond: {} pages, {} records returned",
+        increment.pages.len(),
+        increment.records.len()
+    );
     p.sandbox.shutdown().await;
 }
 
