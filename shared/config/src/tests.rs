@@ -238,3 +238,47 @@ fn sync_engine_delivery_settings_load_and_are_validated() {
         "{error}"
     );
 }
+
+#[test]
+fn embed_page_settings_load_from_env_and_are_validated() {
+    let config = load(
+        None,
+        env(&[
+            (
+                "SYNCLINE_GATEWAY__EMBED__FRAME_ANCESTORS",
+                "[\"'self'\", \"https://app.example.com\"]",
+            ),
+            ("SYNCLINE_GATEWAY__EMBED__TOKEN_TTL_SECS", "600"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(
+        config.gateway.embed.frame_ancestors,
+        ["'self'", "https://app.example.com"]
+    );
+    assert_eq!(config.gateway.embed.token_ttl_secs, 600);
+    assert_eq!(
+        load(None, env(&[])).unwrap().gateway.embed.frame_ancestors,
+        ["'self'"]
+    );
+    for (key, value, named) in [
+        (
+            "SYNCLINE_GATEWAY__EMBED__FRAME_ANCESTORS",
+            "[\"https://ok.example\", \"*; script-src *\"]",
+            "gateway.embed.frame_ancestors",
+        ),
+        (
+            "SYNCLINE_GATEWAY__EMBED__TOKEN_TTL_SECS",
+            "7200",
+            "gateway.embed.token_ttl_secs",
+        ),
+        (
+            "SYNCLINE_GATEWAY__EMBED__MAX_TOKEN_TTL_SECS",
+            "604800",
+            "gateway.embed.max_token_ttl_secs",
+        ),
+    ] {
+        let text = load(None, env(&[(key, value)])).unwrap_err().to_string();
+        assert!(text.contains(named), "{key}={value}: {text}");
+    }
+}

@@ -1016,3 +1016,54 @@ fn locate(path: &str, built: &view::Built) -> Option<(String, String)> {
 pub(crate) async fn unknown() -> Failure {
     Failure::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such page api")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syncline_proto::mapping::v1::{FieldMapping, ObjectMapping};
+
+    #[test]
+    fn violation_paths_point_back_at_model_fields() {
+        let built = view::Built {
+            objects: vec![ObjectMapping {
+                object: "contact".into(),
+                provider_object: "Contact".into(),
+                fields: vec![FieldMapping::default(), FieldMapping::default()],
+            }],
+            model_fields: vec![vec!["email".into(), "tier".into()]],
+        };
+        assert_eq!(
+            locate("objects[0].fields[1]", &built),
+            Some(("contact".into(), "tier".into()))
+        );
+        assert_eq!(
+            locate("objects[0].provider_object", &built),
+            Some(("contact".into(), String::new()))
+        );
+        assert_eq!(locate("objects[3].fields[0]", &built), None);
+        assert_eq!(locate("connection_id", &built), None);
+    }
+
+    #[test]
+    fn backend_errors_keep_violations_and_hide_internal_messages() {
+        let mut details = tonic_types::ErrorDetails::new();
+        let mut violation = tonic_types::FieldViolation::new("objects[0].fields[1]", "bad type");
+        violation.reason = "TYPE_INCOMPATIBLE".into();
+        details.set_bad_request(vec![violation]);
+        let status =
+            tonic::Status::with_error_details(tonic::Code::InvalidArgument, "invalid", details);
+        let failure = Failure::from(status);
+        assert_eq!(failure.status, StatusCode::BAD_REQUEST);
+        assert_eq!(failure.problems.len(), 1);
+        assert_eq!(failure.problems[0].kind, "TYPE_INCOMPATIBLE");
+        assert_eq!(failure.problems[0].field, "objects[0].fields[1]");
+
+        let internal = Failure::from(tonic::Status::internal("db password wrong at 10.0.0.3"));
+        assert_eq!(internal.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!internal.message.contains("password"));
+        assert_eq!(
+            Failure::from(tonic::Status::not_found("connection")).status,
+            StatusCode::NOT_FOUND
+        );
+    }
+}

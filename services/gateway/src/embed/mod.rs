@@ -153,3 +153,56 @@ pub(crate) fn routes() -> Router<Arc<Gateway>> {
         .route("/embed/api/connections/{id}/mappings", post(api::save))
         .route("/embed/api/{*rest}", axum::routing::any(api::unknown))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_allows_no_inline_script_and_frames_only_the_allow_list() {
+        let config = EmbedConfig {
+            frame_ancestors: vec!["'self'".into(), "https://app.example.com".into()],
+            ..EmbedConfig::default()
+        };
+        let settings = Settings::new(&config, "https://sync.example.com".into());
+        let csp = settings.csp.to_str().unwrap();
+        assert!(csp.contains("script-src 'self';"), "{csp}");
+        assert!(!csp.contains("unsafe"), "{csp}");
+        assert!(
+            csp.ends_with("frame-ancestors 'self' https://app.example.com"),
+            "{csp}"
+        );
+        let nobody = Settings::new(
+            &EmbedConfig {
+                frame_ancestors: Vec::new(),
+                ..EmbedConfig::default()
+            },
+            String::new(),
+        );
+        assert!(
+            nobody
+                .csp
+                .to_str()
+                .unwrap()
+                .ends_with("frame-ancestors 'none'")
+        );
+    }
+
+    #[test]
+    fn the_pages_load_their_code_from_files_only() {
+        for html in [INDEX_HTML, CONNECTED_HTML] {
+            assert_eq!(html.matches("<script").count(), 1, "{html}");
+            let handler = html.match_indices(" on").any(|(at, _)| {
+                let rest = &html[at + 3..];
+                let name = rest.len() - rest.trim_start_matches(char::is_alphabetic).len();
+                name > 0 && rest[name..].starts_with('=')
+            });
+            assert!(!handler, "no inline event handlers");
+            assert!(!html.contains("style="), "no inline styles");
+        }
+        assert!(
+            !APP_JS.contains("innerHTML"),
+            "the page builds DOM from text only"
+        );
+    }
+}
