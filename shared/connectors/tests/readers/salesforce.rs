@@ -386,3 +386,80 @@ async fn salesforce_object_refusing_deleted_is_read_without_it() {
     assert_eq!(deleted_calls.load(Ordering::SeqCst), 1, "asked once");
     server.abort();
 }
+
+#[tokio::test]
+async fn salesforce_late_commit_within_the_look_back_is_read() {
+    let o = org(100).await;
+    let id = |i: u64| o.admin.record_id("reads", "Account", i).unwrap();
+    let backfill = drain(
+        &o.connector,
+        &o.credentials,
+        "Account",
+        &fields(),
+        &ReadCursor::start(),
+        200,
+    )
+    .await
+    .unwrap();
+    o.admin
+        .update_record("reads", "Account", &id(5), obj(json!({"Name": "now"})))
+        .unwrap();
+    let first = drain(
+        &o.connector,
+        &o.credentials,
+        "Account",
+        &fields(),
+        &backfill.cursor(),
+        200,
+    )
+    .await
+    .unwrap();
+    let mark = first
+        .records
+        .iter()
+        .filter_map(|r| r.system_modstamp)
+        .map(|t| t.seconds)
+        .max()
+        .unwrap();
+    // A long transaction commits with a stamp a minute before the mark.
+    o.admin
+        .update_record_at(
+            "reads",
+            "Account",
+            &id(6),
+            obj(json!({"Name": "late"})),
+            mark - 60,
+        )
+        .unwrap();
+    let exact = Connector::Salesforce(
+        syncline_connectors::salesforce::SalesforceConnector::new(crate::http())
+            .with_look_back(std::time::Duration::ZERO),
+    );
+    let without = drain(
+        &exact,
+        &o.credentials,
+        "Account",
+        &fields(),
+        &first.cursor(),
+        200,
+    )
+    .await
+    .unwrap();
+    assert!(
+        !without.live_ids().contains(&id(6)),
+        "no look-back, no late commit"
+    );
+    let with = drain(
+        &o.connector,
+        &o.credentials,
+        "Account",
+        &fields(),
+        &first.cursor(),
+        200,
+    )
+    .await
+    .unwrap();
+    let late = with.records.iter().find(|r| r.id == id(6)).unwrap();
+    assert_eq!(name_of(late).as_deref(), Some("late"));
+    o.sandbox.shutdown().await;
+}

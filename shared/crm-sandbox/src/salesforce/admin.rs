@@ -456,6 +456,44 @@ impl SalesforceAdmin {
         .map_err(|e| SandboxError::NotFound(e.message))
     }
 
+    /// Changes a record as a long transaction would: the change becomes visible now but
+    /// carries `stamp` (epoch seconds) as `SystemModstamp` and `LastModifiedDate`, possibly
+    /// earlier than records already visible (Salesforce stamps a record when the
+    /// transaction writes it, not when it commits).
+    pub fn update_record_at(
+        &self,
+        org: &str,
+        object: &str,
+        id: &str,
+        fields: Map<String, Value>,
+        stamp: i64,
+    ) -> Result<(), SandboxError> {
+        let o = self.org(org)?;
+        let (obj, values) = Self::validate(&o, object, &fields, false)?;
+        let index = index_of(&o.meta, &obj, id)
+            .ok_or_else(|| SandboxError::NotFound(format!("record {id}")))?;
+        let mut data = o.write();
+        data.update(
+            &o.meta,
+            &obj,
+            index,
+            values,
+            ChangeOrigin::Admin,
+            &o.user_id,
+        )
+        .map_err(|e| SandboxError::NotFound(e.message))?;
+        if let Some(rec) = data
+            .objects
+            .get_mut(&obj.name)
+            .and_then(|s| s.live.get_mut(&index))
+        {
+            for name in ["SystemModstamp", "LastModifiedDate"] {
+                rec.insert(name.into(), super::value::Val::DateTime(stamp));
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes a record.
     pub fn delete_record(&self, org: &str, object: &str, id: &str) -> Result<(), SandboxError> {
         let o = self.org(org)?;
