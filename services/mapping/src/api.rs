@@ -810,3 +810,67 @@ impl MappingService for MappingApi {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use syncline_proto::mapping::v1::{FieldMapping, ObjectMapping};
+
+    #[test]
+    fn violations_are_named_down_to_the_field_they_concern() {
+        let objects = vec![ObjectMapping {
+            object: "project".into(),
+            provider_object: "Project__c".into(),
+            fields: vec![FieldMapping {
+                model_fields: vec!["a".into(), "b".into()],
+                provider_fields: vec!["X__c".into(), "Y__c".into()],
+                ..FieldMapping::default()
+            }],
+        }];
+        let violation =
+            |index: i32, model: &str, provider: &str, kind: ViolationKind| FieldMappingViolation {
+                object: "project".into(),
+                mapping_index: index,
+                model_field: model.into(),
+                provider_field: provider.into(),
+                kind: kind as i32,
+                message: "m".into(),
+            };
+        let named = mapping_violations(
+            &objects,
+            &[
+                violation(0, "a", "Y__c", ViolationKind::ProviderFieldUnknown),
+                violation(0, "b", "X__c", ViolationKind::ModelFieldUnknown),
+                violation(0, "a", "X__c", ViolationKind::NotWritable),
+                violation(-1, "", "", ViolationKind::RequiredUnmapped),
+                violation(7, "", "", ViolationKind::DuplicateTarget),
+            ],
+        );
+        let fields: Vec<(&str, &str)> = named
+            .iter()
+            .map(|v| (v.field.as_str(), v.reason.as_str()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                (
+                    "objects[0].fields[0].provider_fields[1]",
+                    "PROVIDER_FIELD_UNKNOWN"
+                ),
+                (
+                    "objects[0].fields[0].model_fields[1]",
+                    "MODEL_FIELD_UNKNOWN"
+                ),
+                ("objects[0].fields[0]", "NOT_WRITABLE"),
+                ("objects[0]", "REQUIRED_UNMAPPED"),
+                ("objects[0].fields[7]", "DUPLICATE_TARGET"),
+            ]
+        );
+        assert_eq!(
+            named[0].description, "a: m",
+            "the model field is named first"
+        );
+    }
+}

@@ -865,6 +865,14 @@ mod tests {
         let contact = &plan.objects[0];
         assert_eq!(contact.inbound[0].target_type, FieldType::Email as i32);
         assert_eq!(contact.outbound[1].target_field, "LastName");
+        // The manifest's `write: if_empty` on email is carried into its outbound rule.
+        assert_eq!(contact.outbound[0].target_field, "Email");
+        assert_eq!(contact.outbound[0].write_guard(), ProtoWriteGuard::IfEmpty);
+        assert_eq!(contact.outbound[1].write_guard(), ProtoWriteGuard::Always);
+        assert_eq!(
+            contact.inbound[0].write_guard(),
+            ProtoWriteGuard::Unspecified
+        );
     }
 
     #[test]
