@@ -13,6 +13,7 @@ mod lifecycle;
 mod mapping;
 mod mapping_schema;
 mod reachability;
+mod sync_runs;
 mod tracing_spans;
 
 use syncline_integration_tests::Storage;

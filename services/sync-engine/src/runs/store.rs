@@ -476,7 +476,8 @@ impl RunStore {
                  not_before_ms = $10, last_served_ms = $1, cursor = $2, done = $3,
                  records_read = records_read + $4, provider_calls = provider_calls + $5,
                  records_failed = records_failed + $6,
-                 estimated_total = CASE WHEN $7 < 0 THEN estimated_total ELSE $7 END
+                 estimated_total = CASE WHEN $7 < 0 THEN estimated_total
+                                        ELSE records_read + $4 + $7 END
              WHERE id = $8 AND lease_holder = $9",
         )
         .bind(now)

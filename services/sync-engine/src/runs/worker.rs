@@ -30,10 +30,9 @@ use super::remote::RemoteError;
 use super::store::{Claim, Committed, DELETED_HASH, PageCommit, PageRecord};
 use super::{RunOptions, Runner};
 
-/// Consecutive retryable failures after which a connection's breaker opens.
+/// Consecutive retryable failures after which a connection's breaker opens (for the
+/// longest backoff, `max_backoff`).
 const BREAKER_THRESHOLD: u32 = 5;
-/// How long an open breaker keeps a connection from being called.
-const BREAKER_OPEN: Duration = Duration::from_secs(30);
 
 /// The content hash of a mapped record: its fields in rule order and its deleted flag
 /// (not its modified time: a record touched without a change is unchanged).
@@ -186,7 +185,7 @@ impl Runner {
         let entry = breakers.entry(connection.to_owned()).or_insert((0, 0));
         entry.0 += 1;
         if entry.0 >= BREAKER_THRESHOLD {
-            entry.1 = now_ms() + millis(BREAKER_OPEN);
+            entry.1 = now_ms() + millis(self.options.max_backoff);
             entry.0 = 0;
             tracing::warn!(
                 connection.id = connection,

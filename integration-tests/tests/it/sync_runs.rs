@@ -1,0 +1,686 @@
+//! Sync runs end to end, against the Salesforce sandbox through the real connector: a tenant
+//! connects an org through OAuth, maps contacts, and a backfill then an incremental run
+//! deliver exactly the org's records and then exactly its changes on StreamChanges (a
+//! second backfill publishes nothing: every record is unchanged); runs pause, resume and
+//! cancel through the API, tenant-scoped; a small tenant's run finishes while a big tenant's
+//! is still running; a revoked connection pauses its run with NEEDS_REAUTH; a connection
+//! over its API budget pauses with QUOTA_EXHAUSTED and resumes by itself.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use syncline_config::SynclineConfig;
+use syncline_crm_sandbox::common::faults::FaultConfig;
+use syncline_crm_sandbox::salesforce::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, OrgConfig};
+use syncline_integration_tests::{Sandboxes, Storage, TestSuite, spawn_suite_with, unique_tenant};
+use syncline_proto::authvault::v1::auth_vault_service_client::AuthVaultServiceClient;
+use syncline_proto::authvault::v1::{
+    CreateProviderAppRequest, ProviderApp, StartAuthorizationRequest,
+};
+use syncline_proto::common::v1::{ErrorReason, Provider, RecordOperation};
+use syncline_proto::mapping::v1::mapping_service_client::MappingServiceClient;
+use syncline_proto::mapping::v1::{
+    DeployManifestRequest, FieldMapping, MappingDirection, ObjectMapping, SaveFieldMappingsRequest,
+};
+use syncline_proto::sync::v1::sync_service_client::SyncServiceClient;
+use syncline_proto::sync::v1::{
+    CancelSyncRunRequest, Change, GetSyncRunRequest, ListSyncRunsRequest, PauseSyncRunRequest,
+    ResumeSyncRunRequest, StartSyncRunRequest, StreamChangesRequest, SyncMode, SyncRun,
+    SyncRunState,
+};
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+crate::both_storages!(
+    backfill_then_incremental_deliver_each_change_once,
+    runs_pause_resume_and_cancel_through_the_api,
+    a_small_tenant_finishes_while_a_big_one_runs,
+    a_revoked_connection_pauses_its_run_for_reauthorization,
+    a_run_over_its_api_budget_pauses_and_resumes_by_itself,
+);
+
+/// Contacts, read only: the fields a run maps.
+const MANIFEST: &str = r#"
+format: 1
+name: contacts
+objects:
+  contact:
+    access: [read]
+    providers:
+      salesforce: Contact
+    fields:
+      email:
+        type: email
+      last_name:
+        type: string
+"#;
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The suite with fast retries and small pages, `configure` applied last.
+async fn suite(storage: Storage, configure: impl FnOnce(&mut SynclineConfig)) -> TestSuite {
+    spawn_suite_with(storage, |config| {
+        let runs = &mut config.sync_engine.runs;
+        runs.page_size = 200;
+        runs.max_backoff_secs = 1;
+        runs.poll_interval_ms = 50;
+        configure(config);
+    })
+    .await
+}
+
+/// One tenant with a Salesforce org of its own, connected and mapped.
+struct Tenant<'a> {
+    suite: &'a TestSuite,
+    sandboxes: &'a Sandboxes,
+    project: String,
+    tenant: String,
+    org: String,
+    connection: String,
+}
+
+impl<'a> Tenant<'a> {
+    /// Creates an org with `contacts` contacts, connects it through OAuth for a new tenant,
+    /// deploys the manifest and maps contact email and last name.
+    async fn connect(suite: &'a TestSuite, sandboxes: &'a Sandboxes, contacts: u64) -> Self {
+        let project = unique_tenant("proj");
+        let tenant = unique_tenant("tenant");
+        let org = unique_tenant("org");
+        sandboxes
+            .salesforce
+            .admin()
+            .create_org(OrgConfig {
+                name: org.clone(),
+                counts: vec![("Contact".into(), contacts)],
+                ..OrgConfig::default()
+            })
+            .unwrap();
+        let app = AuthVaultServiceClient::new(suite.gateway())
+            .create_provider_app(suite.as_tenant(
+                &project,
+                &tenant,
+                CreateProviderAppRequest {
+                    provider_app: Some(ProviderApp {
+                        provider: Provider::Salesforce as i32,
+                        display_name: "Salesforce".into(),
+                        client_id: DEMO_CLIENT_ID.into(),
+                        client_secret: DEMO_CLIENT_SECRET.into(),
+                        scopes: vec!["api".into(), "refresh_token".into()],
+                        authorize_url: sandboxes.salesforce.base_url().into(),
+                        token_url: sandboxes.salesforce.base_url().into(),
+                        ..ProviderApp::default()
+                    }),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .provider_app
+            .unwrap();
+        let started = AuthVaultServiceClient::new(suite.gateway())
+            .start_authorization(suite.as_tenant(
+                &project,
+                &tenant,
+                StartAuthorizationRequest {
+                    provider_app_id: app.id,
+                    display_name: "CRM".into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let url = format!("{}&org={org}", started.authorization_url);
+        let response = browser().get(&url).send().await.unwrap();
+        assert!(response.status().is_redirection(), "{}", response.status());
+        let callback = response.headers()["location"].to_str().unwrap().to_owned();
+        let page = browser().get(&callback).send().await.unwrap();
+        assert_eq!(page.status(), reqwest::StatusCode::OK);
+        let this = Self {
+            suite,
+            sandboxes,
+            project,
+            tenant,
+            org,
+            connection: started.connection_id,
+        };
+        let mut mapping = MappingServiceClient::new(suite.gateway());
+        mapping
+            .deploy_manifest(this.request(DeployManifestRequest {
+                content: MANIFEST.into(),
+                description: String::new(),
+            }))
+            .await
+            .unwrap();
+        let field = |model: &str, provider: &str| FieldMapping {
+            model_fields: vec![model.into()],
+            provider_fields: vec![provider.into()],
+            direction: MappingDirection::Inbound as i32,
+            ..FieldMapping::default()
+        };
+        mapping
+            .save_field_mappings(this.request(SaveFieldMappingsRequest {
+                connection_id: this.connection.clone(),
+                objects: vec![ObjectMapping {
+                    object: "contact".into(),
+                    provider_object: "Contact".into(),
+                    fields: vec![field("email", "Email"), field("last_name", "LastName")],
+                }],
+            }))
+            .await
+            .expect("the contact mapping saves");
+        this
+    }
+
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        self.suite.as_tenant(&self.project, &self.tenant, message)
+    }
+
+    fn sync(&self) -> SyncServiceClient<Channel> {
+        SyncServiceClient::new(self.suite.gateway())
+    }
+
+    async fn start(&self, mode: SyncMode) -> (SyncRun, bool) {
+        let started = self
+            .sync()
+            .start_sync_run(self.request(StartSyncRunRequest {
+                connection_id: self.connection.clone(),
+                mode: mode as i32,
+                objects: Vec::new(),
+            }))
+            .await
+            .expect("the run starts")
+            .into_inner();
+        (started.sync_run.unwrap(), started.created)
+    }
+
+    async fn get(&self, id: &str) -> Result<SyncRun, tonic::Status> {
+        self.sync()
+            .get_sync_run(self.request(GetSyncRunRequest {
+                sync_run_id: id.into(),
+            }))
+            .await
+            .map(|r| r.into_inner().sync_run.unwrap())
+    }
+
+    /// Polls GetSyncRun until `done` holds (at most 90 s).
+    async fn wait(&self, id: &str, what: &str, done: impl Fn(&SyncRun) -> bool) -> SyncRun {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let run = self.get(id).await.unwrap();
+            if done(&run) {
+                return run;
+            }
+            assert!(Instant::now() < deadline, "run never {what}: {run:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn wait_state(&self, id: &str, state: SyncRunState) -> SyncRun {
+        self.wait(id, state.as_str_name(), |r| r.state == state as i32)
+            .await
+    }
+
+    /// Reads the tenant's changes after `after` from StreamChanges until `count` arrived,
+    /// and checks the head is the last of them (nothing more was published).
+    async fn changes(&self, after: u64, count: usize) -> Vec<Change> {
+        let mut stream = self
+            .sync()
+            .stream_changes(self.request(StreamChangesRequest {
+                after_sequence: after,
+                max_batch_size: 500,
+                ..StreamChangesRequest::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut changes = Vec::new();
+        let mut head = 0;
+        while changes.len() < count {
+            let message = tokio::time::timeout(Duration::from_secs(30), stream.next())
+                .await
+                .expect("changes arrive")
+                .expect("the stream stays open")
+                .unwrap();
+            head = message.head_sequence;
+            changes.extend(message.changes);
+        }
+        assert_eq!(changes.len(), count, "more changes than expected");
+        assert_eq!(
+            head,
+            changes.last().map_or(after, |c| c.sequence),
+            "the log holds changes beyond the expected ones"
+        );
+        changes
+    }
+
+    fn contact_id(&self, index: u64) -> String {
+        self.sandboxes
+            .salesforce
+            .admin()
+            .record_id(&self.org, "Contact", index)
+            .unwrap()
+    }
+}
+
+fn stats(run: &SyncRun) -> (i64, i64, i64) {
+    let s = run.stats.unwrap_or_default();
+    (s.records_read, s.changes_published, s.records_unchanged)
+}
+
+async fn backfill_then_incremental_deliver_each_change_once(storage: Storage) {
+    let sandboxes = Sandboxes::start().await;
+    let suite = suite(storage, |_| {}).await;
+    let acme = Tenant::connect(&suite, &sandboxes, 450).await;
+
+    let (run, created) = acme.start(SyncMode::Backfill).await;
+    assert!(created);
+    assert_eq!(run.objects, ["contact"]);
+    assert_eq!(run.plan_version, 1);
+    assert_eq!(
+        run.trace_id.len(),
+        32,
+        "the run's root span trace id is stored"
+    );
+    let done = acme.wait_state(&run.id, SyncRunState::Succeeded).await;
+    assert_eq!(stats(&done), (450, 450, 0));
+    let progress = &done.progress[0];
+    assert!(progress.done);
+    assert!(!progress.checkpoint.is_empty());
+    assert_eq!(progress.estimated_total, 450);
+    assert!(done.stats.as_ref().unwrap().provider_calls >= 3);
+    assert!(done.end_time.is_some() && done.start_time.is_some());
+
+    // Every contact of the org exactly once, created, mapped, with the run's id.
+    let changes = acme.changes(0, 450).await;
+    let mut ids: Vec<String> = changes
+        .iter()
+        .map(|c| c.record.as_ref().unwrap().id.clone())
+        .collect();
+    ids.sort();
+    let mut expected: Vec<String> = (0..450).map(|i| acme.contact_id(i)).collect();
+    expected.sort();
+    assert_eq!(ids, expected);
+    for change in &changes {
+        assert_eq!(change.operation(), RecordOperation::Create);
+        assert_eq!(change.object, "contact");
+        assert_eq!(change.sync_run_id, run.id);
+        let record = change.record.as_ref().unwrap();
+        assert!(record.fields.contains_key("last_name"), "{record:?}");
+        assert!(
+            record
+                .fields
+                .keys()
+                .all(|k| k == "email" || k == "last_name"),
+            "only mapped fields leave the engine: {record:?}"
+        );
+    }
+    let backfilled = changes.last().unwrap().sequence;
+
+    // Changes in the org: two renamed, one touched in an unmapped field, one created, one
+    // deleted.
+    let admin = sandboxes.salesforce.admin();
+    let fields = |v: serde_json::Value| v.as_object().unwrap().clone();
+    let renamed = [acme.contact_id(3), acme.contact_id(200)];
+    for id in &renamed {
+        admin
+            .update_record(
+                &acme.org,
+                "Contact",
+                id,
+                fields(json!({"LastName": "Renamed"})),
+            )
+            .unwrap();
+    }
+    admin
+        .update_record(
+            &acme.org,
+            "Contact",
+            &acme.contact_id(7),
+            fields(json!({"Title": "CTO"})),
+        )
+        .unwrap();
+    let new_id = admin
+        .create_record(
+            &acme.org,
+            "Contact",
+            fields(json!({"LastName": "Newcomer"})),
+        )
+        .unwrap();
+    let deleted = acme.contact_id(9);
+    admin.delete_record(&acme.org, "Contact", &deleted).unwrap();
+
+    let (incremental, created) = acme.start(SyncMode::Incremental).await;
+    assert!(created);
+    let done = acme
+        .wait_state(&incremental.id, SyncRunState::Succeeded)
+        .await;
+    let (read, published, unchanged) = stats(&done);
+    assert_eq!(published, 4, "{done:?}");
+    assert_eq!(read, published + unchanged);
+    assert!(
+        unchanged >= 1,
+        "the unmapped edit is read and found unchanged"
+    );
+    let changes = acme.changes(backfilled, 4).await;
+    let got: BTreeMap<String, RecordOperation> = changes
+        .iter()
+        .map(|c| (c.record.as_ref().unwrap().id.clone(), c.operation()))
+        .collect();
+    let want: BTreeMap<String, RecordOperation> = [
+        (renamed[0].clone(), RecordOperation::Update),
+        (renamed[1].clone(), RecordOperation::Update),
+        (new_id, RecordOperation::Create),
+        (deleted, RecordOperation::Delete),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(got, want);
+
+    // A second backfill reads everything again and publishes nothing.
+    let (again, _) = acme.start(SyncMode::Backfill).await;
+    let done = acme.wait_state(&again.id, SyncRunState::Succeeded).await;
+    let (read, published, unchanged) = stats(&done);
+    assert_eq!(published, 0, "{done:?}");
+    assert_eq!(read, unchanged);
+    assert!(read >= 450);
+
+    suite.stop().await;
+    sandboxes.stop().await;
+}
+
+async fn runs_pause_resume_and_cancel_through_the_api(storage: Storage) {
+    let sandboxes = Sandboxes::start().await;
+    let suite = suite(storage, |_| {}).await;
+    let acme = Tenant::connect(&suite, &sandboxes, 50).await;
+    let admin = sandboxes.salesforce.admin();
+    let failing = FaultConfig {
+        error_5xx_rate: 1.0,
+        ..FaultConfig::default()
+    };
+    // The CRM fails every call: the run retries (nothing lost) and cannot finish.
+    admin.set_faults(&acme.org, failing.clone()).unwrap();
+
+    let (run, created) = acme.start(SyncMode::Incremental).await;
+    assert!(created);
+    let (same, created) = acme.start(SyncMode::Incremental).await;
+    assert!(!created, "an active run is returned, not doubled");
+    assert_eq!(same.id, run.id);
+
+    let mut sync = acme.sync();
+    let paused = sync
+        .pause_sync_run(acme.request(PauseSyncRunRequest {
+            sync_run_id: run.id.clone(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .sync_run
+        .unwrap();
+    assert_eq!(paused.state(), SyncRunState::Paused);
+    let again = sync
+        .pause_sync_run(acme.request(PauseSyncRunRequest {
+            sync_run_id: run.id.clone(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .sync_run
+        .unwrap();
+    assert_eq!(again.state(), SyncRunState::Paused, "pause is idempotent");
+
+    // Another tenant sees none of it.
+    let stranger = unique_tenant("stranger");
+    for status in [
+        sync.get_sync_run(suite.as_tenant(
+            &acme.project,
+            &stranger,
+            GetSyncRunRequest {
+                sync_run_id: run.id.clone(),
+            },
+        ))
+        .await
+        .unwrap_err(),
+        sync.resume_sync_run(suite.as_tenant(
+            &acme.project,
+            &stranger,
+            ResumeSyncRunRequest {
+                sync_run_id: run.id.clone(),
+            },
+        ))
+        .await
+        .unwrap_err(),
+    ] {
+        assert_eq!(status.code(), Code::NotFound);
+    }
+
+    // The CRM recovers; the resumed run reads everything from its checkpoint.
+    admin.set_faults(&acme.org, FaultConfig::default()).unwrap();
+    let resumed = sync
+        .resume_sync_run(acme.request(ResumeSyncRunRequest {
+            sync_run_id: run.id.clone(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .sync_run
+        .unwrap();
+    assert!(matches!(
+        resumed.state(),
+        SyncRunState::Pending | SyncRunState::Running | SyncRunState::Succeeded
+    ));
+    let done = acme.wait_state(&run.id, SyncRunState::Succeeded).await;
+    assert_eq!(stats(&done), (50, 50, 0));
+    acme.changes(0, 50).await;
+    let refused = sync
+        .cancel_sync_run(acme.request(CancelSyncRunRequest {
+            sync_run_id: run.id.clone(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Code::FailedPrecondition,
+        "a finished run stays"
+    );
+
+    // A run cancelled while the CRM fails ends CANCELLED, and stays so.
+    admin.set_faults(&acme.org, failing).unwrap();
+    let (second, created) = acme.start(SyncMode::Backfill).await;
+    assert!(created);
+    for _ in 0..2 {
+        let cancelled = sync
+            .cancel_sync_run(acme.request(CancelSyncRunRequest {
+                sync_run_id: second.id.clone(),
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .sync_run
+            .unwrap();
+        assert_eq!(cancelled.state(), SyncRunState::Cancelled);
+        assert!(cancelled.end_time.is_some());
+    }
+
+    // Listed newest first, a page at a time, filtered by state.
+    let listed = |page_token: String, states: Vec<i32>| ListSyncRunsRequest {
+        page_size: 1,
+        page_token,
+        connection_id: acme.connection.clone(),
+        states,
+    };
+    let first = sync
+        .list_sync_runs(acme.request(listed(String::new(), vec![])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.sync_runs[0].id, second.id);
+    let next = sync
+        .list_sync_runs(acme.request(listed(first.next_page_token, vec![])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(next.sync_runs[0].id, run.id);
+    let succeeded = sync
+        .list_sync_runs(acme.request(listed(String::new(), vec![SyncRunState::Succeeded as i32])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(succeeded.sync_runs[0].id, run.id);
+
+    // Bad requests name their fields.
+    let bad = sync
+        .start_sync_run(acme.request(StartSyncRunRequest {
+            connection_id: String::new(),
+            mode: 9,
+            objects: vec!["invoice".into()],
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    let fields: Vec<String> = bad
+        .get_error_details()
+        .bad_request()
+        .unwrap()
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect();
+    assert_eq!(fields, ["connection_id", "mode"]);
+    let unknown = sync
+        .start_sync_run(acme.request(StartSyncRunRequest {
+            connection_id: acme.connection.clone(),
+            mode: SyncMode::Backfill as i32,
+            objects: vec!["invoice".into()],
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::InvalidArgument);
+    assert_eq!(
+        unknown
+            .get_error_details()
+            .bad_request()
+            .unwrap()
+            .field_violations[0]
+            .field,
+        "objects[0]"
+    );
+    let foreign = sync
+        .start_sync_run(suite.as_tenant(
+            &acme.project,
+            &stranger,
+            StartSyncRunRequest {
+                connection_id: acme.connection.clone(),
+                mode: SyncMode::Backfill as i32,
+                objects: vec![],
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(foreign.code(), Code::NotFound, "not their connection");
+
+    suite.stop().await;
+    sandboxes.stop().await;
+}
+
+async fn a_small_tenant_finishes_while_a_big_one_runs(storage: Storage) {
+    let sandboxes = Sandboxes::start().await;
+    let suite = suite(storage, |config| {
+        config.sync_engine.runs.workers = 2;
+        config.sync_engine.runs.per_tenant_concurrency = 1;
+    })
+    .await;
+    let big = Tenant::connect(&suite, &sandboxes, 50_000).await;
+    let small = Tenant::connect(&suite, &sandboxes, 10).await;
+
+    let (big_run, _) = big.start(SyncMode::Backfill).await;
+    big.wait(&big_run.id, "read a page", |r| stats(r).0 > 0)
+        .await;
+    let (small_run, _) = small.start(SyncMode::Backfill).await;
+    let small_done = small
+        .wait_state(&small_run.id, SyncRunState::Succeeded)
+        .await;
+    assert_eq!(stats(&small_done), (10, 10, 0));
+    let big_now = big.get(&big_run.id).await.unwrap();
+    assert_eq!(
+        big_now.state(),
+        SyncRunState::Running,
+        "the big tenant is still running when the small one is done"
+    );
+    assert!(stats(&big_now).0 < 50_000);
+    big.sync()
+        .cancel_sync_run(big.request(CancelSyncRunRequest {
+            sync_run_id: big_run.id.clone(),
+        }))
+        .await
+        .unwrap();
+    suite.stop().await;
+    sandboxes.stop().await;
+}
+
+async fn a_revoked_connection_pauses_its_run_for_reauthorization(storage: Storage) {
+    let sandboxes = Sandboxes::start().await;
+    let suite = suite(storage, |_| {}).await;
+    let acme = Tenant::connect(&suite, &sandboxes, 20).await;
+    let admin = sandboxes.salesforce.admin();
+
+    // An expired access token: reported once, refreshed, and the run goes on.
+    let (first, _) = acme.start(SyncMode::Incremental).await;
+    acme.wait_state(&first.id, SyncRunState::Succeeded).await;
+    admin.expire_sessions(&acme.org).unwrap();
+    let (second, _) = acme.start(SyncMode::Backfill).await;
+    let done = acme.wait_state(&second.id, SyncRunState::Succeeded).await;
+    assert_eq!(stats(&done), (20, 0, 20));
+
+    // A revoked refresh token: the run pauses, saying why.
+    admin.expire_sessions(&acme.org).unwrap();
+    admin.revoke_refresh_tokens(&acme.org).unwrap();
+    let (third, _) = acme.start(SyncMode::Backfill).await;
+    let paused = acme.wait_state(&third.id, SyncRunState::Paused).await;
+    assert_eq!(paused.error_reason(), ErrorReason::NeedsReauth);
+    assert!(!paused.error_message.is_empty());
+    assert_eq!(stats(&paused).0, 0);
+    suite.stop().await;
+    sandboxes.stop().await;
+}
+
+async fn a_run_over_its_api_budget_pauses_and_resumes_by_itself(storage: Storage) {
+    let sandboxes = Sandboxes::start().await;
+    let suite = suite(storage, |config| {
+        config.sync_engine.runs.daily_quota_share_percent = 50;
+        config.sync_engine.runs.quota_pause_secs = 1;
+    })
+    .await;
+    let acme = Tenant::connect(&suite, &sandboxes, 600).await;
+    let admin = sandboxes.salesforce.admin();
+    // 60% of the org's daily calls are used: above the 50% syncs may spend.
+    admin
+        .set_quota(&acme.org, Some(60_000), Some(100_000))
+        .unwrap();
+    let (run, _) = acme.start(SyncMode::Backfill).await;
+    let paused = acme.wait_state(&run.id, SyncRunState::Paused).await;
+    assert_eq!(paused.error_reason(), ErrorReason::QuotaExhausted);
+    assert!(
+        paused.error_message.contains("50%"),
+        "{}",
+        paused.error_message
+    );
+    let read_when_paused = stats(&paused).0;
+    assert!(read_when_paused > 0 && read_when_paused < 600);
+
+    // The quota resets; the run resumes by itself from its checkpoint and finishes.
+    admin.set_quota(&acme.org, Some(0), None).unwrap();
+    let done = acme.wait_state(&run.id, SyncRunState::Succeeded).await;
+    assert_eq!(stats(&done), (600, 600, 0));
+    acme.changes(0, 600).await;
+    suite.stop().await;
+    sandboxes.stop().await;
+}
