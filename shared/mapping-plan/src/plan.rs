@@ -609,8 +609,27 @@ pub struct CompiledPlan {
 }
 
 impl CompiledPlan {
-    /// Compiles every object's rules; fails on the first malformed rule.
+    /// Compiles every object's rules; fails on the first malformed rule, and on a plan
+    /// that carries `drift_violations` (read with `include_broken`: schema drift broke it,
+    /// so it must not be applied).
     pub fn compile(plan: &MappingPlan) -> Result<Self, CompileError> {
+        if let Some(first) = plan.drift_violations.first() {
+            let fields: Vec<String> = plan
+                .drift_violations
+                .iter()
+                .map(|v| format!("{}.{}", v.object, v.provider_field))
+                .collect();
+            return Err(CompileError {
+                object: first.object.clone(),
+                direction: "plan",
+                index: 0,
+                target_field: first.provider_field.clone(),
+                message: format!(
+                    "schema drift broke the plan ({}); it must not be applied",
+                    fields.join(", ")
+                ),
+            });
+        }
         let objects = plan
             .objects
             .iter()

@@ -529,3 +529,32 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_plan_drift_broke_does_not_compile() {
+    let broken = MappingPlan {
+        objects: vec![ObjectPlan {
+            object: "project".into(),
+            provider_object: "Project__c".into(),
+            inbound: vec![rule("Deal_Risk_Score__c", "risk", vec![])],
+            ..ObjectPlan::default()
+        }],
+        drift_violations: vec![syncline_proto::mapping::v1::FieldMappingViolation {
+            object: "project".into(),
+            mapping_index: -1,
+            provider_field: "Deal_Risk_Score__c".into(),
+            ..Default::default()
+        }],
+        ..MappingPlan::default()
+    };
+    let error = CompiledPlan::compile(&broken).unwrap_err();
+    assert!(
+        error.to_string().contains("project.Deal_Risk_Score__c"),
+        "{error}"
+    );
+    let fine = MappingPlan {
+        drift_violations: Vec::new(),
+        ..broken
+    };
+    assert!(CompiledPlan::compile(&fine).is_ok());
+}
