@@ -412,6 +412,24 @@ async fn embed_tokens_open_only_the_page_api_of_one_tenant(storage: Storage) {
     assert_eq!(status, reqwest::StatusCode::NOT_FOUND, "{body}");
     let (missing, _) = page_api(&suite, &token, "/connections/conn_missing").await;
     assert_eq!(missing, reqwest::StatusCode::NOT_FOUND);
+    let reconnect = |connection_id: &str| {
+        reqwest::Client::new()
+            .post(format!("{}/embed/api/connect", suite.gateway_url()))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"provider_app_id": app, "connection_id": connection_id}))
+            .send()
+    };
+    assert_eq!(
+        reconnect(&acme_second).await.unwrap().status(),
+        reqwest::StatusCode::NOT_FOUND,
+        "re-authorizing a connection outside the token's scope"
+    );
+    let restarted: serde_json::Value = reconnect(&acme_first).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        restarted["connection_id"],
+        acme_first.as_str(),
+        "{restarted}"
+    );
 
     // The default lifetime is the configured one; asking for more is capped.
     let now = i64::try_from(jsonwebtoken_now()).unwrap();

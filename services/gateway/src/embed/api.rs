@@ -247,6 +247,7 @@ fn status_key(status: i32) -> String {
 pub(crate) struct ConnectionView {
     id: String,
     provider: &'static str,
+    provider_app_id: String,
     display_name: String,
     status: String,
     status_message: String,
@@ -258,6 +259,7 @@ impl From<&Connection> for ConnectionView {
         Self {
             id: c.id.clone(),
             provider: provider_key(c.provider),
+            provider_app_id: c.provider_app_id.clone(),
             display_name: c.display_name.clone(),
             status: status_key(c.status),
             status_message: c.status_message.clone(),
@@ -395,6 +397,9 @@ pub(crate) async fn connection(
 #[derive(Debug, Deserialize)]
 pub(crate) struct ConnectBody {
     provider_app_id: String,
+    /// Re-authorize this connection (one needing it) instead of creating one.
+    #[serde(default)]
+    connection_id: String,
 }
 
 /// Answer of `POST /embed/api/connect`.
@@ -426,13 +431,18 @@ pub(crate) async fn connect(
                     }],
                 ));
             }
+            let connection_id = match (&scope.connection_id, body.connection_id.as_str()) {
+                (Some(only), "") => only.clone(),
+                (_, id) if !scope.allows(id) => return Err(Failure::not_found()),
+                (_, id) => id.to_owned(),
+            };
             let started = AuthVaultServiceClient::new(channel(&gateway, AUTH_VAULT)?)
                 .start_authorization(request(
                     &gateway,
                     &scope.context,
                     StartAuthorizationRequest {
                         provider_app_id: body.provider_app_id,
-                        connection_id: scope.connection_id.clone().unwrap_or_default(),
+                        connection_id,
                         display_name: String::new(),
                         return_url: format!("{}/embed/connected", gateway.embed.base_url),
                         authorize_url: String::new(),

@@ -140,7 +140,11 @@
           el("label", { for: id },
             (c.display_name || providerName(c.provider)) + (c.account ? " · " + c.account : "") + " "),
           el("span", { class: "badge" + (c.status === "ACTIVE" ? " active" : ""), text: c.status }),
-          c.status_message ? el("span", { class: "hint", text: c.status_message }) : null));
+          c.status_message ? el("span", { class: "hint", text: c.status_message }) : null,
+          c.status !== "ACTIVE" && c.provider_app_id
+            ? el("button", { type: "button", onclick: () => connect(c.provider_app_id, c.id),
+                text: "Reconnect " + (c.display_name || providerName(c.provider)) })
+            : null));
       }
       list.append(fieldset);
     }
@@ -194,14 +198,14 @@
     state.pollTimer = window.setTimeout(() => watchConnection(id, deadline), 1000);
   }
 
-  async function connect(appId) {
+  async function connect(appId, connectionId) {
     fail("");
     say("Opening the CRM sign-in…");
     // Open the window synchronously with the click (popup blockers), then point it at the CRM.
     const popup = window.open("about:blank", "syncline-connect", "popup,width=640,height=720");
     let started;
     try {
-      started = await api("POST", "/connect", { provider_app_id: appId });
+      started = await api("POST", "/connect", { provider_app_id: appId, connection_id: connectionId || "" });
     } catch (e) {
       if (popup) popup.close();
       say("");
