@@ -222,10 +222,6 @@ fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-fn stamp_ms(t: &prost_types::Timestamp) -> i64 {
-    t.seconds * 1000 + i64::from(t.nanos / 1_000_000)
-}
-
 fn look_back_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
@@ -350,6 +346,7 @@ impl HubSpotConnector {
         let full = page.results.len() >= limit as usize || page.next_after().is_some();
         let seen: BTreeSet<String> = cursor.seen.iter().cloned().collect();
         let mut repeats = 0usize;
+        let mut order: Vec<(i64, String)> = Vec::with_capacity(page.results.len());
         let mut records = Vec::with_capacity(page.results.len());
         for r in page.results {
             let Some(modified) = r.modified(property) else {
@@ -359,26 +356,31 @@ impl HubSpotConnector {
                 ));
             };
             let ms = millis(modified);
-            if ms < lower {
-                // Out of order or filtered loosely: never step back.
-                continue;
-            }
+            order.push((ms, r.id.clone()));
             if ms == lower && seen.contains(&r.id) {
                 repeats += 1;
                 continue;
             }
-            if ms > cursor.lower_ms.unwrap_or(i64::MIN) {
-                cursor.lower_ms = Some(ms);
-                cursor.seen.clear();
-            }
-            cursor.seen.push(r.id.clone());
             records.push(r.into_record(request.object, Some(modified), false));
         }
-        let at_end = cursor.lower_ms;
-        let single_stamp = records
-            .iter()
-            .all(|r| r.system_modstamp.as_ref().map(stamp_ms) == at_end);
-        if full && ((at_end == Some(lower) && repeats * 2 > limit as usize) || single_stamp) {
+        // The next page starts at the last result's time (the index's order, even if a
+        // record's time came back out of it), never before this page's start; the ids at
+        // exactly that time are remembered so they are not returned again.
+        let anchor = order.last().map_or(lower, |(ms, _)| (*ms).max(lower));
+        let mut at_anchor: Vec<String> = if anchor == lower {
+            std::mem::take(&mut cursor.seen)
+        } else {
+            Vec::new()
+        };
+        for (ms, id) in &order {
+            if *ms == anchor && !at_anchor.contains(id) {
+                at_anchor.push(id.clone());
+            }
+        }
+        cursor.lower_ms = Some(anchor);
+        cursor.seen = at_anchor;
+        let single_stamp = order.iter().all(|(ms, _)| *ms == anchor);
+        if full && ((anchor == lower && repeats * 2 > limit as usize) || single_stamp) {
             // The page is (mostly) one millisecond: more records may share it than a page
             // holds, so read that tie by id, then go on strictly after it.
             cursor.tie_after = Some(String::new());
@@ -520,6 +522,10 @@ mod tests {
             properties("deals", &["dealname".into(), "hs_lastmodifieddate".into()]),
             ["dealname", "hs_lastmodifieddate"]
         );
+    }
+
+    fn stamp_ms(t: &prost_types::Timestamp) -> i64 {
+        t.seconds * 1000 + i64::from(t.nanos / 1_000_000)
     }
 
     fn fixture(path: &str) -> String {
