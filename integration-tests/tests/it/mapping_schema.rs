@@ -57,6 +57,9 @@ objects:
       territory:
         type: string
         write: if_empty
+      phase:
+        type: picklist
+        values: [start, middle, end]
 "#;
 
 fn browser() -> reqwest::Client {
@@ -308,6 +311,20 @@ async fn salesforce_custom_fields_map_and_drift_is_flagged(storage: Storage) {
             },
         )
         .unwrap();
+    let stage = |values: &[&str]| NewField {
+        name: "Stage__c".into(),
+        label: Some("Stage".into()),
+        ftype: "picklist".into(),
+        picklist: values.iter().map(|v| (*v).to_owned()).collect(),
+        reference_to: None,
+    };
+    admin
+        .add_field(
+            "demo",
+            "Project__c",
+            stage(&["Kickoff", "Delivery", "Closed"]),
+        )
+        .unwrap();
 
     // Bad mappings, each refused naming its field. The connection was never described:
     // validating describes it first (schema version 1).
@@ -396,6 +413,19 @@ async fn salesforce_custom_fields_map_and_drift_is_flagged(storage: Storage) {
                 ])]),
                 ..map("status", "Status__c", MappingDirection::Both)
             },
+            FieldMapping {
+                inbound_transforms: transforms(vec![picklist(&[
+                    ("Kickoff", "start"),
+                    ("Delivery", "middle"),
+                    ("Closed", "end"),
+                ])]),
+                outbound_transforms: transforms(vec![picklist(&[
+                    ("start", "Kickoff"),
+                    ("middle", "Delivery"),
+                    ("end", "Closed"),
+                ])]),
+                ..map("phase", "Stage__c", MappingDirection::Both)
+            },
         ],
     };
     let (_, violations) = acme.validate(&good).await;
@@ -425,20 +455,29 @@ async fn salesforce_custom_fields_map_and_drift_is_flagged(storage: Storage) {
     assert_eq!(fetched.checked_schema_version, 1);
     assert!(fetched.drift_violations.is_empty());
 
-    // Drift: the score becomes text, the territory goes away. After the refresh the
-    // installation needs attention naming both, and the plan is refused.
+    // Drift: the score becomes text, the territory goes away, the stage loses the value
+    // `Closed`. After the refresh the installation needs attention naming them, and the
+    // plan is refused.
     admin
         .retype_field("demo", "Project__c", "Deal_Risk_Score__c", "string")
         .unwrap();
     admin
         .remove_field("demo", "Project__c", "Territory__c")
         .unwrap();
+    admin
+        .remove_field("demo", "Project__c", "Stage__c")
+        .unwrap();
+    admin
+        .add_field("demo", "Project__c", stage(&["Kickoff", "Delivery"]))
+        .unwrap();
     assert_eq!(acme.refresh().await, 2);
     let installation = acme.installation().await;
     assert_eq!(installation.state(), InstallationState::NeedsAttention);
     let issue = project_issue(&installation);
     assert!(
-        issue.contains("Deal_Risk_Score__c") && issue.contains("Territory__c"),
+        issue.contains("Deal_Risk_Score__c")
+            && issue.contains("Territory__c")
+            && issue.contains("`Closed`"),
         "{issue}"
     );
     let refused = acme.plan(false).await.unwrap_err();
@@ -458,6 +497,7 @@ async fn salesforce_custom_fields_map_and_drift_is_flagged(storage: Storage) {
         .collect();
     assert!(named.contains(&(ViolationKind::TypeIncompatible, "Deal_Risk_Score__c")));
     assert!(named.contains(&(ViolationKind::ProviderFieldUnknown, "Territory__c")));
+    assert!(named.contains(&(ViolationKind::PicklistValueUnknown, "Stage__c")));
     let (schema_version, violations) = acme.validate(&good).await;
     assert_eq!(schema_version, 2);
     assert_eq!(
@@ -466,6 +506,8 @@ async fn salesforce_custom_fields_map_and_drift_is_flagged(storage: Storage) {
             (1, ViolationKind::TypeIncompatible, "Deal_Risk_Score__c"),
             (1, ViolationKind::TypeIncompatible, "Deal_Risk_Score__c"),
             (2, ViolationKind::ProviderFieldUnknown, "Territory__c"),
+            (5, ViolationKind::PicklistValueUnknown, "Stage__c"),
+            (5, ViolationKind::PicklistValueUnknown, "Stage__c"),
         ]
     );
 
@@ -479,6 +521,17 @@ async fn salesforce_custom_fields_map_and_drift_is_flagged(storage: Storage) {
             "Deal_Risk_Score__c",
             MappingDirection::Inbound,
         )
+    };
+    fixed.fields[4] = FieldMapping {
+        inbound_transforms: transforms(vec![picklist(&[
+            ("Kickoff", "start"),
+            ("Delivery", "middle"),
+        ])]),
+        outbound_transforms: transforms(vec![picklist(&[
+            ("start", "Kickoff"),
+            ("middle", "Delivery"),
+        ])]),
+        ..map("phase", "Stage__c", MappingDirection::Both)
     };
     let plan = acme
         .save(&fixed)
