@@ -59,9 +59,22 @@ try {
   await visible(app.getByRole("heading", { name: "1. Connect your CRM" }), "the connect step in the frame");
   check(!frame().url().includes("token="), "the token is removed from the address bar");
   const connect = app.getByRole("button", { name: /^Connect / });
+
+  // First the admin refuses at the CRM (the sandbox's `deny=true`): the sign-in window says
+  // so, and once it is closed the page says the connection did not finish.
+  const authorize = "**/services/oauth2/authorize?**";
+  await context.route(authorize, (route) => route.continue({ url: route.request().url() + "&deny=true" }));
+  const [refusedPopup] = await Promise.all([page.waitForEvent("popup"), connect.click()]);
+  await visible(refusedPopup.getByRole("heading", { name: "The connection was not completed" }), "the CRM's refusal in the sign-in window");
+  await refusedPopup.close();
+  await textMatches(page, app.getByRole("alert"), (t) => t.includes("closed before the connection finished"), "the page's error after a refused sign-in");
+  await context.unroute(authorize);
+
+  // Then the admin allows access.
   const [popup] = await Promise.all([page.waitForEvent("popup"), connect.click()]);
   await popup.waitForEvent("close", { timeout: STEP_TIMEOUT }).catch(() => {});
   await visible(app.locator(".badge.active", { hasText: "ACTIVE" }), "the active connection");
+  await app.getByRole("alert").waitFor({ state: "hidden", timeout: STEP_TIMEOUT });
   await textMatches(page, app.locator("#status"), (t) => t.startsWith("Connected to Salesforce"), "the connected message");
 
   // Keyboard: focus moved to Continue; Enter goes on.

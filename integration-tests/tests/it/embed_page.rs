@@ -1,7 +1,7 @@
 //! The embedded self-serve mapping page end to end: a scoped token minted through the
 //! gateway, then headless Chromium (Debian's `chromium`, driven by `playwright-core`), with
-//! the page framed by a product page on another origin that the allow-list names, connects
-//! the Salesforce sandbox, picks objects, maps a custom field and a picklist and saves; the
+//! the page framed by a product page on another origin that the allow-list names, sees a
+//! sign-in refused at the CRM reported, connects the Salesforce sandbox, picks objects, maps a custom field and a picklist and saves; the
 //! saved plan is then read back over gRPC, and an origin off the list cannot frame it. Also: what the scoped token opens
 //! (the page's API only, one tenant, one connection when it names one) and what it does not.
 

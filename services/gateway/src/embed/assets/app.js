@@ -12,6 +12,8 @@
     crmObjects: new Map(), // CRM object name -> detail (fields)
     draft: new Map(), // model object -> {provider_field, picklist} per model field
     pollTimer: 0,
+    popup: null, // the CRM sign-in window, while one is open
+    popupClosedSeen: false,
     validateTimer: 0,
     validateSeq: 0,
   };
@@ -195,6 +197,18 @@
       fail("The CRM sign-in did not finish. Try connecting again.");
       return;
     }
+    if (state.popup && state.popup.closed) {
+      // The sign-in window closes itself only after success, when the connection is already
+      // active; this answer may predate that, so look once more before concluding that the
+      // admin gave up or the CRM refused (as that window said).
+      if (state.popupClosedSeen) {
+        state.popup = null;
+        say("");
+        fail("The CRM window was closed before the connection finished. Try connecting again.");
+        return;
+      }
+      state.popupClosedSeen = true;
+    }
     state.pollTimer = window.setTimeout(() => watchConnection(id, deadline), 1000);
   }
 
@@ -213,6 +227,8 @@
       return;
     }
     if (popup) {
+      state.popup = popup;
+      state.popupClosedSeen = false;
       popup.location.href = started.authorization_url;
       say("Waiting for you to allow access in the CRM window…");
     } else {
