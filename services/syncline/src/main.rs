@@ -1,6 +1,7 @@
 //! `syncline`: run the whole suite (`up`), one service (`serve`), or mint a dev token.
 
 mod manifest_cli;
+mod sync_cli;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -53,6 +54,9 @@ enum Command {
         #[command(subcommand)]
         command: manifest_cli::ManifestCommand,
     },
+    /// Start a sync run of a connection through the gateway (or join its active run) and
+    /// show its progress until it ends; exits 1 when it fails, 2 when it needs attention.
+    Sync(sync_cli::SyncArgs),
 }
 
 #[tokio::main]
@@ -65,8 +69,17 @@ async fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    // With a token, sync needs no configuration either.
+    let command = match cli.command {
+        Command::Sync(args) if args.token.is_some() => {
+            let token = args.token.clone().unwrap_or_default();
+            let run = sync_cli::run(args, &token).await?;
+            std::process::exit(sync_cli::exit_code(&run));
+        }
+        command => command,
+    };
     let mut config = syncline_config::load_from_process(cli.config.as_deref())?;
-    match cli.command {
+    match command {
         Command::Up => up(config).await,
         Command::Serve { service } => {
             let name = ServiceName::parse(&service).with_context(|| {
@@ -103,6 +116,19 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Manifest { .. } => Ok(()),
+        Command::Sync(args) => {
+            syncline::dev_auth::ensure_dev_jwt(&mut config)
+                .context("failed to read the development secret")?;
+            let token = syncline::dev_auth::mint_token(
+                &config,
+                &args.project,
+                &args.tenant,
+                "cli",
+                Duration::from_secs(3600),
+            )?;
+            let run = sync_cli::run(args, &token).await?;
+            std::process::exit(sync_cli::exit_code(&run));
+        }
     }
 }
 

@@ -472,3 +472,204 @@ async fn manifest_deploy_installs_versions_through_the_gateway() {
     assert!(status.success(), "exit status {status}");
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+mod sync_support;
+
+use sync_support::{Harness, INTERNAL_SECRET, Tenant};
+use syncline_proto::sync::v1::{StartSyncRunRequest, SyncMode, SyncRun, SyncRunState};
+
+fn read_count(run: &SyncRun) -> i64 {
+    run.stats.map_or(0, |s| s.records_read)
+}
+
+/// `syncline sync CONNECTION`: starts a backfill through the gateway, draws a bar per
+/// object on stderr up to the CRM's total and exits 0 when the run succeeds; a connection
+/// whose grant was revoked pauses the run for re-authorization, which the command reports
+/// and exits with 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_draws_progress_and_exits_by_the_run_state() {
+    let harness = Harness::start(None, 2).await;
+    let acme = Tenant::connect(&harness, 900).await;
+    let sync = |mode: &str| {
+        let mut command = syncline();
+        command
+            .args(["sync", &acme.connection, "--mode", mode])
+            .args(["--gateway", &harness.gateway(), "--poll-ms", "50"])
+            .env("SYNCLINE_TOKEN", &acme.token);
+        command
+    };
+    let output = sync("backfill").output().await.unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("started sync run run_"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("[{}] 900/900 contact done", "#".repeat(30))),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("succeeded: 900 read, 900 changes published, 0 unchanged"),
+        "{stderr}"
+    );
+
+    let admin = harness.salesforce.admin();
+    admin.expire_sessions(&acme.org).unwrap();
+    admin.revoke_refresh_tokens(&acme.org).unwrap();
+    let output = sync("incremental").output().await.unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("paused:"), "{stderr}");
+    assert!(stderr.contains("NEEDS_REAUTH: "), "{stderr}");
+    harness.stop().await;
+}
+
+/// A backfill worked by a `syncline serve sync-engine` child process (the API answered by
+/// the suite in this process, on the same database) that is killed with SIGKILL again and
+/// again, at points chosen by the progress observed, and restarted: the run finishes, and
+/// every contact of the org is in the change log exactly once.
+async fn killed_sync_engine_resumes_and_delivers_every_record_once(postgres: Option<String>) {
+    const CONTACTS: u64 = 3000;
+    let harness = Harness::start(postgres, 0).await;
+    let acme = Tenant::connect(&harness, CONTACTS).await;
+    let port = free_port();
+    let addr = |service| format!("http://{}", harness.suite.addr(service).unwrap());
+    let spawn = || {
+        let mut command = syncline();
+        command
+            .args(["serve", "sync-engine"])
+            .env("SYNCLINE_DATA_DIR", &harness.data_dir)
+            .env("SYNCLINE_INTERNAL_AUTH__SECRET", INTERNAL_SECRET)
+            .env(
+                "SYNCLINE_SYNC_ENGINE__LISTEN_ADDR",
+                format!("127.0.0.1:{port}"),
+            )
+            .env(
+                "SYNCLINE_GATEWAY__BACKENDS__AUTH_VAULT",
+                addr(syncline_config::ServiceName::AuthVault),
+            )
+            .env(
+                "SYNCLINE_GATEWAY__BACKENDS__MAPPING",
+                addr(syncline_config::ServiceName::Mapping),
+            )
+            .env("SYNCLINE_SYNC_ENGINE__RUNS__WORKERS", "2")
+            .env("SYNCLINE_SYNC_ENGINE__RUNS__LEASE_SECS", "1")
+            .env("SYNCLINE_SYNC_ENGINE__RUNS__PAGE_SIZE", "200")
+            .env("SYNCLINE_SYNC_ENGINE__RUNS__MAX_BACKOFF_SECS", "1")
+            .env("SYNCLINE_SYNC_ENGINE__RUNS__POLL_INTERVAL_MS", "50")
+            .env("SYNCLINE_TELEMETRY__LOG_FORMAT", "json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if let Some((url, prefix)) = &harness.postgres {
+            command
+                .env("SYNCLINE_STORAGE__DATABASE_URL", url)
+                .env("SYNCLINE_STORAGE__SCHEMA_PREFIX", prefix);
+        }
+        command
+    };
+    async fn ready(child: &mut tokio::process::Child) {
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let up = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if line.contains("\"listening\"") {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(up, Ok(true), "sync-engine did not come up");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    }
+    async fn kill_9(mut child: tokio::process::Child) {
+        let pid = child.id().unwrap().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-KILL", &pid])
+                .status()
+                .await
+                .unwrap()
+                .success()
+        );
+        let status = child.wait().await.unwrap();
+        assert!(!status.success(), "killed, not exited: {status}");
+    }
+
+    // The suite's own sync-engine has no workers: the run waits for the child.
+    let run = acme
+        .sync()
+        .start_sync_run(acme.request(StartSyncRunRequest {
+            connection_id: acme.connection.clone(),
+            mode: SyncMode::Backfill as i32,
+            objects: vec![],
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .sync_run
+        .unwrap();
+    let mut kills = 0;
+    let mut seen = 0;
+    for round in 0..6 {
+        let mut child = spawn().spawn().unwrap();
+        ready(&mut child).await;
+        if round % 3 != 2 {
+            // Killed as soon as a page more was committed: mid-way through the next one.
+            let progressed = acme
+                .wait(&run.id, Duration::from_secs(60), "made progress", |r| {
+                    read_count(r) > seen || r.state() == SyncRunState::Succeeded
+                })
+                .await;
+            assert_ne!(
+                progressed.state(),
+                SyncRunState::Succeeded,
+                "finished before it was killed"
+            );
+            seen = read_count(&progressed);
+        }
+        // Otherwise killed as soon as it serves: while it claims or reads its first page.
+        kill_9(child).await;
+        kills += 1;
+    }
+    let mut child = spawn().spawn().unwrap();
+    ready(&mut child).await;
+    let done = acme
+        .wait(&run.id, Duration::from_secs(120), "succeeded", |r| {
+            r.state() == SyncRunState::Succeeded
+        })
+        .await;
+    kill_9(child).await;
+    assert_eq!(kills, 6);
+    let stats = done.stats.unwrap();
+    assert_eq!(
+        (
+            stats.records_read,
+            stats.changes_published,
+            stats.records_unchanged
+        ),
+        (3000, 3000, 0),
+        "every committed page counted once: {done:?}"
+    );
+    let changes = acme.changes(3000).await;
+    let mut ids: Vec<String> = changes
+        .iter()
+        .map(|c| c.record.as_ref().unwrap().id.clone())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3000, "no record twice");
+    let mut expected = acme.contact_ids(&harness, CONTACTS);
+    expected.sort();
+    assert_eq!(ids, expected, "every record");
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_sync_engine_resumes_on_sqlite() {
+    killed_sync_engine_resumes_and_delivers_every_record_once(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_sync_engine_resumes_on_postgres() {
+    if let Some(url) = syncline_test_support::postgres::url_or_skip("kill -9 sync").await {
+        killed_sync_engine_resumes_and_delivers_every_record_once(Some(url)).await;
+    }
+}

@@ -1,0 +1,333 @@
+//! What the sync tests of the command share: the suite in this process (its sync-engine
+//! serving the API with or without workers) on SQLite or PostgreSQL, a Salesforce sandbox,
+//! and a tenant connected through OAuth to an org of its own with contacts mapped.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+use syncline_config::{ServiceName, SynclineConfig};
+use syncline_crm_sandbox::salesforce::{
+    DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, OrgConfig, RunningSalesforce, SalesforceConfig,
+    SalesforceSandbox,
+};
+use syncline_proto::authvault::v1::auth_vault_service_client::AuthVaultServiceClient;
+use syncline_proto::authvault::v1::{
+    CreateProviderAppRequest, ProviderApp, StartAuthorizationRequest,
+};
+use syncline_proto::common::v1::Provider;
+use syncline_proto::mapping::v1::mapping_service_client::MappingServiceClient;
+use syncline_proto::mapping::v1::{
+    DeployManifestRequest, FieldMapping, MappingDirection, ObjectMapping, SaveFieldMappingsRequest,
+};
+use syncline_proto::sync::v1::sync_service_client::SyncServiceClient;
+use syncline_proto::sync::v1::{Change, GetSyncRunRequest, StreamChangesRequest, SyncRun};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+const MANIFEST: &str = r#"
+format: 1
+name: contacts
+objects:
+  contact:
+    access: [read]
+    providers:
+      salesforce: Contact
+    fields:
+      email:
+        type: email
+      last_name:
+        type: string
+"#;
+
+pub const INTERNAL_SECRET: &str = "sync-cli-test-internal-secret-0123456789abcdef";
+const JWT_SECRET: &str = "sync-cli-test-jwt-secret-0123456789abcdef";
+
+/// The suite in this process and the sandbox.
+pub struct Harness {
+    pub suite: syncline::Suite,
+    pub salesforce: RunningSalesforce,
+    pub data_dir: PathBuf,
+    pub postgres: Option<(String, String)>,
+    shutdown: CancellationToken,
+}
+
+impl Harness {
+    /// Starts the sandbox and the suite (`postgres`: URL of a server to use, else SQLite
+    /// files), its sync-engine running `workers` workers.
+    pub async fn start(postgres: Option<String>, workers: usize) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let salesforce = SalesforceSandbox::start(SalesforceConfig::default(), listener)
+            .await
+            .unwrap();
+        let unique = uuid::Uuid::new_v4().simple().to_string();
+        let data_dir = std::env::temp_dir().join(format!("syncline-sync-{unique}"));
+        let prefix = format!("sy{}_", &unique[..12]);
+        let mut config = SynclineConfig {
+            data_dir: data_dir.clone(),
+            ..SynclineConfig::default()
+        };
+        for service in ServiceName::ALL {
+            config.set_listen_addr(service, "127.0.0.1:0".parse().unwrap());
+        }
+        config.sandbox.enabled = false;
+        config.gateway.jwt.hs256_secret = Some(SecretString::from(JWT_SECRET));
+        config.internal_auth.secret = Some(SecretString::from(INTERNAL_SECRET));
+        config.auth_vault.refresher.interval_secs = 0;
+        config.storage.max_connections = 4;
+        config.sync_engine.runs.workers = workers;
+        config.sync_engine.runs.page_size = 200;
+        config.sync_engine.runs.max_backoff_secs = 1;
+        config.sync_engine.runs.poll_interval_ms = 50;
+        if let Some(url) = &postgres {
+            config.storage.database_url = Some(SecretString::from(url.clone()));
+            config.storage.schema_prefix = prefix.clone();
+        }
+        config.validate().unwrap();
+        let shutdown = CancellationToken::new();
+        let suite = syncline::start_suite(config, shutdown.clone())
+            .await
+            .expect("the suite starts");
+        Self {
+            suite,
+            salesforce,
+            data_dir,
+            postgres: postgres.map(|url| (url, prefix)),
+            shutdown,
+        }
+    }
+
+    /// The gateway's gRPC URL.
+    pub fn gateway(&self) -> String {
+        format!("http://{}", self.suite.addr(ServiceName::Gateway).unwrap())
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::from_shared(self.gateway()).unwrap().connect_lazy()
+    }
+
+    /// A token for `tenant` of `project`.
+    pub fn token(project: &str, tenant: &str) -> String {
+        syncline_test_support::tokens::sign(
+            &syncline_test_support::tokens::claims(project, tenant),
+            JWT_SECRET,
+        )
+    }
+
+    /// Stops the suite and the sandbox and removes the databases.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let failures = self.suite.stopped().await;
+        assert!(failures.is_empty(), "services failed: {failures:?}");
+        self.salesforce.shutdown().await;
+        if let Some((url, prefix)) = &self.postgres {
+            syncline_storage::drop_schemas(url, prefix).await.unwrap();
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// A tenant connected to an org of its own, contacts mapped.
+pub struct Tenant {
+    pub org: String,
+    pub connection: String,
+    pub token: String,
+    channel: Channel,
+}
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+impl Tenant {
+    /// Creates an org with `contacts` contacts, connects it for a new tenant through OAuth,
+    /// deploys the manifest and maps contact email and last name.
+    pub async fn connect(harness: &Harness, contacts: u64) -> Self {
+        let unique = &uuid::Uuid::new_v4().simple().to_string()[..12];
+        let (project, tenant, org) = (
+            format!("proj-{unique}"),
+            format!("tenant-{unique}"),
+            format!("org-{unique}"),
+        );
+        harness
+            .salesforce
+            .admin()
+            .create_org(OrgConfig {
+                name: org.clone(),
+                counts: vec![("Contact".into(), contacts)],
+                ..OrgConfig::default()
+            })
+            .unwrap();
+        let token = Harness::token(&project, &tenant);
+        let channel = harness.channel();
+        let mut vault = AuthVaultServiceClient::new(channel.clone());
+        let base = harness.salesforce.base_url().to_owned();
+        let app = vault
+            .create_provider_app(authed(
+                &token,
+                CreateProviderAppRequest {
+                    provider_app: Some(ProviderApp {
+                        provider: Provider::Salesforce as i32,
+                        display_name: "Salesforce".into(),
+                        client_id: DEMO_CLIENT_ID.into(),
+                        client_secret: DEMO_CLIENT_SECRET.into(),
+                        scopes: vec!["api".into(), "refresh_token".into()],
+                        authorize_url: base.clone(),
+                        token_url: base,
+                        ..ProviderApp::default()
+                    }),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .provider_app
+            .unwrap();
+        let started = vault
+            .start_authorization(authed(
+                &token,
+                StartAuthorizationRequest {
+                    provider_app_id: app.id,
+                    display_name: "CRM".into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let url = format!("{}&org={org}", started.authorization_url);
+        let response = browser().get(&url).send().await.unwrap();
+        assert!(response.status().is_redirection(), "{}", response.status());
+        let callback = response.headers()["location"].to_str().unwrap().to_owned();
+        let page = browser().get(&callback).send().await.unwrap();
+        assert_eq!(page.status(), reqwest::StatusCode::OK);
+        let mut mapping = MappingServiceClient::new(channel.clone());
+        mapping
+            .deploy_manifest(authed(
+                &token,
+                DeployManifestRequest {
+                    content: MANIFEST.into(),
+                    description: String::new(),
+                },
+            ))
+            .await
+            .unwrap();
+        let field = |model: &str, provider: &str| FieldMapping {
+            model_fields: vec![model.into()],
+            provider_fields: vec![provider.into()],
+            direction: MappingDirection::Inbound as i32,
+            ..FieldMapping::default()
+        };
+        mapping
+            .save_field_mappings(authed(
+                &token,
+                SaveFieldMappingsRequest {
+                    connection_id: started.connection_id.clone(),
+                    objects: vec![ObjectMapping {
+                        object: "contact".into(),
+                        provider_object: "Contact".into(),
+                        fields: vec![field("email", "Email"), field("last_name", "LastName")],
+                    }],
+                },
+            ))
+            .await
+            .expect("the contact mapping saves");
+        Self {
+            org,
+            connection: started.connection_id,
+            token,
+            channel,
+        }
+    }
+
+    pub fn sync(&self) -> SyncServiceClient<Channel> {
+        SyncServiceClient::new(self.channel.clone())
+    }
+
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        authed(&self.token, message)
+    }
+
+    pub async fn get(&self, id: &str) -> SyncRun {
+        self.sync()
+            .get_sync_run(self.request(GetSyncRunRequest {
+                sync_run_id: id.into(),
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .sync_run
+            .unwrap()
+    }
+
+    /// Polls GetSyncRun until `done` holds (at most `within`).
+    pub async fn wait(
+        &self,
+        id: &str,
+        within: Duration,
+        what: &str,
+        done: impl Fn(&SyncRun) -> bool,
+    ) -> SyncRun {
+        let deadline = Instant::now() + within;
+        loop {
+            let run = self.get(id).await;
+            if done(&run) {
+                return run;
+            }
+            assert!(Instant::now() < deadline, "the run never {what}: {run:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Every change of the tenant from StreamChanges, once `count` arrived; checks the head
+    /// is the last of them.
+    pub async fn changes(&self, count: usize) -> Vec<Change> {
+        let mut stream = self
+            .sync()
+            .stream_changes(self.request(StreamChangesRequest {
+                max_batch_size: 500,
+                ..StreamChangesRequest::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut changes = Vec::new();
+        let mut head = 0;
+        while changes.len() < count {
+            let message = tokio::time::timeout(Duration::from_secs(30), stream.message())
+                .await
+                .expect("changes arrive")
+                .unwrap()
+                .expect("the stream stays open");
+            head = message.head_sequence;
+            changes.extend(message.changes);
+        }
+        assert_eq!(changes.len(), count, "more changes than records");
+        assert_eq!(head, changes.last().map_or(0, |c| c.sequence));
+        changes
+    }
+
+    /// The ids of the org's contacts `0..count`.
+    pub fn contact_ids(&self, harness: &Harness, count: u64) -> Vec<String> {
+        (0..count)
+            .map(|i| {
+                harness
+                    .salesforce
+                    .admin()
+                    .record_id(&self.org, "Contact", i)
+                    .unwrap()
+            })
+            .collect()
+    }
+}
