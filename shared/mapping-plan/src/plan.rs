@@ -369,6 +369,15 @@ impl Rules {
         self.rules.iter().map(|r| r.target.as_ref())
     }
 
+    /// The targets whose write depends on the existing CRM value (`if_empty`): the fields
+    /// a worker must read from the CRM record before a guarded update.
+    pub fn if_empty_targets(&self) -> impl Iterator<Item = &str> {
+        self.rules
+            .iter()
+            .filter(|r| r.guard == Guard::IfEmpty)
+            .map(|r| r.target.as_ref())
+    }
+
     /// Maps `record`'s fields into `object`. Only rule targets are ever written; a rule
     /// whose sources are all absent is skipped (absent means "not read or not changed")
     /// unless it fills missing values with a default.
@@ -566,7 +575,9 @@ impl CompiledObject {
     /// Maps a model record to a provider record with the write guards enforced: `existing`
     /// is the CRM record as it is now (`None`: the write creates it). A guarded field is
     /// never written over a non-empty existing value (`if_empty`) or on an update
-    /// (`on_create`).
+    /// (`on_create`). `existing` must hold the current values of the `if_empty` targets
+    /// (`rules(Direction::Outbound).if_empty_targets()`): a field missing from it counts as
+    /// empty.
     pub fn apply_outbound_guarded(
         &self,
         record: &Record,

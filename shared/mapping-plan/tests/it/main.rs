@@ -455,6 +455,14 @@ fn write_guards_apply_on_create_and_on_update() {
         .unwrap();
     assert_eq!(filled.get("Email"), Some(&string("new@example.com")));
 
+    let must_read: Vec<&str> = plan
+        .object("contact")
+        .unwrap()
+        .rules(syncline_mapping_plan::Direction::Outbound)
+        .if_empty_targets()
+        .collect();
+    assert_eq!(must_read, ["Email"], "what a worker reads before an update");
+
     // The unguarded apply (previews, plans without guards) writes everything.
     let unguarded = plan.apply_outbound(&model_contact()).unwrap();
     assert_eq!(unguarded.fields.len(), 3);
