@@ -96,10 +96,14 @@ pub struct HsCursor {
     /// The archived scan emits records archived at or after this (epoch ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archived_from_ms: Option<i64>,
-    /// Latest `archivedAt` seen in the current scan.
+    /// Latest `archivedAt` emitted (or the backfill's start): the archived scan's watermark.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub archived_max_ms: Option<i64>,
-    /// The next sweep starts a look-back before `lower_ms` and `archived_from_ms` (applied
+    pub archived_high_ms: Option<i64>,
+    /// Latest modified time a search returned (or the backfill's start): the search's
+    /// watermark. Never rewound, so idle runs do not drift backwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high_ms: Option<i64>,
+    /// The next sweep starts a look-back before `high_ms` and `archived_high_ms` (applied
     /// by the reader that runs it, so a changed look-back takes effect on the next run).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rewind: bool,
@@ -319,6 +323,9 @@ impl HubSpotConnector {
             let mut records = Vec::with_capacity(page.results.len());
             for r in page.results {
                 let modified = r.modified(property);
+                if let Some(ms) = modified.map(millis) {
+                    cursor.high_ms = Some(cursor.high_ms.map_or(ms, |h| h.max(ms)));
+                }
                 cursor.tie_after = Some(r.id.clone());
                 records.push(r.into_record(request.object, modified, false));
             }
@@ -356,6 +363,7 @@ impl HubSpotConnector {
                 ));
             };
             let ms = millis(modified);
+            cursor.high_ms = Some(cursor.high_ms.map_or(ms, |h| h.max(ms)));
             order.push((ms, r.id.clone()));
             if ms == lower && seen.contains(&r.id) {
                 repeats += 1;
@@ -412,7 +420,7 @@ impl HubSpotConnector {
                 continue;
             }
             if archived.is_some() {
-                cursor.archived_max_ms = Some(cursor.archived_max_ms.unwrap_or(at).max(at));
+                cursor.archived_high_ms = Some(cursor.archived_high_ms.map_or(at, |h| h.max(at)));
             }
             records.push(r.into_record(request.object, archived, true));
         }
@@ -459,14 +467,20 @@ impl RecordReader for HubSpotConnector {
                 if next.is_none() {
                     cursor.phase = HsPhase::Search;
                     cursor.lower_ms = Some(started);
+                    cursor.high_ms = Some(started);
                     cursor.archived_from_ms = Some(started);
+                    cursor.archived_high_ms = Some(started);
                     cursor.rewind = true;
                 }
             }
             HsPhase::Search => {
                 if std::mem::take(&mut cursor.rewind) {
-                    cursor.lower_ms = cursor.lower_ms.map(|t| t - look_back);
-                    cursor.archived_from_ms = cursor.archived_from_ms.map(|t| t - look_back);
+                    let high = *cursor.high_ms.get_or_insert(cursor.lower_ms.unwrap_or(now));
+                    cursor.lower_ms = Some(high - look_back);
+                    let archived_high = *cursor
+                        .archived_high_ms
+                        .get_or_insert(cursor.archived_from_ms.unwrap_or(high));
+                    cursor.archived_from_ms = Some(archived_high - look_back);
                     cursor.seen.clear();
                     cursor.tie_after = None;
                 }
@@ -478,7 +492,6 @@ impl RecordReader for HubSpotConnector {
                 if outcome.done {
                     cursor.phase = HsPhase::Archived;
                     cursor.after = None;
-                    cursor.archived_max_ms = None;
                 }
             }
             HsPhase::Archived => {
@@ -487,14 +500,8 @@ impl RecordReader for HubSpotConnector {
                     .await?;
                 page.records = records;
                 if done {
-                    // The run is caught up; the next sweeps start a look-back earlier.
-                    let archived_to = cursor
-                        .archived_max_ms
-                        .take()
-                        .into_iter()
-                        .chain(cursor.archived_from_ms)
-                        .max();
-                    cursor.archived_from_ms = archived_to;
+                    // The run is caught up; the next sweeps start a look-back before the
+                    // watermarks.
                     cursor.rewind = true;
                     cursor.phase = HsPhase::Search;
                     page.caught_up = true;

@@ -86,6 +86,10 @@ pub struct SfCursor {
     /// Deletes are read from here on (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletes_from: Option<String>,
+    /// The latest `SystemModstamp` returned (RFC 3339): the watermark the look-back is taken
+    /// from. Never rewound, so idle runs do not drift backwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high: Option<String>,
     /// Salesforce refused `/deleted` for this object (not replicable).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_deletes: bool,
@@ -309,9 +313,13 @@ impl SalesforceConnector {
         }
         if std::mem::take(&mut cursor.rewind)
             && !self.look_back.is_zero()
-            && let Some(mark) = &cursor.mark
-            && let Some(t) = parse_instant(&mark.t)
+            && let Some(t) = cursor
+                .high
+                .as_deref()
+                .or(cursor.mark.as_ref().map(|m| m.t.as_str()))
+                .and_then(parse_instant)
         {
+            cursor.high = Some(rfc3339_ms(t));
             let back = Duration::from_std(self.look_back).unwrap_or(Duration::zero());
             cursor.mark = Some(Mark {
                 t: rfc3339_ms(t - back),
@@ -422,11 +430,16 @@ impl RecordReader for SalesforceConnector {
             .query_page(credentials, &request, &mut cursor, &mut usage, &mut calls)
             .await?;
         let mut records = Vec::with_capacity(page.records.len());
+        let mut high = cursor.high.as_deref().and_then(parse_instant);
         for row in page.records {
             let (record, mark) = record_of(request.object, row)?;
+            if let Some(t) = parse_instant(&mark.t) {
+                high = Some(high.map_or(t, |h| h.max(t)));
+            }
             records.push(record);
             cursor.mark = Some(mark);
         }
+        cursor.high = high.map(rfc3339_ms);
         cursor.consumed += records.len() as i64;
         let done = page.done || page.next_records_url.is_none();
         cursor.next = if done { None } else { page.next_records_url };
@@ -577,6 +590,7 @@ mod tests {
             next: Some("/services/data/v62.0/query/01g-200".into()),
             consumed: 200,
             deletes_from: Some("2024-04-09T20:00:00.000Z".into()),
+            high: Some("2024-04-09T20:19:25.000Z".into()),
             no_deletes: false,
             rewind: true,
         };

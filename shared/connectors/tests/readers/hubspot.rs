@@ -166,6 +166,38 @@ async fn hubspot_backfill_then_increment_sees_exactly_the_changes() {
 }
 
 #[tokio::test]
+async fn hubspot_idle_runs_do_not_drift_back() {
+    let p = portal(30).await;
+    // Nothing modified since `start`: every run's sweep finds nothing.
+    let start = now_ms();
+    let mut cursor = search_from(start);
+    let mut lowers = Vec::new();
+    for _ in 0..4 {
+        let run = drain(
+            &p.connector,
+            &p.credentials,
+            "contacts",
+            &fields(),
+            &cursor,
+            100,
+        )
+        .await
+        .unwrap();
+        assert!(run.records.is_empty());
+        cursor = run.cursor();
+        // The sweep of the run that just ended started here.
+        lowers.push(HsCursor::parse(&run.cursors[0]).unwrap().lower_ms);
+    }
+    let back = i64::try_from(syncline_connectors::hubspot::DEFAULT_LOOK_BACK.as_millis()).unwrap();
+    assert_eq!(lowers[0], Some(start));
+    assert!(
+        lowers[1..].iter().all(|l| *l == Some(start - back)),
+        "{lowers:?}"
+    );
+    p.sandbox.shutdown().await;
+}
+
+#[tokio::test]
 async fn hubspot_more_than_ten_thousand_changes_in_one_increment_are_all_read() {
     let p = portal(10_300).await;
     let start = now_ms() - 1;
