@@ -110,15 +110,17 @@ async fn forward_inner(
     );
 
     let service = path.trim_start_matches('/').split('/').next().unwrap_or("");
-    if service == crate::embed::service::SERVICE {
-        return local_embed_call(gateway, context, request, span).await;
-    }
-    let (backend_name, channel) = syncline_proto::is_public_service(service)
+    // `EmbedService` is public but owned by no backend: the gateway answers it below.
+    let local = service == crate::embed::service::SERVICE;
+    let backend = syncline_proto::is_public_service(service)
         .then(|| gateway.backends.for_service(service))
-        .flatten()
-        .ok_or_else(|| {
-            tonic::Status::unimplemented(format!("unknown method {}", path.trim_start_matches('/')))
-        })?;
+        .flatten();
+    if backend.is_none() && !local {
+        return Err(tonic::Status::unimplemented(format!(
+            "unknown method {}",
+            path.trim_start_matches('/')
+        )));
+    }
 
     let key = format!("{}/{}", context.project_id, context.tenant_id);
     if let Err(wait) = gateway.limiter.check(&key) {
@@ -137,6 +139,11 @@ async fn forward_inner(
         .unwrap_or(gateway.default_deadline)
         .min(gateway.max_deadline);
     spans::record_deadline(span, deadline);
+    let Some((backend_name, channel)) = backend else {
+        return tokio::time::timeout(deadline, local_embed_call(gateway, context, request))
+            .await
+            .map_err(|_| tonic::Status::deadline_exceeded("deadline exceeded"))?;
+    };
     let credential = gateway
         .internal
         .sign(
@@ -183,23 +190,14 @@ async fn forward_inner(
     }
 }
 
-/// Answers `EmbedService` in the gateway itself, after the same rate limit as forwarded
-/// calls; the caller's tenant reaches the service in the request's extensions.
+/// Answers `EmbedService` in the gateway itself (after the same authentication and rate
+/// limit as forwarded calls); the caller's tenant reaches the service in the request's
+/// extensions.
 async fn local_embed_call(
     gateway: &Arc<Gateway>,
     context: syncline_domain::TenantContext,
     request: Request,
-    span: &tracing::Span,
 ) -> Result<Response, tonic::Status> {
-    let key = format!("{}/{}", context.project_id, context.tenant_id);
-    if gateway.limiter.check(&key).is_err() {
-        return Err(ApiError::new(
-            ErrorCode::RateLimited,
-            "rate limit exceeded for this tenant",
-        )
-        .into_status());
-    }
-    spans::record_deadline(span, gateway.default_deadline);
     let (mut parts, body) = request.into_parts();
     parts.extensions.insert(context);
     let request = http::Request::from_parts(parts, body);
