@@ -20,7 +20,7 @@
 //! | `POST /portals/{id}/reset` | clears counters, faults and stats |
 //! | `POST /portals/{id}/schema/{objectType}` | `{action: "add"\|"remove"\|"retype", name, type?}` |
 //! | `POST /portals/{id}/objects/{objectType}` | `{properties}` → `{id}` |
-//! | `PATCH`, `DELETE /portals/{id}/objects/{objectType}/{recordId}` | `{properties}` → `{changed}`; archive |
+//! | `PATCH`, `DELETE /portals/{id}/objects/{objectType}/{recordId}` | `{properties, modifiedAt?}` → `{changed}` (`modifiedAt`, epoch ms: a write the search index shows late); archive |
 //! | `GET /portals/{id}/changes?since=N` | change log entries after sequence N |
 //! | `GET /portals/{id}/stats` | grants, refreshes, failed grants, revocations, API calls, faults, changes |
 //! | `GET /deliveries` | webhook delivery attempts |
@@ -561,7 +561,14 @@ pub fn router() -> Router<Arc<Shared>> {
         .route(
             "/portals/{portal}/objects/{object_type}/{id}",
             axum::routing::patch(|State(s): S, Path((p, t, id)): Path<(u64, String, u64)>, axum::Json(b): Body| async move {
-                reply(props(&b).and_then(|m| admin(&s).update_record(p, &t, id, &m)).map(|c| json!({"changed": c})))
+                reply(
+                    props(&b)
+                        .and_then(|m| match b.get("modifiedAt").and_then(Value::as_i64) {
+                            Some(at) => admin(&s).update_record_at(p, &t, id, &m, at),
+                            None => admin(&s).update_record(p, &t, id, &m),
+                        })
+                        .map(|c| json!({"changed": c})),
+                )
             })
             .delete(|State(s): S, Path((p, t, id)): Path<(u64, String, u64)>| async move { reply(admin(&s).archive_record(p, &t, id)) }),
         )

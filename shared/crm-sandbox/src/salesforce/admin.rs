@@ -18,6 +18,7 @@
 //! | `POST /__admin/orgs/{org}/records/{object}` | create `{fields…}` |
 //! | `GET|PATCH|DELETE /__admin/orgs/{org}/records/{object}/{id}` | read / change / delete |
 //! | `POST /__admin/orgs/{org}/records/{object}/{id}/purge` | hard-delete a deleted record |
+//! | `POST /__admin/orgs/{org}/records/{object}/{id}/late` | `{stamp, fields}`: change it with an earlier `SystemModstamp` (epoch seconds), as a long transaction commits |
 //! | `GET /__admin/orgs/{org}/changes?after=N` | the change log after sequence N |
 
 use super::org::{ConnectedApp, DEMO_CLIENT_ID, Org, OrgConfig, RefreshToken, Shared};
@@ -98,6 +99,16 @@ pub struct NewField {
     /// Referenced object for `reference` fields.
     #[serde(default)]
     pub reference_to: Option<String>,
+}
+
+/// A change committed late (`POST …/records/{object}/{id}/late`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LateChange {
+    /// `SystemModstamp` to give the change (epoch seconds).
+    stamp: i64,
+    /// Field values.
+    fields: Map<String, Value>,
 }
 
 fn info(o: &Org) -> OrgInfo {
@@ -778,6 +789,20 @@ pub fn router(admin: SalesforceAdmin) -> Router {
             .delete(|State(a): A, Path(m): P| async move {
                 reply(a.delete_record(&p(&m, "org"), &p(&m, "object"), &p(&m, "id")))
             }),
+        )
+        .route(
+            "/__admin/orgs/{org}/records/{object}/{id}/late",
+            post(
+                |State(a): A, Path(m): P, Json(b): Json<LateChange>| async move {
+                    reply(a.update_record_at(
+                        &p(&m, "org"),
+                        &p(&m, "object"),
+                        &p(&m, "id"),
+                        b.fields,
+                        b.stamp,
+                    ))
+                },
+            ),
         )
         .route(
             "/__admin/orgs/{org}/records/{object}/{id}/purge",

@@ -910,3 +910,33 @@ async fn admin_http_surface_changes_records() {
     assert_eq!(stats["refresh_grants"], 0);
     env.hs.shutdown().await;
 }
+
+#[tokio::test]
+async fn admin_late_write_carries_the_given_modified_time() {
+    let env = spawn().await;
+    let base = env.url("/__admin");
+    let at = chrono::Utc::now().timestamp_millis() - 60_000;
+    let r: Value = env
+        .http
+        .patch(format!(
+            "{base}/portals/{DEMO_PORTAL_ID}/objects/contacts/1"
+        ))
+        .json(&json!({"properties": {"firstname": "Late"}, "modifiedAt": at}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["changed"], true);
+    let rec = env
+        .get("/crm/v3/objects/contacts/1?properties=firstname,lastmodifieddate")
+        .await;
+    assert_eq!(rec.body["properties"]["firstname"], "Late");
+    let modified = chrono::DateTime::parse_from_rfc3339(
+        rec.body["properties"]["lastmodifieddate"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(modified.timestamp_millis(), at);
+    env.hs.shutdown().await;
+}

@@ -586,3 +586,26 @@ async fn purged_records_leave_query_all_but_stay_in_deleted() -> TestResult {
     assert_eq!(deleted, expected);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_late_commit_keeps_its_earlier_stamp() -> TestResult {
+    let sf = spawn_with(small(&[("Account", 5)])).await?;
+    let id = sf.sf.admin().record_id("demo", "Account", 2)?;
+    let stamp = chrono::Utc::now().timestamp() - 3600;
+    let r = sf
+        .send(
+            sf.http
+                .post(sf.url(&format!("/__admin/orgs/demo/records/Account/{id}/late")))
+                .json(&json!({"stamp": stamp, "fields": {"Name": "Late Co"}})),
+        )
+        .await?;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let rec = sf
+        .get(&format!("/services/data/v59.0/sobjects/Account/{id}"))
+        .await?;
+    assert_eq!(rec.body["Name"], "Late Co");
+    let modstamp = rec.body["SystemModstamp"].as_str().unwrap_or_default();
+    let parsed = chrono::DateTime::parse_from_str(modstamp, "%Y-%m-%dT%H:%M:%S%.f%z")?;
+    assert_eq!(parsed.timestamp(), stamp);
+    Ok(())
+}
