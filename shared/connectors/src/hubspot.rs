@@ -1,5 +1,7 @@
 //! HubSpot CRM v3: the standard objects plus the portal's custom objects from
-//! `/crm/v3/schemas`, each described by `/crm/v3/properties/{object}`.
+//! `/crm/v3/schemas`, each described by `/crm/v3/properties/{object}`; record reads in
+//! `hubspot/read.rs` (list backfill, keyset search increments, archived as deletes; cursor
+//! [`HsCursor`]).
 
 mod read;
 

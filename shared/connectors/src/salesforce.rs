@@ -1,6 +1,7 @@
 //! Salesforce REST: global describe (`/services/data/vXX.X/sobjects/`), then sObject
 //! describes batched 25 at a time through `/composite`, a few batches in flight; record reads
-//! in [`read`](self::SfCursor) (SOQL on `SystemModstamp` with an id tie-breaker, `/deleted`).
+//! in `salesforce/read.rs` (SOQL on `SystemModstamp` with an id tie-breaker, `/deleted`;
+//! cursor [`SfCursor`]).
 
 mod read;
 
