@@ -54,6 +54,12 @@ try {
   const app = page.frameLocator('iframe[title="CRM setup"]');
   const frame = () => page.frames().find((f) => f.url().includes("/embed/"));
   const activeId = () => frame().evaluate(() => document.activeElement && document.activeElement.id);
+  // Every visible control has an accessible name: a <label>, or a button's text.
+  const unnamedControls = () => frame().evaluate(() =>
+    [...document.querySelectorAll("select, input, button")]
+      .filter((e) => e.offsetParent !== null)
+      .filter((e) => !(e.labels && e.labels.length) && !(e.tagName === "BUTTON" && e.textContent.trim()))
+      .map((e) => e.id || e.outerHTML));
 
   // 1. Connect: the sign-in window opens, the sandbox approves, the page sees ACTIVE.
   await visible(app.getByRole("heading", { name: "1. Connect your CRM" }), "the connect step in the frame");
@@ -86,6 +92,8 @@ try {
   await visible(app.getByRole("heading", { name: "2. Choose what to sync" }), "the objects step");
   const objectFocus = await activeId();
   check(objectFocus === "h-objects", `focus moves to the step's heading (was ${objectFocus})`);
+  let unnamed = await unnamedControls();
+  check(unnamed.length === 0, "controls without a label on the objects step: " + unnamed.join(", "));
   const syncContacts = app.getByLabel(/^Sync Contact/);
   check(await syncContacts.isChecked(), "contacts are on by default");
   const syncDeals = app.getByLabel(/^Sync Deal/);
@@ -137,6 +145,8 @@ try {
   await app.getByLabel("silver", { exact: true }).selectOption("Secondary");
   await app.getByLabel("bronze", { exact: true }).selectOption("Tertiary");
   await textMatches(page, app.locator("#status"), (t) => t === "Everything maps.", "validation of the full draft");
+  unnamed = await unnamedControls();
+  check(unnamed.length === 0, "controls without a label on the fields step: " + unnamed.join(", "));
 
   await page.locator('iframe[title="CRM setup"]').screenshot({ path: SCREENSHOT });
 

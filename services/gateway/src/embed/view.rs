@@ -109,8 +109,12 @@ pub(crate) fn model_objects(
             .map(|s| s.provider_object.clone())
             .filter(|o| !o.is_empty())
             .unwrap_or_else(|| default_object.clone());
-        let planned = plan.and_then(|p| p.objects.iter().find(|o| &o.object == key));
-        let provider_object = planned.map_or(chosen_object, |p| p.provider_object.clone());
+        // The installation says which CRM object; the plan's choices count only if they were
+        // made for that object.
+        let planned = plan
+            .and_then(|p| p.objects.iter().find(|o| &o.object == key))
+            .filter(|p| p.provider_object == chosen_object);
+        let provider_object = chosen_object;
         let on_default = &provider_object == default_object;
         let mut fields = Vec::new();
         for (name, field) in object.fields.iter() {
@@ -426,6 +430,62 @@ objects:
         assert!(by("full_name").read_only);
         assert_eq!(by("tier").provider_field, "");
         assert_eq!(by("tier").values, ["gold", "silver", "bronze"]);
+    }
+
+    #[test]
+    fn a_custom_crm_object_drops_the_defaults_and_the_plan_made_for_another() {
+        use syncline_proto::mapping::v1::{CompiledFieldRule, ObjectPlan, ObjectSelection};
+        let installation = Installation {
+            objects: vec![ObjectSelection {
+                object: "contact".into(),
+                enabled: true,
+                provider_object: "Member__c".into(),
+                ..ObjectSelection::default()
+            }],
+            ..Installation::default()
+        };
+        let plan = MappingPlan {
+            objects: vec![ObjectPlan {
+                object: "contact".into(),
+                provider_object: "Contact".into(),
+                inbound: vec![CompiledFieldRule {
+                    source_fields: vec!["Email".into()],
+                    target_field: "email".into(),
+                    ..CompiledFieldRule::default()
+                }],
+                ..ObjectPlan::default()
+            }],
+            ..MappingPlan::default()
+        };
+        let objects = model_objects(
+            &doc(),
+            ProviderName::Salesforce,
+            Some(&installation),
+            Some(&plan),
+        );
+        let contact = &objects[0];
+        assert_eq!(contact.provider_object, "Member__c");
+        assert_eq!(contact.default_provider_object, "Contact");
+        assert!(
+            contact
+                .fields
+                .iter()
+                .all(|f| f.fixed.is_empty() && f.provider_field.is_empty())
+        );
+
+        let draft = DraftObject {
+            object: "contact".into(),
+            provider_object: "Member__c".into(),
+            fields: vec![DraftField {
+                model_field: "email".into(),
+                provider_field: "Mail__c".into(),
+                picklist: BTreeMap::new(),
+            }],
+        };
+        let built = build(&doc(), ProviderName::Salesforce, &[draft], &HashMap::new())
+            .unwrap_or_else(|_| panic!("the draft builds"));
+        // No FirstName + LastName default on a custom object.
+        assert_eq!(built.model_fields, [vec!["email"]]);
     }
 
     #[test]
