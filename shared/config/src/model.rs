@@ -756,12 +756,16 @@ pub struct SyncRunsConfig {
     /// How often an idle worker looks for work, in milliseconds.
     pub poll_interval_ms: u64,
     /// The share (percent) of a connection's daily API quota syncs may use; above it a run
-    /// pauses with QUOTA_EXHAUSTED and resumes by itself after `quota_pause_secs`.
+    /// pauses with QUOTA_EXHAUSTED and resumes by itself when the provider's quota has
+    /// recovered enough (Salesforce: rolling 24 hours; HubSpot: the portal's midnight).
     pub daily_quota_share_percent: u32,
-    /// How long a run paused by the quota waits before it resumes by itself.
+    /// The shortest pause of a run over its quota budget.
     pub quota_pause_secs: u64,
     /// Longest wait between retries of a failing provider call.
     pub max_backoff_secs: u64,
+    /// How long a connection's circuit breaker stays open after five failures in a row
+    /// (doubling while its probes fail, up to 15 minutes).
+    pub breaker_cool_down_secs: u64,
 }
 
 impl Default for SyncRunsConfig {
@@ -773,8 +777,9 @@ impl Default for SyncRunsConfig {
             lease_secs: 60,
             poll_interval_ms: 250,
             daily_quota_share_percent: 50,
-            quota_pause_secs: 3600,
+            quota_pause_secs: 300,
             max_backoff_secs: 300,
+            breaker_cool_down_secs: 30,
         }
     }
 }
@@ -823,6 +828,7 @@ impl SyncEngineConfig {
             ),
             ("quota_pause_secs", runs.quota_pause_secs),
             ("max_backoff_secs", runs.max_backoff_secs),
+            ("breaker_cool_down_secs", runs.breaker_cool_down_secs),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid {

@@ -42,8 +42,12 @@ pub struct RunOptions {
     pub lease: Duration,
     pub poll_interval_ms: u64,
     pub daily_quota_share_percent: u32,
-    pub quota_pause: Duration,
-    pub max_backoff: Duration,
+    /// Retry waits after retryable provider failures.
+    pub backoff: syncline_connectors::Backoff,
+    /// The per-connection circuit breaker.
+    pub breaker: syncline_connectors::BreakerConfig,
+    /// The tenant's share of its daily quota, and the provider's short window.
+    pub budget: syncline_connectors::QuotaBudget,
 }
 
 impl RunOptions {
@@ -56,8 +60,20 @@ impl RunOptions {
             lease: Duration::from_secs(config.lease_secs),
             poll_interval_ms: config.poll_interval_ms,
             daily_quota_share_percent: config.daily_quota_share_percent,
-            quota_pause: Duration::from_secs(config.quota_pause_secs),
-            max_backoff: Duration::from_secs(config.max_backoff_secs),
+            backoff: syncline_connectors::Backoff {
+                base: Duration::from_millis(500),
+                cap: Duration::from_secs(config.max_backoff_secs),
+            },
+            breaker: syncline_connectors::BreakerConfig {
+                failure_threshold: 5,
+                cool_down: Duration::from_secs(config.breaker_cool_down_secs),
+                max_cool_down: Duration::from_secs(config.breaker_cool_down_secs.max(900)),
+            },
+            budget: syncline_connectors::QuotaBudget {
+                share: f64::from(config.daily_quota_share_percent) / 100.0,
+                min_pause: Duration::from_secs(config.quota_pause_secs),
+                window_reserve: 1,
+            },
         }
     }
 }
@@ -73,8 +89,8 @@ pub struct Runner {
     /// This process's lease holder name.
     holder: String,
     wake: Notify,
-    /// Per connection: consecutive retryable failures and until when the breaker is open.
-    breakers: Mutex<HashMap<String, (u32, i64)>>,
+    /// Per connection: the circuit breaker.
+    breakers: Mutex<HashMap<String, syncline_connectors::CircuitBreaker>>,
 }
 
 impl Runner {

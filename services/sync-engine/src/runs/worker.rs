@@ -3,9 +3,9 @@
 //! and gives the slice back so other tenants get their turn.
 //!
 //! Failures never drop a page: a retryable provider error (429, 5xx, transport) releases the
-//! slice with a backoff (the provider's `Retry-After` when given, else exponential with
-//! jitter) and a per-connection circuit breaker stops calling a connection that keeps
-//! failing; a 401 is reported to auth-vault once and retried with the new token; a
+//! slice with a backoff (`syncline_connectors::limits`: full jitter, never less than the
+//! provider's `Retry-After`) and a per-connection circuit breaker stops calling a connection
+//! that keeps failing; a 401 is reported to auth-vault once and retried with the new token; a
 //! connection that needs re-authorization pauses the run (NEEDS_REAUTH); the provider's quota,
 //! or the tenant's budget (a share of its daily quota), pauses the run until it resumes by
 //! itself; anything a retry cannot fix fails the run with its reason.
@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use syncline_connectors::{
-    Connector, ConnectorError, Credentials, Provider, ReadCursor, ReadRequest, RecordPage,
-    RecordReader,
+    Admission, CircuitBreaker, Connector, ConnectorError, Credentials, Provider, QuotaDecision,
+    ReadCursor, ReadRequest, RecordPage, RecordReader,
 };
 use syncline_domain::ApiError;
 use syncline_proto::common::v1::ErrorReason;
@@ -29,10 +29,6 @@ use tracing::Instrument;
 use super::remote::RemoteError;
 use super::store::{Claim, Committed, DELETED_HASH, PageCommit, PageRecord};
 use super::{RunOptions, Runner};
-
-/// Consecutive retryable failures after which a connection's breaker opens (for the
-/// longest backoff, `max_backoff`).
-const BREAKER_THRESHOLD: u32 = 5;
 
 /// The content hash of a mapped record: its fields in rule order and its deleted flag
 /// (not its modified time: a record touched without a change is unchanged).
@@ -51,17 +47,21 @@ pub(crate) fn content_hash(record: &syncline_mapping_plan::MappedRecord) -> Stri
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The wait before retry `attempt` (0-based): the provider's `Retry-After` when it gave one,
-/// else `1 s × 2^attempt` capped at `max`, with full jitter in its upper half.
-pub(crate) fn backoff(attempt: i32, retry_after: Option<Duration>, max: Duration) -> Duration {
-    if let Some(wait) = retry_after {
-        return wait.min(max);
-    }
-    let exp = 1_u64 << u32::try_from(attempt.clamp(0, 20)).unwrap_or(20);
-    let ceiling = Duration::from_secs(exp).min(max);
-    let half = ceiling / 2;
-    let jitter = rand::random_range(0..=u64::try_from(half.as_millis()).unwrap_or(0));
-    half + Duration::from_millis(jitter)
+/// The wait before retry `attempt` (0-based: the slice's failed attempts so far), from the
+/// shared limits: full jitter, never less than the provider's `Retry-After`.
+pub(crate) fn backoff(
+    options: &RunOptions,
+    attempt: i32,
+    retry_after: Option<Duration>,
+) -> Duration {
+    let attempt = u32::try_from(attempt).unwrap_or(0).saturating_add(1);
+    options
+        .backoff
+        .delay(attempt, retry_after, rand::random::<f64>())
+}
+
+fn from_chrono(at: chrono::DateTime<chrono::Utc>) -> i64 {
+    at.timestamp_millis()
 }
 
 fn millis(duration: Duration) -> i64 {
@@ -169,34 +169,51 @@ impl Runner {
         }
     }
 
-    fn breaker_open_for(&self, connection: &str) -> Option<Duration> {
-        let breakers = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
-        let (_, open_until) = breakers.get(connection)?;
-        let left = *open_until - now_ms();
-        (left > 0).then(|| Duration::from_millis(u64::try_from(left).unwrap_or(0)))
+    /// Whether the connection's breaker lets a call through now; when not, how long to wait.
+    fn admit(&self, connection: &str) -> Result<(), Duration> {
+        let mut breakers = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
+        let breaker = breakers
+            .entry(connection.to_owned())
+            .or_insert_with(|| CircuitBreaker::new(self.options.breaker));
+        match breaker.admit(chrono::Utc::now()) {
+            Admission::Allow | Admission::Probe => Ok(()),
+            Admission::Reject { retry_at } => Err(Duration::from_millis(
+                u64::try_from(from_chrono(retry_at) - now_ms()).unwrap_or(0),
+            )),
+        }
     }
 
-    fn record_call(&self, connection: &str, failed: bool) {
+    fn record_call(&self, connection: &str, error: Option<&ConnectorError>) {
         let mut breakers = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
-        if !failed {
-            breakers.remove(connection);
-            return;
-        }
-        let entry = breakers.entry(connection.to_owned()).or_insert((0, 0));
-        entry.0 += 1;
-        if entry.0 >= BREAKER_THRESHOLD {
-            entry.1 = now_ms() + millis(self.options.max_backoff);
-            entry.0 = 0;
-            tracing::warn!(
-                connection.id = connection,
-                "circuit breaker open: the crm keeps failing"
-            );
+        let breaker = breakers
+            .entry(connection.to_owned())
+            .or_insert_with(|| CircuitBreaker::new(self.options.breaker));
+        match error {
+            None => breaker.on_success(),
+            Some(error) => {
+                let was_closed = matches!(
+                    breaker.state(),
+                    syncline_connectors::BreakerState::Closed { .. }
+                );
+                breaker.on_error(error, chrono::Utc::now());
+                if was_closed
+                    && matches!(
+                        breaker.state(),
+                        syncline_connectors::BreakerState::Open { .. }
+                    )
+                {
+                    tracing::warn!(
+                        connection.id = connection,
+                        "circuit breaker open: the crm keeps failing"
+                    );
+                }
+            }
         }
     }
 
     async fn page(&self, claim: &Claim) -> Result<(), Outcome> {
         let options = &self.options;
-        if let Some(wait) = self.breaker_open_for(&claim.connection_id) {
+        if let Err(wait) = self.admit(&claim.connection_id) {
             return Err(Outcome::Retry(wait));
         }
         let plan = self
@@ -239,7 +256,7 @@ impl Runner {
             };
             match connector.read_page(&credentials, request).await {
                 Ok(page) => {
-                    self.record_call(&claim.connection_id, false);
+                    self.record_call(&claim.connection_id, None);
                     break page;
                 }
                 Err(ConnectorError::Unauthorized { provider_error }) if !reported => {
@@ -257,8 +274,8 @@ impl Runner {
                         .map_err(|e| remote_outcome(e, claim.attempts, options))?;
                 }
                 Err(error) => {
-                    self.record_call(&claim.connection_id, error.is_retryable());
-                    return Err(connector_outcome(&error, claim.attempts, options));
+                    self.record_call(&claim.connection_id, Some(&error));
+                    return Err(connector_outcome(&error, provider, claim.attempts, options));
                 }
             }
         };
@@ -292,12 +309,10 @@ impl Runner {
             });
         }
         // HubSpot's ten-second window: wait for the next one instead of hitting 429.
-        let not_before_ms = match (page.usage.window_remaining, page.usage.window_ms) {
-            (Some(remaining), Some(window)) if remaining <= 1 => {
-                now + i64::try_from(window).unwrap_or(10_000)
-            }
-            _ => 0,
-        };
+        let not_before_ms = options
+            .budget
+            .window_wait(&page.usage)
+            .map_or(0, |wait| now + millis(wait));
         let commit = PageCommit {
             records,
             cursor: page.cursor.0.clone(),
@@ -314,7 +329,7 @@ impl Runner {
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "committing a sync page failed");
-                Outcome::Retry(backoff(claim.attempts, None, options.max_backoff))
+                Outcome::Retry(backoff(options, claim.attempts, None))
             })?;
         tracing::Span::current().record("records", read);
         match committed {
@@ -329,14 +344,17 @@ impl Runner {
                 run_finished,
             } => {
                 tracing::debug!(published, unchanged, run_finished, "sync page committed");
-                if let (Some(used), Some(limit)) = (page.usage.daily_used, page.usage.daily_limit)
-                    && limit > 0
-                    && used.saturating_mul(100)
-                        >= limit.saturating_mul(u64::from(options.daily_quota_share_percent))
+                let decision =
+                    options
+                        .budget
+                        .decide(provider, &page.usage, chrono::Utc::now(), None);
+                if let QuotaDecision::Pause { until } = decision
                     && !run_finished
                 {
                     let message = format!(
-                        "the connection used {used} of its {limit} daily api calls; syncs may use {}%",
+                        "the connection used {} of its {} daily api calls; syncs may use {}%",
+                        page.usage.daily_used.unwrap_or_default(),
+                        page.usage.daily_limit.unwrap_or_default(),
                         options.daily_quota_share_percent
                     );
                     self.store
@@ -344,14 +362,14 @@ impl Runner {
                             &claim.run_id,
                             ErrorReason::QuotaExhausted,
                             &message,
-                            Some(now_ms() + millis(options.quota_pause)),
+                            Some(from_chrono(until)),
                         )
                         .await
                         .map_err(|e| {
                             tracing::warn!(error = %e, "pausing a run over its budget failed");
-                            Outcome::Retry(backoff(claim.attempts, None, options.max_backoff))
+                            Outcome::Retry(backoff(options, claim.attempts, None))
                         })?;
-                    tracing::warn!(%message, "sync run paused: api budget used");
+                    tracing::warn!(%message, resume_at = %until, "sync run paused: api budget used");
                 }
             }
         }
@@ -359,18 +377,34 @@ impl Runner {
     }
 }
 
-fn connector_outcome(error: &ConnectorError, attempts: i32, options: &RunOptions) -> Outcome {
+fn connector_outcome(
+    error: &ConnectorError,
+    provider: Provider,
+    attempts: i32,
+    options: &RunOptions,
+) -> Outcome {
     match error {
         ConnectorError::RateLimited { .. }
         | ConnectorError::Unavailable { .. }
         | ConnectorError::Transport(_) => {
-            Outcome::Retry(backoff(attempts, error.retry_after(), options.max_backoff))
+            Outcome::Retry(backoff(options, attempts, error.retry_after()))
         }
-        ConnectorError::QuotaExhausted => Outcome::Pause(
-            ErrorReason::QuotaExhausted,
-            "the crm api quota of this connection is used up".into(),
-            Some(options.quota_pause),
-        ),
+        ConnectorError::QuotaExhausted => {
+            let now = chrono::Utc::now();
+            let until = options.budget.after_exhausted(
+                provider,
+                &syncline_connectors::ApiUsage::default(),
+                now,
+                None,
+            );
+            Outcome::Pause(
+                ErrorReason::QuotaExhausted,
+                "the crm api quota of this connection is used up".into(),
+                Some(Duration::from_millis(
+                    u64::try_from(from_chrono(until) - from_chrono(now)).unwrap_or(0),
+                )),
+            )
+        }
         ConnectorError::Unauthorized { .. } => Outcome::Pause(
             ErrorReason::NeedsReauth,
             "the crm refused the connection's credentials again after a refresh".into(),
@@ -392,7 +426,7 @@ fn remote_outcome(error: RemoteError, attempts: i32, options: &RunOptions) -> Ou
         RemoteError::Permanent(reason, message) => Outcome::Fail(reason, message),
         RemoteError::Transient(status) => {
             tracing::info!(code = ?status.code(), "a backend call failed; will retry");
-            Outcome::Retry(backoff(attempts, None, options.max_backoff))
+            Outcome::Retry(backoff(options, attempts, None))
         }
     }
 }
@@ -409,27 +443,4 @@ pub(crate) fn is_transient(status: &Status) -> bool {
             | tonic::Code::Unknown
             | tonic::Code::Cancelled
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_honours_retry_after_and_grows_with_jitter_up_to_the_cap() {
-        let max = Duration::from_secs(300);
-        assert_eq!(
-            backoff(3, Some(Duration::from_secs(7)), max),
-            Duration::from_secs(7)
-        );
-        for attempt in 0..12 {
-            let ceiling = Duration::from_secs(1 << attempt).min(max);
-            let wait = backoff(attempt, None, max);
-            assert!(
-                wait >= ceiling / 2 && wait <= ceiling,
-                "{attempt}: {wait:?}"
-            );
-        }
-        assert!(backoff(40, None, max) <= max);
-    }
 }

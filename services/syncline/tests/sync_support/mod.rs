@@ -78,6 +78,7 @@ impl Harness {
         config.sync_engine.runs.workers = workers;
         config.sync_engine.runs.page_size = 200;
         config.sync_engine.runs.max_backoff_secs = 1;
+        config.sync_engine.runs.breaker_cool_down_secs = 1;
         config.sync_engine.runs.poll_interval_ms = 50;
         if let Some(url) = &postgres {
             config.storage.database_url = Some(SecretString::from(url.clone()));
