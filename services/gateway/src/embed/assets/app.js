@@ -95,7 +95,9 @@
 
   // --- steps ----------------------------------------------------------------------------
 
-  function show(step) {
+  // Shows one step; moves focus to its heading unless this is the first render (focusing
+  // inside an iframe on load would pull the host page's focus and scroll).
+  function show(step, focus = true) {
     for (const section of document.querySelectorAll(".step")) {
       section.hidden = section.id !== "step-" + step;
     }
@@ -104,7 +106,7 @@
       else item.removeAttribute("aria-current");
     }
     const heading = document.querySelector("#step-" + step + " h2");
-    if (heading) heading.focus();
+    if (heading && focus) heading.focus();
   }
 
   // --- step 1: connect ------------------------------------------------------------------
@@ -551,7 +553,7 @@
       state.connectionId = state.session.connection_id || state.connectionId;
       renderConnect();
       say("");
-      show("connect");
+      show("connect", false);
     } catch (e) {
       say("");
       fail(e.message);
