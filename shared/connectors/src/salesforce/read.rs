@@ -133,8 +133,13 @@ pub fn soql(
     if let Some(mark) = mark {
         let t = parse_instant(&mark.t)
             .ok_or_else(|| ConnectorError::invalid("salesforce read cursor", "bad mark time"))?;
-        let t = rfc3339_ms(t);
-        if mark.id.is_empty() {
+        // SOQL compares date-times to the second (milliseconds are ignored for equality).
+        // Stamps are whole seconds in practice, and then the id breaks ties exactly; a stamp
+        // with milliseconds cannot be ordered against the id reliably, so its whole second
+        // is read again instead (duplicates, never a loss).
+        let whole = t.timestamp_subsec_millis() == 0;
+        let t = t.to_rfc3339_opts(SecondsFormat::Secs, true);
+        if mark.id.is_empty() || !whole {
             q.push_str(&format!(" WHERE SystemModstamp >= {t}"));
         } else {
             check_id(&mark.id)?;
@@ -555,8 +560,8 @@ mod tests {
         assert_eq!(
             q,
             "SELECT Id, SystemModstamp, IsDeleted, Name FROM Account WHERE \
-             SystemModstamp > 2024-04-09T20:19:25.000Z OR (SystemModstamp = \
-             2024-04-09T20:19:25.000Z AND Id > '001000000000001AAA') ORDER BY SystemModstamp \
+             SystemModstamp > 2024-04-09T20:19:25Z OR (SystemModstamp = \
+             2024-04-09T20:19:25Z AND Id > '001000000000001AAA') ORDER BY SystemModstamp \
              ASC, Id ASC"
         );
     }
@@ -568,7 +573,14 @@ mod tests {
             id: String::new(),
         };
         let q = soql("Account", &[], Some(&mark)).unwrap();
-        assert!(q.contains("WHERE SystemModstamp >= 2024-04-09T20:14:25.000Z ORDER BY"));
+        assert!(q.contains("WHERE SystemModstamp >= 2024-04-09T20:14:25Z ORDER BY"));
+        // A stamp with milliseconds: its whole second again, not the id tie-breaker.
+        let mark = Mark {
+            t: "2024-04-09T20:14:25.250Z".into(),
+            id: "001000000000001AAA".into(),
+        };
+        let q = soql("Account", &[], Some(&mark)).unwrap();
+        assert!(q.contains("WHERE SystemModstamp >= 2024-04-09T20:14:25Z ORDER BY"));
     }
 
     #[test]
