@@ -564,6 +564,9 @@ pub(crate) async fn setup(
                         GetMappingPlanRequest {
                             connection_id: id.clone(),
                             plan_version: 0,
+                            // The page is where a tenant repairs mappings that drift broke,
+                            // so it must see such a plan rather than be refused.
+                            include_broken: true,
                             ..GetMappingPlanRequest::default()
                         },
                     )?)
