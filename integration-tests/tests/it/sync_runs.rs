@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use syncline_config::SynclineConfig;
 use syncline_crm_sandbox::common::faults::FaultConfig;
-use syncline_crm_sandbox::salesforce::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, OrgConfig};
+use syncline_crm_sandbox::hubspot::{PortalConfig, RecordCounts};
+use syncline_crm_sandbox::salesforce::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, NewField, OrgConfig};
 use syncline_integration_tests::{Sandboxes, Storage, TestSuite, spawn_suite_with, unique_tenant};
 use syncline_proto::authvault::v1::auth_vault_service_client::AuthVaultServiceClient;
 use syncline_proto::authvault::v1::{
@@ -40,6 +41,8 @@ crate::both_storages!(
     a_small_tenant_finishes_while_a_big_one_runs,
     a_revoked_connection_pauses_its_run_for_reauthorization,
     a_run_over_its_api_budget_pauses_and_resumes_by_itself,
+    hubspot_backfill_then_incremental_deliver_each_change_once,
+    a_run_the_crm_refuses_fails_with_its_reason,
 );
 
 /// Contacts, read only: the fields a run maps.
@@ -51,12 +54,19 @@ objects:
     access: [read]
     providers:
       salesforce: Contact
+      hubspot: contacts
     fields:
       email:
         type: email
       last_name:
         type: string
+      score:
+        type: decimal
 "#;
+
+fn uuid_u32() -> u32 {
+    u32::from_str_radix(&unique_tenant("x")[2..10], 16).unwrap()
+}
 
 fn browser() -> reqwest::Client {
     reqwest::Client::builder()
@@ -92,8 +102,6 @@ impl<'a> Tenant<'a> {
     /// Creates an org with `contacts` contacts, connects it through OAuth for a new tenant,
     /// deploys the manifest and maps contact email and last name.
     async fn connect(suite: &'a TestSuite, sandboxes: &'a Sandboxes, contacts: u64) -> Self {
-        let project = unique_tenant("proj");
-        let tenant = unique_tenant("tenant");
         let org = unique_tenant("org");
         sandboxes
             .salesforce
@@ -104,19 +112,83 @@ impl<'a> Tenant<'a> {
                 ..OrgConfig::default()
             })
             .unwrap();
+        Self::connect_crm(suite, sandboxes, Provider::Salesforce, org).await
+    }
+
+    /// Creates a HubSpot portal with `contacts` contacts (and few other records) and
+    /// connects it like [`Tenant::connect`]; `org` is the portal id.
+    async fn connect_hubspot(
+        suite: &'a TestSuite,
+        sandboxes: &'a Sandboxes,
+        contacts: u64,
+    ) -> Self {
+        let portal = 70_000_000 + u64::from(uuid_u32());
+        sandboxes
+            .hubspot
+            .admin()
+            .create_portal(&PortalConfig {
+                portal_id: portal,
+                counts: RecordCounts {
+                    contacts,
+                    companies: 10,
+                    deals: 10,
+                    custom: 10,
+                },
+                ..PortalConfig::default()
+            })
+            .unwrap();
+        Self::connect_crm(suite, sandboxes, Provider::Hubspot, portal.to_string()).await
+    }
+
+    async fn connect_crm(
+        suite: &'a TestSuite,
+        sandboxes: &'a Sandboxes,
+        provider: Provider,
+        org: String,
+    ) -> Self {
+        let project = unique_tenant("proj");
+        let tenant = unique_tenant("tenant");
+        let (base, client, scopes, choose, object, fields) = match provider {
+            Provider::Hubspot => (
+                sandboxes.hubspot.base_url().to_owned(),
+                (
+                    syncline_crm_sandbox::hubspot::DEMO_CLIENT_ID,
+                    syncline_crm_sandbox::hubspot::DEMO_CLIENT_SECRET,
+                ),
+                vec![
+                    "oauth",
+                    "crm.objects.contacts.read",
+                    "crm.schemas.contacts.read",
+                    "crm.schemas.companies.read",
+                    "crm.schemas.deals.read",
+                    "crm.schemas.custom.read",
+                ],
+                format!("&portal={org}"),
+                "contacts",
+                ("email", "lastname"),
+            ),
+            _ => (
+                sandboxes.salesforce.base_url().to_owned(),
+                (DEMO_CLIENT_ID, DEMO_CLIENT_SECRET),
+                vec!["api", "refresh_token"],
+                format!("&org={org}"),
+                "Contact",
+                ("Email", "LastName"),
+            ),
+        };
         let app = AuthVaultServiceClient::new(suite.gateway())
             .create_provider_app(suite.as_tenant(
                 &project,
                 &tenant,
                 CreateProviderAppRequest {
                     provider_app: Some(ProviderApp {
-                        provider: Provider::Salesforce as i32,
-                        display_name: "Salesforce".into(),
-                        client_id: DEMO_CLIENT_ID.into(),
-                        client_secret: DEMO_CLIENT_SECRET.into(),
-                        scopes: vec!["api".into(), "refresh_token".into()],
-                        authorize_url: sandboxes.salesforce.base_url().into(),
-                        token_url: sandboxes.salesforce.base_url().into(),
+                        provider: provider as i32,
+                        display_name: format!("{provider:?}"),
+                        client_id: client.0.into(),
+                        client_secret: client.1.into(),
+                        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+                        authorize_url: base.clone(),
+                        token_url: base,
                         ..ProviderApp::default()
                     }),
                 },
@@ -139,7 +211,7 @@ impl<'a> Tenant<'a> {
             .await
             .unwrap()
             .into_inner();
-        let url = format!("{}&org={org}", started.authorization_url);
+        let url = format!("{}{choose}", started.authorization_url);
         let response = browser().get(&url).send().await.unwrap();
         assert!(response.status().is_redirection(), "{}", response.status());
         let callback = response.headers()["location"].to_str().unwrap().to_owned();
@@ -172,8 +244,8 @@ impl<'a> Tenant<'a> {
                 connection_id: this.connection.clone(),
                 objects: vec![ObjectMapping {
                     object: "contact".into(),
-                    provider_object: "Contact".into(),
-                    fields: vec![field("email", "Email"), field("last_name", "LastName")],
+                    provider_object: object.into(),
+                    fields: vec![field("email", fields.0), field("last_name", fields.1)],
                 }],
             }))
             .await
@@ -683,6 +755,132 @@ async fn a_run_over_its_api_budget_pauses_and_resumes_by_itself(storage: Storage
     let done = acme.wait_state(&run.id, SyncRunState::Succeeded).await;
     assert_eq!(stats(&done), (600, 600, 0));
     acme.changes(0, 600).await;
+    suite.stop().await;
+    sandboxes.stop().await;
+}
+
+async fn hubspot_backfill_then_incremental_deliver_each_change_once(storage: Storage) {
+    let sandboxes = Sandboxes::start().await;
+    let suite = suite(storage, |_| {}).await;
+    let acme = Tenant::connect_hubspot(&suite, &sandboxes, 450).await;
+    let portal: u64 = acme.org.parse().unwrap();
+
+    let (run, _) = acme.start(SyncMode::Backfill).await;
+    let done = acme.wait_state(&run.id, SyncRunState::Succeeded).await;
+    assert_eq!(stats(&done), (450, 450, 0));
+    let changes = acme.changes(0, 450).await;
+    let mut ids: Vec<String> = changes
+        .iter()
+        .map(|c| c.record.as_ref().unwrap().id.clone())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 450, "each contact once");
+    assert!(
+        changes
+            .iter()
+            .all(|c| c.operation() == RecordOperation::Create && c.object == "contact")
+    );
+    let backfilled = changes.last().unwrap().sequence;
+
+    let admin = sandboxes.hubspot.admin();
+    let renamed: u64 = ids[10].parse().unwrap();
+    let archived: u64 = ids[20].parse().unwrap();
+    admin
+        .update_record(
+            portal,
+            "contacts",
+            renamed,
+            json!({"lastname": "Renamed"}).as_object().unwrap(),
+        )
+        .unwrap();
+    admin.archive_record(portal, "contacts", archived).unwrap();
+    let (incremental, _) = acme.start(SyncMode::Incremental).await;
+    let done = acme
+        .wait_state(&incremental.id, SyncRunState::Succeeded)
+        .await;
+    assert_eq!(stats(&done).1, 2, "{done:?}");
+    let changes = acme.changes(backfilled, 2).await;
+    let got: BTreeMap<String, RecordOperation> = changes
+        .iter()
+        .map(|c| (c.record.as_ref().unwrap().id.clone(), c.operation()))
+        .collect();
+    let want: BTreeMap<String, RecordOperation> = [
+        (renamed.to_string(), RecordOperation::Update),
+        (archived.to_string(), RecordOperation::Delete),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(got, want);
+    suite.stop().await;
+    sandboxes.stop().await;
+}
+
+async fn a_run_the_crm_refuses_fails_with_its_reason(storage: Storage) {
+    let sandboxes = Sandboxes::start().await;
+    let suite = suite(storage, |_| {}).await;
+    let acme = Tenant::connect(&suite, &sandboxes, 30).await;
+    let admin = sandboxes.salesforce.admin();
+    admin
+        .add_field(
+            &acme.org,
+            "Contact",
+            NewField {
+                name: "Score__c".into(),
+                label: None,
+                ftype: "double".into(),
+                picklist: vec![],
+                reference_to: None,
+            },
+        )
+        .unwrap();
+    // Map the new field (the mapping service describes the org again), then remove it from
+    // the org before anything refreshes the schema: the CRM refuses the read.
+    syncline_proto::schema::v1::schema_service_client::SchemaServiceClient::new(suite.gateway())
+        .refresh_schema(
+            acme.request(syncline_proto::schema::v1::RefreshSchemaRequest {
+                connection_id: acme.connection.clone(),
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap();
+    let field = |model: &str, provider: &str| FieldMapping {
+        model_fields: vec![model.into()],
+        provider_fields: vec![provider.into()],
+        direction: MappingDirection::Inbound as i32,
+        ..FieldMapping::default()
+    };
+    MappingServiceClient::new(suite.gateway())
+        .save_field_mappings(acme.request(SaveFieldMappingsRequest {
+            connection_id: acme.connection.clone(),
+            objects: vec![ObjectMapping {
+                object: "contact".into(),
+                provider_object: "Contact".into(),
+                fields: vec![field("last_name", "LastName"), field("score", "Score__c")],
+            }],
+        }))
+        .await
+        .expect("the score mapping saves");
+    admin
+        .remove_field(&acme.org, "Contact", "Score__c")
+        .unwrap();
+
+    let (run, _) = acme.start(SyncMode::Backfill).await;
+    assert_eq!(run.plan_version, 2);
+    let failed = acme.wait_state(&run.id, SyncRunState::Failed).await;
+    assert_eq!(failed.error_reason(), ErrorReason::ProviderRejected);
+    assert!(
+        failed.error_message.contains("Score__c") || failed.error_message.contains("INVALID_FIELD"),
+        "{}",
+        failed.error_message
+    );
+    assert!(failed.end_time.is_some());
+    assert_eq!(stats(&failed).1, 0, "nothing published from a refused read");
+    // The connection can start again (the failed run is not active).
+    let (next, created) = acme.start(SyncMode::Backfill).await;
+    assert!(created);
+    assert_ne!(next.id, run.id);
     suite.stop().await;
     sandboxes.stop().await;
 }
