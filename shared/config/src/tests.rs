@@ -240,6 +240,40 @@ fn sync_engine_delivery_settings_load_and_are_validated() {
 }
 
 #[test]
+fn sync_run_settings_load_from_env_and_are_validated() {
+    let config = load(
+        None,
+        env(&[
+            ("SYNCLINE_SYNC_ENGINE__RUNS__WORKERS", "8"),
+            ("SYNCLINE_SYNC_ENGINE__RUNS__PER_TENANT_CONCURRENCY", "1"),
+            ("SYNCLINE_SYNC_ENGINE__RUNS__LEASE_SECS", "5"),
+        ]),
+    )
+    .unwrap();
+    let runs = &config.sync_engine.runs;
+    assert_eq!(
+        (runs.workers, runs.per_tenant_concurrency, runs.lease_secs),
+        (8, 1, 5)
+    );
+    assert_eq!(runs.daily_quota_share_percent, 50);
+    for (key, value, named) in [
+        (
+            "SYNCLINE_SYNC_ENGINE__RUNS__PAGE_SIZE",
+            "0",
+            "sync_engine.runs.page_size",
+        ),
+        (
+            "SYNCLINE_SYNC_ENGINE__RUNS__DAILY_QUOTA_SHARE_PERCENT",
+            "101",
+            "sync_engine.runs.daily_quota_share_percent",
+        ),
+    ] {
+        let error = load(None, env(&[(key, value)])).unwrap_err();
+        assert!(error.to_string().contains(named), "{error}");
+    }
+}
+
+#[test]
 fn embed_page_settings_load_from_env_and_are_validated() {
     let config = load(
         None,
