@@ -458,6 +458,38 @@ async fn backfill_then_incremental_deliver_each_change_once(storage: Storage) {
     .collect();
     assert_eq!(got, want);
 
+    // Every page's span joins the run's trace and carries the tenant.
+    let telemetry = syncline_test_support::otlp::telemetry();
+    telemetry.flush().await;
+    let page_spans = |spans: &[syncline_test_support::otlp::ReceivedSpan]| {
+        spans
+            .iter()
+            .filter(|s| {
+                s.name == "sync.page" && s.attributes.get("sync_run.id") == Some(&incremental.id)
+            })
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let spans = telemetry
+        .wait_for(Duration::from_secs(20), |spans| {
+            !page_spans(spans).is_empty()
+        })
+        .await;
+    for span in page_spans(&spans) {
+        assert_eq!(span.trace_id, incremental.trace_id, "{span:#?}");
+        assert_eq!(span.attributes.get("tenant.id"), Some(&acme.tenant));
+        assert_eq!(
+            span.attributes.get("provider").map(String::as_str),
+            Some("salesforce")
+        );
+    }
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.name == "sync.run" && s.trace_id == incremental.trace_id),
+        "the run's root span is exported"
+    );
+
     // A second backfill reads everything again and publishes nothing.
     let (again, _) = acme.start(SyncMode::Backfill).await;
     let done = acme.wait_state(&again.id, SyncRunState::Succeeded).await;
