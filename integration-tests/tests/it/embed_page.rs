@@ -1,15 +1,24 @@
 //! The embedded self-serve mapping page end to end: a scoped token minted through the
 //! gateway, then headless Chromium (Debian's `chromium`, driven by `playwright-core`), with
-//! the page framed by a product page on another origin that the allow-list names, sees a
-//! sign-in refused at the CRM reported, connects the Salesforce sandbox, picks objects, maps a custom field and a picklist and saves; the
-//! saved plan is then read back over gRPC, and an origin off the list cannot frame it. Also: what the scoped token opens
-//! (the page's API only, one tenant, one connection when it names one) and what it does not.
+//! the page framed by a product page on another origin that the allow-list names.
+//! - Salesforce: sees a sign-in refused at the CRM reported, connects the sandbox, picks
+//!   objects, maps a custom field and a picklist and saves; an origin off the list cannot
+//!   frame the page.
+//! - HubSpot: connects the sandbox through the sign-in window, maps a custom property and
+//!   enumeration values on contacts and on the portal's custom `2-…` object, and saves.
+//! - Drift, on each CRM: after a saved mapping the sandbox removes one mapped field and
+//!   retypes another and the schema is refreshed; the page still opens, shows each broken
+//!   mapping next to its object and field, and the admin repairs and saves it: READY again.
+//!
+//! Each saved plan is read back over gRPC. Also: what the scoped token opens (the page's API
+//! only, one tenant, one connection when it names one) and what it does not.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
-use syncline_crm_sandbox::salesforce::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
+use syncline_crm_sandbox::hubspot::{DEMO_PORTAL_ID, SchemaChange};
+use syncline_crm_sandbox::salesforce::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, NewField};
 use syncline_integration_tests::{
     Sandboxes, Storage, TestSuite, spawn_suite, spawn_suite_with, unique_tenant,
 };
@@ -23,11 +32,16 @@ use syncline_proto::embed::v1::embed_service_client::EmbedServiceClient;
 use syncline_proto::mapping::v1::mapping_service_client::MappingServiceClient;
 use syncline_proto::mapping::v1::transform::Kind;
 use syncline_proto::mapping::v1::{
-    DeployManifestRequest, GetInstallationRequest, GetMappingPlanRequest, InstallationState,
+    DeployManifestRequest, GetInstallationRequest, GetMappingPlanRequest, Installation,
+    InstallationState, MappingPlan,
 };
+use syncline_proto::schema::v1::RefreshSchemaRequest;
+use syncline_proto::schema::v1::schema_service_client::SchemaServiceClient;
 use tonic::Code;
 
-/// A manifest with customer-chosen text, date and picklist fields.
+/// A manifest with customer-chosen text, date and picklist fields, for either CRM; the
+/// project object is off by default and defaults to a standard object, so an admin who
+/// syncs it points it at the CRM's custom object on the page.
 const MANIFEST: &str = r#"
 format: 1
 name: embed-e2e
@@ -35,10 +49,10 @@ objects:
   contact:
     label: Contact
     access: [read, write]
-    providers: { salesforce: Contact }
+    providers: { salesforce: Contact, hubspot: contacts }
     fields:
-      email: { type: email, label: Email, required: true, map: { salesforce: Email } }
-      last_name: { type: string, label: Last name, required: true, map: { salesforce: LastName } }
+      email: { type: email, label: Email, required: true, map: { salesforce: Email, hubspot: email } }
+      last_name: { type: string, label: Last name, required: true, map: { salesforce: LastName, hubspot: lastname } }
       full_name:
         type: string
         label: Full name
@@ -47,6 +61,9 @@ objects:
           salesforce:
             fields: [FirstName, LastName]
             inbound: [ { concatenate: { separator: " ", skip_empty: true } } ]
+          hubspot:
+            fields: [firstname, lastname]
+            inbound: [ { concatenate: { separator: " ", skip_empty: true } } ]
       segment: { type: string, label: Segment, customer_choice: true }
       signup_date: { type: date, label: Signup date, customer_choice: true }
       tier: { type: picklist, label: Tier, values: [gold, silver, bronze], customer_choice: true }
@@ -54,10 +71,28 @@ objects:
     label: Deal
     access: [read]
     enabled_by_default: false
-    providers: { salesforce: Opportunity }
+    providers: { salesforce: Opportunity, hubspot: deals }
     fields:
-      name: { type: string, label: Name, required: true, map: { salesforce: Name } }
+      name: { type: string, label: Name, required: true, map: { salesforce: Name, hubspot: dealname } }
+  project:
+    label: Project
+    access: [read, write]
+    enabled_by_default: false
+    providers: { salesforce: Project__c, hubspot: companies }
+    fields:
+      name: { type: string, label: Name, required: true, customer_choice: true }
+      status: { type: picklist, label: Status, values: [planned, active, done], customer_choice: true }
 "#;
+
+/// What the HubSpot app asks for: contacts and the schemas the page lists.
+const HUBSPOT_SCOPES: &[&str] = &[
+    "oauth",
+    "crm.objects.contacts.read",
+    "crm.schemas.contacts.read",
+    "crm.schemas.companies.read",
+    "crm.schemas.deals.read",
+    "crm.schemas.custom.read",
+];
 
 /// The repository root (two levels above this crate).
 fn repo_root() -> PathBuf {
@@ -102,17 +137,43 @@ fn browser_or_skip(test: &str) -> Option<PathBuf> {
 }
 
 async fn salesforce_app(suite: &TestSuite, project: &str, tenant: &str, base_url: &str) -> String {
+    provider_app(suite, project, tenant, Provider::Salesforce, base_url).await
+}
+
+/// Registers the sandbox's demo app of `provider` for the tenant; returns its id.
+async fn provider_app(
+    suite: &TestSuite,
+    project: &str,
+    tenant: &str,
+    provider: Provider,
+    base_url: &str,
+) -> String {
+    let (display_name, client_id, client_secret, scopes): (&str, &str, &str, &[&str]) =
+        match provider {
+            Provider::Hubspot => (
+                "HubSpot",
+                syncline_crm_sandbox::hubspot::DEMO_CLIENT_ID,
+                syncline_crm_sandbox::hubspot::DEMO_CLIENT_SECRET,
+                HUBSPOT_SCOPES,
+            ),
+            Provider::Salesforce | Provider::Unspecified => (
+                "Salesforce",
+                DEMO_CLIENT_ID,
+                DEMO_CLIENT_SECRET,
+                &["api", "refresh_token"],
+            ),
+        };
     AuthVaultServiceClient::new(suite.gateway())
         .create_provider_app(suite.as_tenant(
             project,
             tenant,
             CreateProviderAppRequest {
                 provider_app: Some(ProviderApp {
-                    provider: Provider::Salesforce as i32,
-                    display_name: "Salesforce".into(),
-                    client_id: DEMO_CLIENT_ID.into(),
-                    client_secret: DEMO_CLIENT_SECRET.into(),
-                    scopes: vec!["api".into(), "refresh_token".into()],
+                    provider: provider as i32,
+                    display_name: display_name.into(),
+                    client_id: client_id.into(),
+                    client_secret: client_secret.into(),
+                    scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
                     authorize_url: base_url.into(),
                     token_url: base_url.into(),
                     ..ProviderApp::default()
@@ -162,6 +223,47 @@ async fn mint(
         .map(tonic::Response::into_inner)
 }
 
+/// The product's page framing ours at `/host` (`page_url` carries the `#token=…`).
+fn host_router(page_url: &str) -> axum::Router {
+    let host_page = format!(
+        "<!doctype html><html lang=\"en\"><head><title>Acme settings</title></head><body>\
+         <h1>Acme settings</h1><iframe title=\"CRM setup\" src=\"{}\" width=\"1040\" \
+         height=\"880\" style=\"border:0\"></iframe></body></html>",
+        page_url.replace('&', "&amp;").replace('"', "&quot;")
+    );
+    axum::Router::new().route(
+        "/host",
+        axum::routing::get(move || async move { axum::response::Html(host_page) }),
+    )
+}
+
+/// Runs `integration-tests/e2e/<script>` with node and the given environment; returns the
+/// JSON of its last stdout line, or fails with everything it printed.
+async fn run_browser(script: &str, chromium: &Path, env: &[(&str, String)]) -> serde_json::Value {
+    let started = std::time::Instant::now();
+    let mut command = tokio::process::Command::new("node");
+    command
+        .arg(repo_root().join("integration-tests/e2e").join(script))
+        .current_dir(repo_root())
+        .env("CHROMIUM", chromium)
+        .kill_on_drop(true);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = tokio::time::timeout(Duration::from_secs(240), command.output())
+        .await
+        .expect("the browser run finishes within 4 minutes")
+        .expect("node starts");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "browser run {script} failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    eprintln!("{script}: browser run took {:?}", started.elapsed());
+    serde_json::from_str(stdout.lines().last().expect("the script reports")).unwrap()
+}
+
 async fn the_mapping_page_connects_maps_a_custom_field_and_picklist_and_saves_in_chromium(
     storage: Storage,
 ) {
@@ -176,11 +278,7 @@ async fn the_mapping_page_connects_maps_a_custom_field_and_picklist_and_saves_in
     let denied = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let denied_port = denied.local_addr().unwrap().port();
     let sandboxes = Sandboxes::start().await;
-    let suite = spawn_suite_with(storage, |config| {
-        config.gateway.embed.frame_ancestors =
-            vec!["'self'".into(), format!("http://127.0.0.1:{host_port}")];
-    })
-    .await;
+    let suite = framed_suite(storage, host_port).await;
     let project = unique_tenant("proj");
     let tenant = unique_tenant("acme");
     salesforce_app(&suite, &project, &tenant, sandboxes.salesforce.base_url()).await;
@@ -192,50 +290,24 @@ async fn the_mapping_page_connects_maps_a_custom_field_and_picklist_and_saves_in
             .starts_with(&format!("{}/embed/#token=", suite.gateway_url()))
     );
 
-    let host_page = format!(
-        "<!doctype html><html lang=\"en\"><head><title>Acme settings</title></head><body>\
-         <h1>Acme settings</h1><iframe title=\"CRM setup\" src=\"{}\" width=\"1040\" \
-         height=\"880\" style=\"border:0\"></iframe></body></html>",
-        minted.page_url.replace('&', "&amp;").replace('"', "&quot;")
-    );
-    let host_app = axum::Router::new().route(
-        "/host",
-        axum::routing::get(move || async move { axum::response::Html(host_page) }),
-    );
+    let host_app = host_router(&minted.page_url);
     let denied_task = tokio::spawn(axum::serve(denied, host_app.clone()).into_future());
     let host_task = tokio::spawn(axum::serve(host, host_app).into_future());
 
     let shot = std::env::temp_dir().join(format!("embed-{}.png", uuid::Uuid::new_v4().simple()));
-    let script = repo_root().join("integration-tests/e2e/mapping_page.mjs");
-    let run = tokio::process::Command::new("node")
-        .arg(&script)
-        .current_dir(repo_root())
-        .env("HOST_URL", format!("http://127.0.0.1:{host_port}/host"))
-        .env(
-            "DENIED_HOST_URL",
-            format!("http://127.0.0.1:{denied_port}/host"),
-        )
-        .env("CHROMIUM", &chromium)
-        .env("SCREENSHOT", &shot)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(240), run)
-        .await
-        .expect("the browser run finishes within 4 minutes")
-        .expect("node starts");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "browser run failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    let reported: serde_json::Value = serde_json::from_str(
-        stdout
-            .lines()
-            .last()
-            .expect("the script reports the connection"),
+    let reported = run_browser(
+        "mapping_page.mjs",
+        &chromium,
+        &[
+            ("HOST_URL", format!("http://127.0.0.1:{host_port}/host")),
+            (
+                "DENIED_HOST_URL",
+                format!("http://127.0.0.1:{denied_port}/host"),
+            ),
+            ("SCREENSHOT", shot.display().to_string()),
+        ],
     )
-    .unwrap();
+    .await;
     let connection_id = reported["connection_id"].as_str().unwrap().to_owned();
 
     // The connection the browser made is the tenant's, and active.
@@ -555,7 +627,492 @@ fn jsonwebtoken_now() -> u64 {
         .as_secs()
 }
 
+/// A suite whose page the product page on `host_port` may frame.
+async fn framed_suite(storage: Storage, host_port: u16) -> TestSuite {
+    spawn_suite_with(storage, |config| {
+        config.gateway.embed.frame_ancestors =
+            vec!["'self'".into(), format!("http://127.0.0.1:{host_port}")];
+    })
+    .await
+}
+
+async fn installation_of(
+    suite: &TestSuite,
+    project: &str,
+    tenant: &str,
+    connection_id: &str,
+) -> Installation {
+    MappingServiceClient::new(suite.gateway())
+        .get_installation(suite.as_tenant(
+            project,
+            tenant,
+            GetInstallationRequest {
+                connection_id: connection_id.to_owned(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .installation
+        .unwrap()
+}
+
+/// The latest plan as a worker reads it (refused while drift breaks it).
+async fn plan_of(
+    suite: &TestSuite,
+    project: &str,
+    tenant: &str,
+    connection_id: &str,
+) -> Result<MappingPlan, tonic::Status> {
+    MappingServiceClient::new(suite.gateway())
+        .get_mapping_plan(suite.as_tenant(
+            project,
+            tenant,
+            GetMappingPlanRequest {
+                connection_id: connection_id.to_owned(),
+                plan_version: 0,
+                include_broken: false,
+            },
+        ))
+        .await
+        .map(|r| r.into_inner().plan.unwrap())
+}
+
+/// The value map of a rule's picklist transform.
+fn picklist_values(
+    rule: &syncline_proto::mapping::v1::CompiledFieldRule,
+) -> &std::collections::HashMap<String, String> {
+    match rule.transforms.iter().find_map(|t| t.kind.as_ref()) {
+        Some(Kind::PicklistMap(map)) => &map.values,
+        other => panic!("a picklist map on {rule:?}, not {other:?}"),
+    }
+}
+
+async fn the_mapping_page_connects_hubspot_maps_a_custom_object_and_enumerations_and_saves_in_chromium(
+    storage: Storage,
+) {
+    let test = "the_mapping_page_connects_hubspot_maps_a_custom_object_and_enumerations_and_saves_in_chromium";
+    let Some(chromium) = browser_or_skip(test) else {
+        return;
+    };
+    let host = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host_port = host.local_addr().unwrap().port();
+    let sandboxes = Sandboxes::start().await;
+    let suite = framed_suite(storage, host_port).await;
+    let project = unique_tenant("proj");
+    let tenant = unique_tenant("acme");
+    provider_app(
+        &suite,
+        &project,
+        &tenant,
+        Provider::Hubspot,
+        sandboxes.hubspot.base_url(),
+    )
+    .await;
+    deploy(&suite, &project, &tenant).await;
+    let minted = mint(&suite, &project, &tenant, "", None).await.unwrap();
+    let host_task = tokio::spawn(axum::serve(host, host_router(&minted.page_url)).into_future());
+
+    let reported = run_browser(
+        "hubspot_page.mjs",
+        &chromium,
+        &[("HOST_URL", format!("http://127.0.0.1:{host_port}/host"))],
+    )
+    .await;
+    let connection_id = reported["connection_id"].as_str().unwrap().to_owned();
+    let projects = reported["project_object"].as_str().unwrap().to_owned();
+    assert!(projects.starts_with("2-"), "{projects}");
+
+    // The connection the browser made is the tenant's HubSpot one, and active.
+    let connections = AuthVaultServiceClient::new(suite.gateway())
+        .list_connections(suite.as_tenant(&project, &tenant, ListConnectionsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .connections;
+    let connection = connections
+        .iter()
+        .find(|c| c.id == connection_id)
+        .expect("the page's connection belongs to the tenant");
+    assert_eq!(connection.status, ConnectionStatus::Active as i32);
+    assert_eq!(connection.provider, Provider::Hubspot as i32);
+
+    // The installation: contacts and the custom object on, deals off; ready.
+    let installation = installation_of(&suite, &project, &tenant, &connection_id).await;
+    assert_eq!(
+        installation.state(),
+        InstallationState::Ready,
+        "{installation:?}"
+    );
+    let selection = |key: &str| {
+        installation
+            .objects
+            .iter()
+            .find(|o| o.object == key)
+            .unwrap_or_else(|| panic!("{key} in {installation:?}"))
+    };
+    assert!(!selection("deal").enabled);
+    assert!(selection("project").enabled);
+    assert_eq!(selection("project").provider_object, projects);
+
+    // The saved plan: custom property and enumeration values on contacts, the custom
+    // object's primary property and enumeration on projects.
+    let plan = plan_of(&suite, &project, &tenant, &connection_id)
+        .await
+        .unwrap();
+    assert_eq!(plan.plan_version, installation.plan_version);
+    let object = |key: &str| {
+        plan.objects
+            .iter()
+            .find(|o| o.object == key)
+            .unwrap_or_else(|| panic!("{key} is planned: {plan:?}"))
+    };
+    let inbound = |key: &str, target: &str| {
+        object(key)
+            .inbound
+            .iter()
+            .find(|r| r.target_field == target)
+            .unwrap_or_else(|| panic!("inbound rule for {key}.{target}: {plan:?}"))
+            .clone()
+    };
+    let outbound = |key: &str, target: &str| {
+        object(key)
+            .outbound
+            .iter()
+            .find(|r| r.target_field == target)
+            .unwrap_or_else(|| panic!("outbound rule for {key} -> {target}: {plan:?}"))
+            .clone()
+    };
+    assert_eq!(object("contact").provider_object, "contacts");
+    assert_eq!(
+        inbound("contact", "segment").source_fields,
+        ["external_crm_id"]
+    );
+    assert_eq!(inbound("contact", "email").source_fields, ["email"]);
+    assert_eq!(
+        inbound("contact", "full_name").source_fields,
+        ["firstname", "lastname"]
+    );
+    let tier_in = inbound("contact", "tier");
+    assert_eq!(tier_in.source_fields, ["customer_tier"]);
+    let values = picklist_values(&tier_in);
+    assert_eq!(
+        (
+            values["gold"].as_str(),
+            values["silver"].as_str(),
+            values["bronze"].as_str()
+        ),
+        ("gold", "silver", "bronze")
+    );
+    assert_eq!(
+        picklist_values(&outbound("contact", "customer_tier"))["gold"],
+        "gold"
+    );
+    assert_eq!(object("project").provider_object, projects);
+    assert_eq!(inbound("project", "name").source_fields, ["project_name"]);
+    let status_in = inbound("project", "status");
+    assert_eq!(status_in.source_fields, ["status"]);
+    assert_eq!(picklist_values(&status_in)["completed"], "done");
+    assert_eq!(picklist_values(&status_in)["planned"], "planned");
+    assert_eq!(
+        picklist_values(&outbound("project", "status"))["done"],
+        "completed"
+    );
+    assert!(!plan.objects.iter().any(|o| o.object == "deal"));
+
+    host_task.abort();
+    suite.stop().await;
+    sandboxes.stop().await;
+}
+
+/// One CRM's drift scenario: the mapping saved first, how the sandbox changes under it,
+/// and the broken fields with their repair.
+struct Drift {
+    provider: Provider,
+    /// The contact's CRM object.
+    crm_object: &'static str,
+    /// `(model field, CRM field)` saved before the drift.
+    saved: &'static [(&'static str, &'static str)],
+    /// `(model field, label, CRM field drift breaks, CRM field chosen instead or "")`.
+    broken: &'static [(&'static str, &'static str, &'static str, &'static str)],
+}
+
+const SALESFORCE_DRIFT: Drift = Drift {
+    provider: Provider::Salesforce,
+    crm_object: "Contact",
+    saved: &[
+        ("email", "Email"),
+        ("last_name", "LastName"),
+        ("segment", "Languages__c"),
+        ("signup_date", "Signed_Up__c"),
+    ],
+    broken: &[
+        ("segment", "Segment", "Languages__c", "Department"),
+        ("signup_date", "Signup date", "Signed_Up__c", ""),
+    ],
+};
+
+const HUBSPOT_DRIFT: Drift = Drift {
+    provider: Provider::Hubspot,
+    crm_object: "contacts",
+    saved: &[
+        ("email", "email"),
+        ("last_name", "lastname"),
+        ("segment", "external_crm_id"),
+        ("signup_date", "renewal_date"),
+    ],
+    broken: &[
+        ("segment", "Segment", "external_crm_id", "jobtitle"),
+        ("signup_date", "Signup date", "renewal_date", ""),
+    ],
+};
+
+/// The customer's own fields the drift scenario maps (the Salesforce sandbox retypes
+/// custom fields only, and Contact has no custom date field of its own).
+fn prepare_schema(case: &Drift, sandboxes: &Sandboxes) {
+    if case.provider == Provider::Salesforce {
+        sandboxes
+            .salesforce
+            .admin()
+            .add_field(
+                "demo",
+                case.crm_object,
+                NewField {
+                    name: "Signed_Up__c".into(),
+                    label: Some("Signed up on".into()),
+                    ftype: "date".into(),
+                    picklist: Vec::new(),
+                    reference_to: None,
+                },
+            )
+            .unwrap();
+    }
+}
+
+/// Removes the first broken field and retypes the second to text, in the sandbox.
+fn drift_schema(case: &Drift, sandboxes: &Sandboxes) {
+    let (removed, retyped) = (case.broken[0].2, case.broken[1].2);
+    match case.provider {
+        Provider::Hubspot => {
+            let admin = sandboxes.hubspot.admin();
+            admin
+                .change_schema(
+                    DEMO_PORTAL_ID,
+                    case.crm_object,
+                    &SchemaChange::Remove {
+                        name: removed.into(),
+                    },
+                )
+                .unwrap();
+            admin
+                .change_schema(
+                    DEMO_PORTAL_ID,
+                    case.crm_object,
+                    &SchemaChange::Retype {
+                        name: retyped.into(),
+                        ptype: "string".into(),
+                    },
+                )
+                .unwrap();
+        }
+        Provider::Salesforce | Provider::Unspecified => {
+            let admin = sandboxes.salesforce.admin();
+            admin
+                .remove_field("demo", case.crm_object, removed)
+                .unwrap();
+            admin
+                .retype_field("demo", case.crm_object, retyped, "string")
+                .unwrap();
+        }
+    }
+}
+
+/// A saved mapping, then drift under it and a schema refresh; the page flags and repairs it.
+async fn drift_flagged_and_repaired_on_the_page(storage: Storage, case: &Drift, test: &str) {
+    let Some(chromium) = browser_or_skip(test) else {
+        return;
+    };
+    let host = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host_port = host.local_addr().unwrap().port();
+    let sandboxes = Sandboxes::start().await;
+    let suite = framed_suite(storage, host_port).await;
+    let project = unique_tenant("proj");
+    let tenant = unique_tenant("acme");
+    let base_url = match case.provider {
+        Provider::Hubspot => sandboxes.hubspot.base_url(),
+        Provider::Salesforce | Provider::Unspecified => sandboxes.salesforce.base_url(),
+    };
+    let (client_id, client_secret, scopes): (&str, &str, &[&str]) = match case.provider {
+        Provider::Hubspot => (
+            syncline_crm_sandbox::hubspot::DEMO_CLIENT_ID,
+            syncline_crm_sandbox::hubspot::DEMO_CLIENT_SECRET,
+            HUBSPOT_SCOPES,
+        ),
+        Provider::Salesforce | Provider::Unspecified => (
+            DEMO_CLIENT_ID,
+            DEMO_CLIENT_SECRET,
+            &["api", "refresh_token"],
+        ),
+    };
+    prepare_schema(case, &sandboxes);
+    let connection_id = crate::mapping_schema::connect(
+        &suite,
+        &project,
+        &tenant,
+        case.provider,
+        base_url,
+        (client_id, client_secret),
+        scopes,
+    )
+    .await;
+    deploy(&suite, &project, &tenant).await;
+    let minted = mint(&suite, &project, &tenant, &connection_id, None)
+        .await
+        .unwrap();
+
+    // The mapping as the page saves it.
+    let fields: Vec<serde_json::Value> = case
+        .saved
+        .iter()
+        .map(|(model, crm)| serde_json::json!({"model_field": model, "provider_field": crm}))
+        .collect();
+    let saved = reqwest::Client::new()
+        .post(format!(
+            "{}/embed/api/connections/{connection_id}/mappings",
+            suite.gateway_url()
+        ))
+        .bearer_auth(&minted.token)
+        .json(&serde_json::json!({"objects": [
+            {"object": "contact", "provider_object": case.crm_object, "fields": fields}
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    let status = saved.status();
+    let body: serde_json::Value = saved.json().await.unwrap();
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    assert_eq!(body["installation_state"], "READY", "{body}");
+
+    // Drift: one mapped field goes away, another becomes text; then the schema is refreshed.
+    drift_schema(case, &sandboxes);
+    SchemaServiceClient::new(suite.gateway())
+        .refresh_schema(suite.as_tenant(
+            &project,
+            &tenant,
+            RefreshSchemaRequest {
+                connection_id: connection_id.clone(),
+                object_names: Vec::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    let installation = installation_of(&suite, &project, &tenant, &connection_id).await;
+    assert_eq!(
+        installation.state(),
+        InstallationState::NeedsAttention,
+        "{installation:?}"
+    );
+    let issue = &installation
+        .objects
+        .iter()
+        .find(|o| o.object == "contact")
+        .unwrap()
+        .issue;
+    for (_, _, crm_field, _) in case.broken {
+        assert!(issue.contains(crm_field), "{issue}");
+    }
+    let refused = plan_of(&suite, &project, &tenant, &connection_id)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+
+    // The page: flagged next to the object and the fields, repaired, saved.
+    let host_task = tokio::spawn(axum::serve(host, host_router(&minted.page_url)).into_future());
+    let broken: Vec<serde_json::Value> = case
+        .broken
+        .iter()
+        .map(|(key, label, crm_field, repair)| {
+            serde_json::json!({"key": key, "label": label, "crm_field": crm_field, "repair": repair})
+        })
+        .collect();
+    let reported = run_browser(
+        "drift_page.mjs",
+        &chromium,
+        &[
+            ("HOST_URL", format!("http://127.0.0.1:{host_port}/host")),
+            (
+                "CASE",
+                serde_json::json!({"object": "contact", "object_label": "Contact", "broken": broken})
+                    .to_string(),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(reported["repaired"], case.broken.len());
+
+    // Over gRPC: ready again, the plan readable by workers and made of the repair.
+    let installation = installation_of(&suite, &project, &tenant, &connection_id).await;
+    assert_eq!(
+        installation.state(),
+        InstallationState::Ready,
+        "{installation:?}"
+    );
+    assert!(
+        installation.objects.iter().all(|o| o.issue.is_empty()),
+        "{installation:?}"
+    );
+    let plan = plan_of(&suite, &project, &tenant, &connection_id)
+        .await
+        .expect("the repaired plan is not broken");
+    assert!(plan.drift_violations.is_empty());
+    let contact = plan.objects.iter().find(|o| o.object == "contact").unwrap();
+    for (model, _, crm_field, repair) in case.broken {
+        let rule = contact.inbound.iter().find(|r| r.target_field == *model);
+        if repair.is_empty() {
+            assert!(rule.is_none(), "{model} is no longer synced: {rule:?}");
+        } else {
+            assert_eq!(rule.unwrap().source_fields, [*repair], "{model}");
+        }
+        assert!(
+            !contact
+                .inbound
+                .iter()
+                .any(|r| r.source_fields.iter().any(|f| f == crm_field)),
+            "{crm_field} is no longer read"
+        );
+    }
+
+    host_task.abort();
+    suite.stop().await;
+    sandboxes.stop().await;
+}
+
+async fn the_mapping_page_flags_salesforce_drift_and_the_admin_repairs_it_in_chromium(
+    storage: Storage,
+) {
+    drift_flagged_and_repaired_on_the_page(
+        storage,
+        &SALESFORCE_DRIFT,
+        "the_mapping_page_flags_salesforce_drift_and_the_admin_repairs_it_in_chromium",
+    )
+    .await;
+}
+
+async fn the_mapping_page_flags_hubspot_drift_and_the_admin_repairs_it_in_chromium(
+    storage: Storage,
+) {
+    drift_flagged_and_repaired_on_the_page(
+        storage,
+        &HUBSPOT_DRIFT,
+        "the_mapping_page_flags_hubspot_drift_and_the_admin_repairs_it_in_chromium",
+    )
+    .await;
+}
+
 crate::both_storages!(
     the_mapping_page_connects_maps_a_custom_field_and_picklist_and_saves_in_chromium,
+    the_mapping_page_connects_hubspot_maps_a_custom_object_and_enumerations_and_saves_in_chromium,
+    the_mapping_page_flags_salesforce_drift_and_the_admin_repairs_it_in_chromium,
+    the_mapping_page_flags_hubspot_drift_and_the_admin_repairs_it_in_chromium,
     embed_tokens_open_only_the_page_api_of_one_tenant,
 );

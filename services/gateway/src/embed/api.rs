@@ -24,8 +24,8 @@ use syncline_proto::authvault::v1::{
 use syncline_proto::common::v1::{ConnectionStatus, Provider};
 use syncline_proto::mapping::v1::mapping_service_client::MappingServiceClient;
 use syncline_proto::mapping::v1::{
-    GetInstallationRequest, GetManifestRequest, GetMappingPlanRequest, Installation,
-    ObjectSelection, SaveFieldMappingsRequest, UpdateInstallationRequest,
+    FieldMappingViolation, GetInstallationRequest, GetManifestRequest, GetMappingPlanRequest,
+    Installation, ObjectSelection, SaveFieldMappingsRequest, UpdateInstallationRequest,
     ValidateFieldMappingsRequest, ViolationKind,
 };
 use syncline_proto::schema::v1::schema_service_client::SchemaServiceClient;
@@ -476,6 +476,9 @@ pub(crate) struct Setup {
     plan_version: i64,
     objects: Vec<ModelObject>,
     crm_objects: Vec<CrmObject>,
+    /// What drift in the CRM's current schema broke in the saved plan, per model field (the
+    /// page shows each next to its field until the mappings are saved again).
+    drift: Vec<FieldProblem>,
 }
 
 /// The latest manifest (or `version`), parsed.
@@ -527,6 +530,15 @@ async fn installation(
         .ok_or_else(|| Failure::from(tonic::Status::internal("no installation")))
 }
 
+/// `READY`, `NEEDS_ATTENTION`, `NOT_CONFIGURED`: the page's name of an installation state.
+fn state_key(installation: &Installation) -> String {
+    installation
+        .state()
+        .as_str_name()
+        .trim_start_matches("INSTALLATION_STATE_")
+        .to_owned()
+}
+
 fn require_active(
     connection: &Connection,
 ) -> Result<syncline_mapping::manifest::ProviderName, Failure> {
@@ -567,7 +579,6 @@ pub(crate) async fn setup(
                             // The page is where a tenant repairs mappings that drift broke,
                             // so it must see such a plan rather than be refused.
                             include_broken: true,
-                            ..GetMappingPlanRequest::default()
                         },
                     )?)
                     .await?
@@ -604,21 +615,33 @@ pub(crate) async fn setup(
                 page_token = page.next_page_token;
             }
             crm_objects.sort_by_cached_key(|o| o.label.to_lowercase());
+            let drift = plan
+                .as_ref()
+                .map(|p| p.drift_violations.iter().map(drift_problem).collect())
+                .unwrap_or_default();
             Ok(Setup {
                 connection: ConnectionView::from(&connection),
                 manifest_version,
-                installation_state: installation
-                    .state()
-                    .as_str_name()
-                    .trim_start_matches("INSTALLATION_STATE_")
-                    .to_owned(),
+                installation_state: state_key(&installation),
                 plan_version: installation.plan_version,
                 objects: view::model_objects(&doc, provider, Some(&installation), plan.as_ref()),
                 crm_objects,
+                drift,
             })
         },
     )
     .await
+}
+
+/// A drift violation of the saved plan as the page places it: next to its model field.
+fn drift_problem(v: &FieldMappingViolation) -> FieldProblem {
+    FieldProblem {
+        object: v.object.clone(),
+        model_field: v.model_field.clone(),
+        field: v.provider_field.clone(),
+        kind: kind_key(v.kind),
+        message: v.message.clone(),
+    }
 }
 
 /// A CRM field in the field pickers.
@@ -822,11 +845,7 @@ pub(crate) async fn save_objects(
                 .installation
                 .unwrap_or_default();
             Ok(ObjectsSaved {
-                installation_state: updated
-                    .state()
-                    .as_str_name()
-                    .trim_start_matches("INSTALLATION_STATE_")
-                    .to_owned(),
+                installation_state: state_key(&updated),
             })
         },
     )
@@ -850,6 +869,8 @@ pub(crate) struct Checked {
 #[derive(Debug, Serialize)]
 pub(crate) struct Saved {
     plan_version: i64,
+    /// The installation's state after the save (`READY` once every enabled object maps).
+    installation_state: String,
 }
 
 fn kind_key(kind: i32) -> String {
@@ -1002,8 +1023,10 @@ pub(crate) async fn save(
                 plan_version = saved.plan_version,
                 "mappings saved from the embedded page"
             );
+            let after = installation(&gateway, &scope, &id).await?;
             Ok(Saved {
                 plan_version: saved.plan_version,
+                installation_state: state_key(&after),
             })
         },
     )

@@ -40,6 +40,9 @@ pub(crate) struct ModelObject {
     pub default_provider_object: String,
     pub provider_object: String,
     pub fields: Vec<ModelField>,
+    /// Why this object keeps the installation from READY (schema drift broke its saved
+    /// mappings, a newer manifest, nothing saved yet); empty when it is fine.
+    pub issue: String,
 }
 
 /// One model field as the page shows it, with its current mapping.
@@ -160,6 +163,7 @@ pub(crate) fn model_objects(
             default_provider_object: default_object.clone(),
             provider_object,
             fields,
+            issue: selection.map(|s| s.issue.clone()).unwrap_or_default(),
         });
     }
     out

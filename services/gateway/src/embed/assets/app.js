@@ -263,22 +263,39 @@
     return options;
   }
 
+  // The installation's reason an enabled object keeps it from ready (schema drift broke the
+  // saved mappings, a newer manifest, ...); "" when there is none to show.
+  function objectIssue(o) {
+    return o.enabled && o.issue ? "Needs attention: " + o.issue : "";
+  }
+
+  // One line for the live region naming what needs attention, or "".
+  function issueSummary() {
+    const broken = state.setup.objects.filter((o) => objectIssue(o));
+    if (!broken.length) return "";
+    return "Your saved mapping needs attention, because your CRM changed or the integration did: " +
+      broken.map((o) => o.label).join(", ") + ". Check the marked objects and fields, then save again.";
+  }
+
   function renderObjects() {
     const root = $("objects");
     root.replaceChildren();
     for (const o of state.setup.objects) {
       const id = slug(o.key);
       const what = [o.reads ? "reads" : "", o.writes ? "writes" : ""].filter(Boolean).join(" and ");
+      const issue = objectIssue(o);
+      const describedBy = issue ? "object-problem-" + id : null;
       root.append(el("fieldset", { class: "object", id: "object-" + id },
         el("legend", { text: o.label }),
         o.description ? el("p", { class: "hint", text: o.description }) : null,
         el("p", {},
-          el("input", { type: "checkbox", id: "enable-" + id, checked: o.enabled }), " ",
+          el("input", { type: "checkbox", id: "enable-" + id, checked: o.enabled, "aria-describedby": describedBy }), " ",
           el("label", { for: "enable-" + id, text: "Sync " + o.label + (what ? " (the application " + what + " them)" : "") })),
         el("p", {},
           el("label", { for: "crm-object-" + id, text: "CRM object " }),
-          el("select", { id: "crm-object-" + id }, crmObjectOptions(o.provider_object))),
-        el("p", { class: "problem", id: "object-problem-" + id, hidden: true })));
+          el("select", { id: "crm-object-" + id, "aria-describedby": describedBy, "aria-invalid": issue ? "true" : null },
+            crmObjectOptions(o.provider_object))),
+        el("p", { class: "problem", id: "object-problem-" + id, hidden: !issue, text: issue })));
     }
   }
 
@@ -295,8 +312,8 @@
       state.draft.set(o.key, fields);
     }
     renderObjects();
-    say("");
     show("objects");
+    say(issueSummary());
   }
 
   async function saveObjects() {
@@ -390,8 +407,13 @@
     try {
       for (const o of enabled) {
         const crm = await crmObject(o.provider_object);
-        const fieldset = el("fieldset", { class: "object", id: "fields-" + slug(o.key) },
+        const issue = objectIssue(o);
+        const fieldset = el("fieldset", {
+          class: "object", id: "fields-" + slug(o.key),
+          "aria-describedby": issue ? "object-drift-" + slug(o.key) : null,
+        },
           el("legend", { text: o.label + " ↔ " + (crm.label || crm.name) + (crm.custom ? " (custom)" : "") }),
+          issue ? el("p", { class: "problem saved-issue", id: "object-drift-" + slug(o.key), text: issue }) : null,
           el("p", { class: "problem", id: "object-issues-" + slug(o.key), hidden: true }));
         for (const f of o.fields) {
           const id = fieldId(o.key, f.key);
@@ -428,9 +450,25 @@
       fail(e.message);
       return;
     }
-    say("");
     show("fields");
+    // What drift broke in the saved plan, next to each field, until the draft is checked.
+    const enabledKeys = new Set(enabled.map((o) => o.key));
+    const drift = (state.setup.drift || []).filter((v) => enabledKeys.has(v.object));
+    showProblems(drift);
+    say(drift.length ? problemSummary(drift) : "");
     validateNow();
+  }
+
+  // "2 field(s) need attention: Segment, Signup date." for the live region.
+  function problemSummary(violations) {
+    const names = [];
+    for (const v of violations) {
+      const o = state.setup.objects.find((x) => x.key === v.object);
+      const f = o && o.fields.find((x) => x.key === v.model_field);
+      const name = f ? f.label : o ? o.label : v.field;
+      if (name && !names.includes(name)) names.push(name);
+    }
+    return names.length + " field(s) need attention: " + names.join(", ") + ".";
   }
 
   function draftBody() {
@@ -448,7 +486,7 @@
   }
 
   function clearProblems() {
-    for (const node of document.querySelectorAll("#fields .problem")) {
+    for (const node of document.querySelectorAll("#fields .problem:not(.saved-issue)")) {
       node.hidden = true;
       node.textContent = "";
     }
@@ -488,7 +526,7 @@
       const checked = await api("POST", connectionPath() + "/validate", draftBody());
       if (seq !== state.validateSeq) return;
       showProblems(checked.violations);
-      say(checked.valid ? "Everything maps." : checked.violations.length + " field(s) need attention.");
+      say(checked.valid ? "Everything maps." : problemSummary(checked.violations));
     } catch (e) {
       if (seq !== state.validateSeq) return;
       if (e.violations.length) showProblems(e.violations);
@@ -505,7 +543,13 @@
     try {
       const saved = await api("POST", connectionPath() + "/mappings", draftBody());
       clearProblems();
-      $("done-text").textContent = "Your mapping is saved (version " + saved.plan_version + "). The sync uses it from now on.";
+      $("done-text").textContent = "Your mapping is saved (version " + saved.plan_version + "). " +
+        (saved.installation_state === "READY" ? "The sync uses it from now on." : "Some objects still need attention.");
+      // What was saved is now the mapping: its past issues no longer apply.
+      for (const o of state.setup.objects) o.issue = "";
+      state.setup.drift = [];
+      for (const node of document.querySelectorAll("#fields .saved-issue")) node.remove();
+      for (const node of document.querySelectorAll("#fields fieldset[aria-describedby]")) node.removeAttribute("aria-describedby");
       say("Mapping saved.");
       show("done");
     } catch (e) {
