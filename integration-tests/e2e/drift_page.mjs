@@ -5,7 +5,8 @@
 // Run by integration-tests/tests/it/embed_page.rs, which saves the mapping, drifts the
 // sandbox's schema, refreshes it, mints the token and serves the product page.
 //
-// Environment: HOST_URL, CHROMIUM, CASE: JSON {"object": model key, "object_label",
+// Environment: HOST_URL, CHROMIUM, optional DRIFT_SCREENSHOT (where to write the flagged
+// fields step), CASE: JSON {"object": model key, "object_label",
 // "broken": [{"key", "label", "crm_field", "repair"}]} — each broken model field, the CRM
 // field drift broke under it, and the CRM field to choose instead ("" = not synced).
 // Prints one JSON line on success: {"repaired": n}.
@@ -53,6 +54,9 @@ try {
     "the live region names every broken field");
   let unnamed = await unnamedControls();
   check(unnamed.length === 0, "controls without a label: " + unnamed.join(", "));
+  if (process.env.DRIFT_SCREENSHOT) {
+    await page.locator('iframe[title="CRM setup"]').screenshot({ path: process.env.DRIFT_SCREENSHOT });
+  }
 
   // Repair: choose other fields; the problems go away.
   for (const b of CASE.broken) {

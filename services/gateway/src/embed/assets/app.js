@@ -266,7 +266,14 @@
   // The installation's reason an enabled object keeps it from ready (schema drift broke the
   // saved mappings, a newer manifest, ...); "" when there is none to show.
   function objectIssue(o) {
-    return o.enabled && o.issue ? "Needs attention: " + o.issue : "";
+    if (!o.enabled || !o.issue) return "";
+    const crmFields = [];
+    for (const v of state.setup.drift || []) {
+      if (v.object === o.key && v.field && !crmFields.includes(v.field)) crmFields.push(v.field);
+    }
+    if (!crmFields.length) return "Needs attention: " + o.issue;
+    return "Needs attention: your CRM changed since this mapping was saved, and these CRM fields no longer fit it: " +
+      crmFields.join(", ") + ". Choose other fields for them and save again.";
   }
 
   // One line for the live region naming what needs attention, or "".
@@ -498,14 +505,18 @@
   function showProblems(violations) {
     clearProblems();
     let first = null;
+    const seen = new Set();
     for (const v of violations) {
+      // One line per field and kind of problem (a rule read both ways fails twice).
+      const once = [v.object, v.model_field, v.field, v.kind].join("\u0000");
+      if (seen.has(once)) continue;
+      seen.add(once);
       const id = fieldId(v.object, v.model_field);
       let target = v.model_field ? $("problem-" + id) : null;
       const select = v.model_field ? $("select-" + id) : null;
       if (!target) target = $("object-issues-" + slug(v.object));
       if (!target) continue;
-      const kind = v.kind === "TYPE_INCOMPATIBLE" ? "Type mismatch: " : "";
-      target.textContent = (target.textContent ? target.textContent + " " : "") + kind + v.message;
+      target.textContent = (target.textContent ? target.textContent + " " : "") + problemText(v);
       target.hidden = false;
       if (select && select.tagName === "SELECT") {
         select.setAttribute("aria-invalid", "true");
@@ -513,6 +524,18 @@
       }
     }
     return first;
+  }
+
+  function problemText(v) {
+    if (v.kind === "PROVIDER_FIELD_UNKNOWN" && v.field) {
+      return "Not in your CRM: " + v.field + " was removed or renamed there. Choose another field.";
+    }
+    // The page maps field to field: where the service suggests a transform, another field is
+    // the page's remedy.
+    const message = String(v.message)
+      .replace(/^(inbound|outbound): /, "")
+      .replace(/; add a `coerce` transform$/, "; choose a field of a matching type");
+    return (v.kind === "TYPE_INCOMPATIBLE" ? "Type mismatch: " : "") + message;
   }
 
   function scheduleValidate() {
