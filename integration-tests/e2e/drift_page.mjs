@@ -2,6 +2,7 @@
 // the page must still open, show each broken mapping next to its object and field (naming
 // the CRM field, tied to the control with aria-describedby and announced in the status
 // live region), and let the admin repair and save it.
+// The page opens on the connection (the token names it).
 // Run by integration-tests/tests/it/embed_page.rs, which saves the mapping, drifts the
 // sandbox's schema, refreshes it, mints the token and serves the product page.
 //
@@ -21,8 +22,13 @@ try {
   const { page, app, consoleErrors, unnamedControls } = await openFramed(context, HOST_URL);
   const status = app.locator("#status");
 
-  // 1. The connection is active; the page opens on it.
+  // 1. The connection is active; its first screen already says the mapping needs attention.
   await visible(app.locator(".badge.active", { hasText: "ACTIVE" }), "the active connection");
+  await visible(app.locator(".badge.attention", { hasText: "Mapping needs attention" }), "the connection's attention badge");
+  const radio = app.locator("input[name='connection']:checked");
+  check((await description(radio)) === "Mapping needs attention", "the badge describes the connection's radio button");
+  await textMatches(page, status, (t) => t.includes("needs attention") && t.includes("Continue"),
+    "the live region's announcement on the first screen");
   await app.getByRole("button", { name: "Continue" }).click();
 
   // 2. Objects: the object drift broke says so, naming the fields, tied to its controls.
@@ -72,6 +78,7 @@ try {
   check(done.includes("uses it from now on"), `the repaired installation is ready (${done})`);
   await app.getByRole("button", { name: "Edit the mapping" }).click();
   check((await app.locator("#object-drift-" + CASE.object).count()) === 0, "the saved issue is gone after the save");
+  check((await app.locator(".badge.attention").count()) === 0, "the connection's attention badge is gone after the save");
   unnamed = await unnamedControls();
   check(unnamed.length === 0, "controls without a label: " + unnamed.join(", "));
   check(consoleErrors.length === 0, "no console errors: " + consoleErrors.join(" | "));

@@ -252,6 +252,9 @@ pub(crate) struct ConnectionView {
     status: String,
     status_message: String,
     account: String,
+    /// The installation's state (`READY`, `NEEDS_ATTENTION`, ...) for an active connection
+    /// in the session's list; empty where it was not looked up or could not be.
+    installation_state: String,
 }
 
 impl From<&Connection> for ConnectionView {
@@ -264,8 +267,37 @@ impl From<&Connection> for ConnectionView {
             status: status_key(c.status),
             status_message: c.status_message.clone(),
             account: c.external_account_id.clone(),
+            installation_state: String::new(),
         }
     }
+}
+
+/// The most active connections whose installation state the session looks up (each is a
+/// GetInstallation, which re-checks the plan against the current schema).
+const MAX_STATE_LOOKUPS: usize = 10;
+
+/// Fills the installation state of the first active connections, so the page can say on its
+/// first screen that a saved mapping needs attention. A failed look-up leaves it empty: the
+/// connect step must open even when the mapping service cannot answer.
+async fn with_installation_states(
+    gateway: &Gateway,
+    scope: &EmbedScope,
+    mut views: Vec<ConnectionView>,
+) -> Vec<ConnectionView> {
+    let lookups = views
+        .iter_mut()
+        .filter(|v| v.status == "ACTIVE")
+        .take(MAX_STATE_LOOKUPS)
+        .map(|view| async move {
+            match installation(gateway, scope, &view.id).await {
+                Ok(found) => view.installation_state = state_key(&found),
+                Err(failure) => {
+                    tracing::info!(code = failure.code, "no installation state for the session");
+                }
+            }
+        });
+    futures::future::join_all(lookups).await;
+    views
 }
 
 /// A provider app the admin may connect with.
@@ -321,6 +353,15 @@ pub(crate) async fn session(
                 .await?
                 .into_inner()
                 .connections;
+            let views = connections
+                .iter()
+                .filter(|c| scope.allows(&c.id))
+                .filter(|c| {
+                    c.status != ConnectionStatus::PendingAuthorization as i32
+                        || scope.connection_id.is_some()
+                })
+                .map(ConnectionView::from)
+                .collect();
             Ok(Session {
                 tenant_id: ctx.tenant_id.to_string(),
                 connection_id: scope.connection_id.clone().unwrap_or_default(),
@@ -333,15 +374,7 @@ pub(crate) async fn session(
                         display_name: a.display_name.clone(),
                     })
                     .collect(),
-                connections: connections
-                    .iter()
-                    .filter(|c| scope.allows(&c.id))
-                    .filter(|c| {
-                        c.status != ConnectionStatus::PendingAuthorization as i32
-                            || scope.connection_id.is_some()
-                    })
-                    .map(ConnectionView::from)
-                    .collect(),
+                connections: with_installation_states(&gateway, &scope, views).await,
             })
         },
     )
@@ -1078,6 +1111,32 @@ mod tests {
         );
         assert_eq!(locate("objects[3].fields[0]", &built), None);
         assert_eq!(locate("connection_id", &built), None);
+    }
+
+    #[test]
+    fn drift_violations_are_placed_at_their_model_field() {
+        let problem = drift_problem(&FieldMappingViolation {
+            object: "contact".into(),
+            mapping_index: -1,
+            model_field: "segment".into(),
+            provider_field: "Languages__c".into(),
+            kind: ViolationKind::ProviderFieldUnknown as i32,
+            message: "inbound: `Languages__c` is not a field of `Contact`".into(),
+        });
+        assert_eq!(
+            (
+                problem.object.as_str(),
+                problem.model_field.as_str(),
+                problem.field.as_str(),
+                problem.kind.as_str()
+            ),
+            (
+                "contact",
+                "segment",
+                "Languages__c",
+                "PROVIDER_FIELD_UNKNOWN"
+            )
+        );
     }
 
     #[test]

@@ -437,6 +437,24 @@ objects:
     }
 
     #[test]
+    fn an_objects_issue_comes_from_the_installation() {
+        use syncline_proto::mapping::v1::ObjectSelection;
+        let installation = Installation {
+            objects: vec![ObjectSelection {
+                object: "contact".into(),
+                enabled: true,
+                issue: "schema drift broke the saved mappings: `Languages__c`".into(),
+                ..ObjectSelection::default()
+            }],
+            ..Installation::default()
+        };
+        let objects = model_objects(&doc(), ProviderName::Salesforce, Some(&installation), None);
+        assert!(objects[0].issue.contains("Languages__c"));
+        let fresh = model_objects(&doc(), ProviderName::Salesforce, None, None);
+        assert!(fresh.iter().all(|o| o.issue.is_empty()));
+    }
+
+    #[test]
     fn a_custom_crm_object_drops_the_defaults_and_the_plan_made_for_another() {
         use syncline_proto::mapping::v1::{CompiledFieldRule, ObjectPlan, ObjectSelection};
         let installation = Installation {

@@ -135,15 +135,19 @@
       const fieldset = el("fieldset", { class: "object" }, el("legend", { text: "Connected CRMs" }));
       for (const c of connections) {
         const id = "conn-" + slug(c.id);
+        const attention = c.installation_state === "NEEDS_ATTENTION";
         const radio = el("input", {
           type: "radio", name: "connection", id, value: c.id,
           checked: c.id === state.connectionId,
+          "aria-describedby": attention ? "attention-" + id : null,
           onchange: () => { state.connectionId = c.id; updateContinue(); },
         });
         fieldset.append(el("div", { class: "card" }, radio, " ",
           el("label", { for: id },
             (c.display_name || providerName(c.provider)) + (c.account ? " · " + c.account : "") + " "),
           el("span", { class: "badge" + (c.status === "ACTIVE" ? " active" : ""), text: c.status }),
+          attention ? " " : null,
+          attention ? el("span", { class: "badge attention", id: "attention-" + id, text: "Mapping needs attention" }) : null,
           c.status_message ? el("span", { class: "hint", text: c.status_message }) : null,
           c.status !== "ACTIVE" && c.provider_app_id
             ? el("button", { type: "button", onclick: () => connect(c.provider_app_id, c.id),
@@ -573,6 +577,9 @@
       state.setup.drift = [];
       for (const node of document.querySelectorAll("#fields .saved-issue")) node.remove();
       for (const node of document.querySelectorAll("#fields fieldset[aria-describedby]")) node.removeAttribute("aria-describedby");
+      const c = selectedConnection();
+      if (c) c.installation_state = saved.installation_state;
+      renderConnect();
       say("Mapping saved.");
       show("done");
     } catch (e) {
@@ -619,7 +626,11 @@
       await refreshSession();
       state.connectionId = state.session.connection_id || state.connectionId;
       renderConnect();
-      say("");
+      const c = selectedConnection();
+      say(c && c.installation_state === "NEEDS_ATTENTION"
+        ? "The saved mapping for " + (c.display_name || providerName(c.provider)) +
+          " needs attention. Choose Continue to review it."
+        : "");
       show("connect", false);
     } catch (e) {
       say("");
