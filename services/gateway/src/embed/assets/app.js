@@ -304,7 +304,7 @@
           el("label", { for: "enable-" + id, text: "Sync " + o.label + (what ? " (the application " + what + " them)" : "") })),
         el("p", {},
           el("label", { for: "crm-object-" + id, text: "CRM object " }),
-          el("select", { id: "crm-object-" + id, "aria-describedby": describedBy, "aria-invalid": issue ? "true" : null },
+          el("select", { id: "crm-object-" + id, "aria-describedby": describedBy },
             crmObjectOptions(o.provider_object))),
         el("p", { class: "problem", id: "object-problem-" + id, hidden: !issue, text: issue })));
     }
