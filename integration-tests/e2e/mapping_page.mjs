@@ -8,58 +8,15 @@
 // CHROMIUM (the browser binary), SCREENSHOT (where to write the mapping screen).
 // Prints one JSON line on success: {"connection_id": "..."}. A failed expectation exits
 // non-zero with the reason.
-import { chromium } from "playwright-core";
+import { STEP_TIMEOUT, check, launch, openFramed, textMatches, visible } from "./lib.mjs";
 
 const { HOST_URL, DENIED_HOST_URL, CHROMIUM, SCREENSHOT } = process.env;
-const STEP_TIMEOUT = 30_000;
 
-function check(condition, message) {
-  if (!condition) throw new Error("expectation failed: " + message);
-}
-
-async function visible(locator, what) {
-  await locator.waitFor({ state: "visible", timeout: STEP_TIMEOUT }).catch((e) => {
-    throw new Error(`${what} did not appear: ${e.message}`);
-  });
-}
-
-/** Waits until `predicate(text)` holds for the locator's text, or fails naming `what`. */
-async function textMatches(page, locator, predicate, what) {
-  const deadline = Date.now() + STEP_TIMEOUT;
-  let last = "";
-  while (Date.now() < deadline) {
-    last = (await locator.textContent({ timeout: STEP_TIMEOUT }).catch(() => "")) || "";
-    if (predicate(last)) return last;
-    await page.waitForTimeout(100);
-  }
-  throw new Error(`${what}: last text was ${JSON.stringify(last)}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  args: ["--no-sandbox", "--disable-dev-shm-usage"],
-});
+const browser = await launch(CHROMIUM);
 try {
   const context = await browser.newContext({ viewport: { width: 1100, height: 1000 } });
-  const page = await context.newPage();
-  const consoleErrors = [];
-  page.on("console", (m) => {
-    // The product page's own missing favicon is not the embedded page's concern.
-    if (m.type() === "error" && !m.location().url.endsWith("/favicon.ico")) consoleErrors.push(m.text());
-  });
-  page.on("pageerror", (e) => consoleErrors.push(String(e)));
-
-  await page.goto(HOST_URL);
-  const app = page.frameLocator('iframe[title="CRM setup"]');
-  const frame = () => page.frames().find((f) => f.url().includes("/embed/"));
+  const { page, app, frame, consoleErrors, unnamedControls } = await openFramed(context, HOST_URL);
   const activeId = () => frame().evaluate(() => document.activeElement && document.activeElement.id);
-  // Every visible control has an accessible name: a <label>, or a button's text.
-  const unnamedControls = () => frame().evaluate(() =>
-    [...document.querySelectorAll("select, input, button")]
-      .filter((e) => e.offsetParent !== null)
-      .filter((e) => !(e.labels && e.labels.length) && !(e.tagName === "BUTTON" && e.textContent.trim()))
-      .map((e) => e.id || e.outerHTML));
 
   // 1. Connect: the sign-in window opens, the sandbox approves, the page sees ACTIVE.
   await visible(app.getByRole("heading", { name: "1. Connect your CRM" }), "the connect step in the frame");
