@@ -387,7 +387,7 @@ impl HubSpotConnector {
         }
         cursor.lower_ms = Some(anchor);
         cursor.seen = at_anchor;
-        let single_stamp = order.iter().all(|(ms, _)| *ms == anchor);
+        let single_stamp = order.len() > 1 && order.iter().all(|(ms, _)| *ms == anchor);
         if full && ((anchor == lower && repeats * 2 > limit as usize) || single_stamp) {
             // The page is (mostly) one millisecond: more records may share it than a page
             // holds, so read that tie by id, then go on strictly after it.
