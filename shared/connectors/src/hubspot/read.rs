@@ -371,9 +371,10 @@ impl HubSpotConnector {
             }
             records.push(r.into_record(request.object, Some(modified), false));
         }
-        // The next page starts at the last result's time (the index's order, even if a
-        // record's time came back out of it), never before this page's start; the ids at
-        // exactly that time are remembered so they are not returned again.
+        // The next page starts at the last result's time, never before this page's start;
+        // the ids at exactly that time are remembered so they are not returned again. (A
+        // record whose indexed time trails its real one can still make the sweep step over
+        // others: the next run's look-back reads them.)
         let anchor = order.last().map_or(lower, |(ms, _)| (*ms).max(lower));
         let mut at_anchor: Vec<String> = if anchor == lower {
             std::mem::take(&mut cursor.seen)
