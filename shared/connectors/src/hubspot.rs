@@ -29,6 +29,7 @@ pub const STANDARD_OBJECTS: &[(&str, &str, &str)] = &[
 pub struct HubSpotConnector {
     http: reqwest::Client,
     look_back: std::time::Duration,
+    archived_every: std::time::Duration,
 }
 
 impl HubSpotConnector {
@@ -37,6 +38,7 @@ impl HubSpotConnector {
         Self {
             http,
             look_back: DEFAULT_LOOK_BACK,
+            archived_every: std::time::Duration::ZERO,
         }
     }
 
@@ -45,6 +47,15 @@ impl HubSpotConnector {
     #[must_use]
     pub fn with_look_back(mut self, look_back: std::time::Duration) -> Self {
         self.look_back = look_back;
+        self
+    }
+
+    /// The shortest time between two scans of archived records (each reads every archived
+    /// record of the object, 100 per call); runs in between end after the search sweep and
+    /// their deletes come with the next scan. Default zero: every run scans.
+    #[must_use]
+    pub fn with_archived_scan_every(mut self, every: std::time::Duration) -> Self {
+        self.archived_every = every;
         self
     }
 }

@@ -16,7 +16,8 @@
 //! 3. **Archived** (deletes): `GET /crm/v3/objects/{type}?archived=true`, every page, emitting
 //!    as deletes the records archived since the previous scan (by `archivedAt`, less the
 //!    look-back); HubSpot offers no filter on `archivedAt`, so this costs one call per 100
-//!    archived records per run.
+//!    archived records per scan (every run by default; `with_archived_scan_every` spaces the
+//!    scans out on portals with many archived records, delaying their deletes).
 //!
 //! **Look-back.** HubSpot's search index trails writes (a record can become searchable with
 //! a modified time earlier than records already read). Each search sweep after the first
@@ -103,6 +104,9 @@ pub struct HsCursor {
     /// watermark. Never rewound, so idle runs do not drift backwards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub high_ms: Option<i64>,
+    /// When the last archived scan started (epoch ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived_scanned_ms: Option<i64>,
     /// The next sweep starts a look-back before `high_ms` and `archived_high_ms` (applied
     /// by the reader that runs it, so a changed look-back takes effect on the next run).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -491,8 +495,18 @@ impl RecordReader for HubSpotConnector {
                 page.records = outcome.records;
                 page.estimated_total = outcome.total;
                 if outcome.done {
-                    cursor.phase = HsPhase::Archived;
-                    cursor.after = None;
+                    let every = i64::try_from(self.archived_every.as_millis()).unwrap_or(i64::MAX);
+                    let due = cursor
+                        .archived_scanned_ms
+                        .is_none_or(|t| now.saturating_sub(t) >= every);
+                    if due {
+                        cursor.phase = HsPhase::Archived;
+                        cursor.after = None;
+                        cursor.archived_scanned_ms = Some(now);
+                    } else {
+                        cursor.rewind = true;
+                        page.caught_up = true;
+                    }
                 }
             }
             HsPhase::Archived => {

@@ -493,3 +493,49 @@ mod property {
         }
     }
 }
+
+#[tokio::test]
+async fn hubspot_archived_scans_can_be_spaced_out() {
+    let p = portal(120).await;
+    let hourly = Connector::HubSpot(
+        HubSpotConnector::new(crate::http()).with_archived_scan_every(Duration::from_secs(3600)),
+    );
+    let backfill = drain(
+        &hourly,
+        &p.credentials,
+        "contacts",
+        &fields(),
+        &ReadCursor::start(),
+        100,
+    )
+    .await
+    .unwrap();
+    assert_eq!(backfill.live_ids().len(), 120);
+    p.admin.archive_record(PORTAL, "contacts", 5).unwrap();
+    // Within the hour: the run ends after its search sweep, without the scan.
+    let quiet = drain(
+        &hourly,
+        &p.credentials,
+        "contacts",
+        &fields(),
+        &backfill.cursor(),
+        100,
+    )
+    .await
+    .unwrap();
+    assert!(quiet.deleted_ids().is_empty());
+    assert_eq!(quiet.pages.len(), 1);
+    // A reader scanning every run (or the next scan) reports the delete.
+    let scanned = drain(
+        &p.connector,
+        &p.credentials,
+        "contacts",
+        &fields(),
+        &quiet.cursor(),
+        100,
+    )
+    .await
+    .unwrap();
+    assert_eq!(scanned.deleted_ids(), BTreeSet::from(["5".to_owned()]));
+    p.sandbox.shutdown().await;
+}
