@@ -509,8 +509,10 @@ impl RunStore {
         }
 
         let known = self.record_hashes(&mut tx, claim, &page.records).await?;
+        // What each record becomes, given the state known before it (earlier in the page
+        // or stored).
         let mut latest: HashMap<&str, &str> = HashMap::new();
-        let mut changes = Vec::new();
+        let mut operations = Vec::with_capacity(page.records.len());
         for record in &page.records {
             let previous = latest
                 .get(record.id.as_str())
@@ -520,23 +522,22 @@ impl RunStore {
                 None => record.hash != DELETED_HASH,
                 Some(previous) => previous != record.hash,
             };
-            if publish {
-                let operation = if record.hash == DELETED_HASH {
+            operations.push(publish.then(|| {
+                if record.hash == DELETED_HASH {
                     RecordOperation::Delete
                 } else if previous.is_none_or(|p| p == DELETED_HASH) {
                     RecordOperation::Create
                 } else {
                     RecordOperation::Update
-                };
-                let mut change = record.change.clone();
-                change.operation = operation as i32;
-                changes.push(change);
-            }
+                }
+            }));
             latest.insert(record.id.as_str(), record.hash.as_str());
         }
-        let published = changes.len();
-        let unchanged = page.records.len() - published;
-        let rows: Vec<(&str, &str)> = latest.into_iter().collect();
+        // Only state that differs from what is stored is written.
+        let rows: Vec<(&str, &str)> = latest
+            .into_iter()
+            .filter(|(id, hash)| known.get(*id).map(String::as_str) != Some(*hash))
+            .collect();
         for chunk in rows.chunks(STATE_CHUNK) {
             let statement = format!(
                 "INSERT INTO sync_record_state
@@ -558,6 +559,22 @@ impl RunStore {
             }
             query.execute(&mut *tx).await.map_err(internal)?;
         }
+        drop(rows);
+        let total = page.records.len();
+        let changes: Vec<Change> = page
+            .records
+            .into_iter()
+            .zip(operations)
+            .filter_map(|(record, operation)| {
+                operation.map(|operation| {
+                    let mut change = record.change;
+                    change.operation = operation as i32;
+                    change
+                })
+            })
+            .collect();
+        let published = changes.len();
+        let unchanged = total - published;
         let appended = ChangeLog::append_in_tx(&mut tx, tenant, changes, now).await?;
         sqlx::query(
             "UPDATE sync_slices SET changes_published = changes_published + $1,

@@ -32,7 +32,7 @@ use super::{RunOptions, Runner};
 
 /// The content hash of a mapped record: its fields in rule order and its deleted flag
 /// (not its modified time: a record touched without a change is unchanged).
-pub(crate) fn content_hash(record: &syncline_mapping_plan::MappedRecord) -> String {
+pub fn content_hash(record: &syncline_mapping_plan::MappedRecord) -> String {
     if record.deleted {
         return DELETED_HASH.to_owned();
     }
