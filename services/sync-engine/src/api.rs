@@ -289,7 +289,11 @@ impl SyncService for SyncApi {
             .transition(
                 tenant,
                 &request.get_ref().sync_run_id,
-                &[SyncRunState::Pending, SyncRunState::Running],
+                &[
+                    SyncRunState::Pending,
+                    SyncRunState::Running,
+                    SyncRunState::Paused,
+                ],
                 SyncRunState::Paused,
                 &[],
             )

@@ -320,7 +320,7 @@ impl Runner {
     }
 
     /// Moves the tenant's run `id` from one of `from` to `to` (no change when it is
-    /// already in `to` or one of `settled`); NOT_FOUND when the tenant has no such run, FAILED_PRECONDITION
+    /// already in `to` or one of `settled` and not in `from`); NOT_FOUND when the tenant has no such run, FAILED_PRECONDITION
     /// when it is in another state.
     pub async fn transition(
         &self,
@@ -339,8 +339,10 @@ impl Runner {
             .ok_or_else(|| ApiError::not_found("sync run"))?;
         let is_settled =
             |state: i32| state == to as i32 || settled.iter().any(|s| *s as i32 == state);
-        if !is_settled(current.state) {
-            let from: Vec<i32> = from.iter().map(|s| *s as i32).collect();
+        let from: Vec<i32> = from.iter().map(|s| *s as i32).collect();
+        // A state listed in `from` is moved even when it equals `to` (pausing a run the
+        // budget paused makes it wait for ResumeSyncRun instead of resuming by itself).
+        if from.contains(&current.state) || !is_settled(current.state) {
             if !self
                 .store
                 .transition(tenant, id, &from, to as i32, now_ms())

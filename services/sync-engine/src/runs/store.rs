@@ -508,6 +508,14 @@ impl RunStore {
             return Ok(Committed::Discarded);
         }
 
+        if self.db.backend() == Backend::Postgres {
+            // A generic plan made while the state table was small scans it whole; plan the
+            // lookups for the table as it is.
+            sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
+                .execute(&mut *tx)
+                .await
+                .map_err(internal)?;
+        }
         let known = self.record_hashes(&mut tx, claim, &page.records).await?;
         // What each record becomes, given the state known before it (earlier in the page
         // or stored).

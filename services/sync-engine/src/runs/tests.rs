@@ -297,6 +297,32 @@ async fn paused_runs_are_not_worked_and_budget_pauses_resume_when_due() {
             assert_eq!(store.resume_due(4_999).await.unwrap(), 0);
             assert_eq!(store.resume_due(5_000).await.unwrap(), 1);
             assert!(store.claim("w", 5_001, 100, 1).await.unwrap().is_some());
+
+            // Paused by the budget, then through the API: it waits for a resume.
+            // (Another connection: one active run per connection and mode.)
+            let globex = tenant("globex");
+            run(&store, &globex, "run_2", &["deal"]).await;
+            store
+                .pause_with_reason(
+                    "run_2",
+                    syncline_proto::common::v1::ErrorReason::QuotaExhausted,
+                    "over budget",
+                    Some(9_000),
+                )
+                .await
+                .unwrap();
+            let paused = [
+                super::store::PENDING,
+                super::store::RUNNING,
+                super::store::PAUSED,
+            ];
+            assert!(
+                store
+                    .transition(&globex, "run_2", &paused, super::store::PAUSED, 6_000)
+                    .await
+                    .unwrap()
+            );
+            assert_eq!(store.resume_due(10_000).await.unwrap(), 0);
         },
     )
     .await;
