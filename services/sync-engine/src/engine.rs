@@ -1,9 +1,10 @@
 //! The delivery half of a running sync-engine: its change log, stream settings and webhook
 //! dispatcher, as one handle.
 //!
-//! Appends come from the CRM readers (later) and from tests through [`Engine::append`]; a
-//! running service registers its engine under its listen address so that code in the same
-//! process (the end-to-end tests) can find it with [`running`].
+//! Appends come from sync runs (`crate::runs`, inside each page's transaction) and from tests
+//! through [`Engine::append`]; a running service registers its engine under its listen
+//! address so that code in the same process (the end-to-end tests) can find it with
+//! [`running`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -131,7 +131,7 @@ async fn help_lists_the_commands() {
     let output = syncline().arg("--help").output().await.unwrap();
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
-    for command in ["up", "serve", "token"] {
+    for command in ["up", "serve", "token", "manifest", "sync"] {
         assert!(text.contains(command), "{text}");
     }
 }
