@@ -54,6 +54,11 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
         description: "sync runs: slices (work queue with leases), checkpoints, record state",
         sql: include_str!("../migrations/0004_sync_runs.sql"),
     },
+    EmbeddedMigration {
+        version: 5,
+        description: "record state under one key column",
+        sql: include_str!("../migrations/0005_record_state_key.sql"),
+    },
 ];
 
 /// Starts the service on `listener` with the default delivery options; it drains and stops

@@ -1,5 +1,5 @@
 //! The tables of sync runs: runs, their slices (the work queue), checkpoints and record
-//! state. Every statement a tenant can reach filters by project and tenant; the worker's
+//! state (`sync_record_hashes`). Every statement a tenant can reach filters by project and tenant; the worker's
 //! statements address slices by id after claiming them.
 
 use std::collections::HashMap;
@@ -508,14 +508,6 @@ impl RunStore {
             return Ok(Committed::Discarded);
         }
 
-        if self.db.backend() == Backend::Postgres {
-            // A generic plan made while the state table was small scans it whole; plan the
-            // lookups for the table as it is.
-            sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
-                .execute(&mut *tx)
-                .await
-                .map_err(internal)?;
-        }
         let known = self.record_hashes(&mut tx, claim, &page.records).await?;
         // What each record becomes, given the state known before it (earlier in the page
         // or stored).
@@ -548,21 +540,17 @@ impl RunStore {
             .collect();
         for chunk in rows.chunks(STATE_CHUNK) {
             let statement = format!(
-                "INSERT INTO sync_record_state
-                     (project_id, tenant_id, connection_id, object, record_id, hash)
+                "INSERT INTO sync_record_hashes (record_key, project_id, tenant_id, hash)
                  VALUES {}
-                 ON CONFLICT (project_id, tenant_id, connection_id, object, record_id)
-                 DO UPDATE SET hash = excluded.hash",
-                value_rows(chunk.len(), 6)
+                 ON CONFLICT (record_key) DO UPDATE SET hash = excluded.hash",
+                value_rows(chunk.len(), 4)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
             for (id, hash) in chunk {
                 query = query
+                    .bind(record_key(claim, id))
                     .bind(tenant.project_id.as_str())
                     .bind(tenant.tenant_id.as_str())
-                    .bind(claim.connection_id.as_str())
-                    .bind(claim.object.as_str())
-                    .bind(*id)
                     .bind(*hash);
             }
             query.execute(&mut *tx).await.map_err(internal)?;
@@ -658,26 +646,23 @@ impl RunStore {
         records: &[PageRecord],
     ) -> Result<HashMap<String, String>, ApiError> {
         let mut known = HashMap::with_capacity(records.len());
+        let prefix = record_key(claim, "");
         for chunk in records.chunks(STATE_CHUNK) {
             let statement = format!(
-                "SELECT record_id, hash FROM sync_record_state
-                 WHERE project_id = $1 AND tenant_id = $2 AND connection_id = $3
-                   AND object = $4 AND record_id IN ({})",
-                placeholders(5, chunk.len())
+                "SELECT record_key, hash FROM sync_record_hashes
+                 WHERE project_id = $1 AND tenant_id = $2 AND record_key IN ({})",
+                placeholders(3, chunk.len())
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(statement))
                 .bind(claim.tenant.project_id.as_str())
-                .bind(claim.tenant.tenant_id.as_str())
-                .bind(claim.connection_id.as_str())
-                .bind(claim.object.as_str());
+                .bind(claim.tenant.tenant_id.as_str());
             for record in chunk {
-                query = query.bind(record.id.as_str());
+                query = query.bind(record_key(claim, &record.id));
             }
             for row in query.fetch_all(&mut **tx).await.map_err(internal)? {
-                known.insert(
-                    row.try_get("record_id").map_err(internal)?,
-                    row.try_get("hash").map_err(internal)?,
-                );
+                let key: String = row.try_get("record_key").map_err(internal)?;
+                let id = key.strip_prefix(prefix.as_str()).unwrap_or(&key).to_owned();
+                known.insert(id, row.try_get("hash").map_err(internal)?);
             }
         }
         Ok(known)
@@ -764,6 +749,16 @@ pub(crate) fn decode_run_row(row: &sqlx::any::AnyRow) -> Result<SyncRun, ApiErro
     run.error_reason = row.try_get("error_reason").map_err(internal)?;
     run.error_message = row.try_get("error_message").map_err(internal)?;
     Ok(run)
+}
+
+/// The state key of record `id` of the claimed slice's object: project, tenant, connection,
+/// object and record id, `/`-separated. Project, tenant and connection ids and model object
+/// keys never contain `/`, so the prefix is unambiguous whatever the record id holds.
+fn record_key(claim: &Claim, id: &str) -> String {
+    format!(
+        "{}/{}/{}/{}/{id}",
+        claim.tenant.project_id, claim.tenant.tenant_id, claim.connection_id, claim.object
+    )
 }
 
 fn notify(log: &ChangeLog, tenant: &TenantContext, appended: &Appended) {
