@@ -12,14 +12,17 @@
 //! the same process and the same database (the sync-engine's SQLite file or PostgreSQL
 //! schema, opened as the service opens it), the baseline: the same records, read again from
 //! the sandbox (untimed) and upserted in batches of the engine's page size, one multi-row
-//! `INSERT … ON CONFLICT DO UPDATE` per transaction (timed).
+//! `INSERT … ON CONFLICT DO UPDATE` per transaction (timed); on SQLite twice, into two
+//! tables, with anonymous `?` and with numbered `$n` placeholders (which sync-engine uses,
+//! and which sqlx binds in time quadratic in the parameters of a statement).
 //!
 //! Run: `cargo bench -p syncline-integration-tests --bench backfill`
 //! Flags: `--records N` (default 1,000,000; env `BENCH_RECORDS`), `--small N` (the size the
 //! peak memory is compared with, default 100,000), `--quick` (20,000 and 2,000),
 //! `--runs R` (measurements of the big size, default 1), `--postgres` (or
 //! `BENCH_POSTGRES=1`; URL from `BENCH_DATABASE_URL`, default
-//! `postgres://postgres@127.0.0.1:5432/test`).
+//! `postgres://postgres@127.0.0.1:5432/test`). `BENCH_PAGE_SIZE` sets
+//! `sync_engine.runs.page_size` (default 500), which the baseline's batches follow.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -238,30 +241,45 @@ fn get(f: &Figures, key: &str) -> f64 {
 fn print_table(storage: &str, measured: &[(u64, Figures)]) {
     println!();
     println!(
-        "| records | end to end (records/s) | run start→end (records/s) | baseline upserts (records/s) | ratio e2e/baseline | peak RSS after backfill (MiB) | bytes/record |"
+        "| records | page size | end to end (records/s) | run start→end (records/s) | baseline upserts, `?` placeholders (records/s) | baseline upserts, `$n` placeholders (records/s) | ratio e2e / best baseline | peak RSS after backfill (MiB) | bytes/record |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (records, f) in measured {
-        let e2e = *records as f64 / get(f, "e2e_secs");
-        let run = *records as f64 / get(f, "run_secs");
-        let base = *records as f64 / get(f, "baseline_secs");
+        let rate = |key: &str| *records as f64 / get(f, key);
+        let e2e = rate("e2e_secs");
+        let anonymous = rate("baseline_anonymous_secs");
+        let numbered = rate("baseline_numbered_secs");
+        let best = if anonymous.is_nan() {
+            numbered
+        } else {
+            anonymous.max(numbered)
+        };
+        let show = |v: f64| {
+            if v.is_nan() {
+                "—".to_owned()
+            } else {
+                format!("{v:.0}")
+            }
+        };
         println!(
-            "| {records} | {e2e:.0} | {run:.0} | {base:.0} | {:.2} | {:.0} | {:.0} |",
-            e2e / base,
+            "| {records} | {} | {e2e:.0} | {:.0} | {} | {} | {:.2} | {:.0} | {:.0} |",
+            get(f, "page_size"),
+            rate("run_secs"),
+            show(anonymous),
+            show(numbered),
+            e2e / best,
             get(f, "hwm_kb") / 1024.0,
             get(f, "bytes_per_record"),
         );
     }
     println!(
-        "(storage: {storage}; each row is one child process; baseline measured in that same process and database)"
+        "(storage: {storage}; each row is one child process; baselines measured in that same process and database)"
     );
-    if let (Some((_, small)), Some((_, big))) = (measured.first(), measured.get(1)) {
+    if let (Some((small_n, small)), Some((big_n, big))) = (measured.first(), measured.get(1)) {
         println!(
-            "peak memory: {:.0} MiB at {} records, {:.0} MiB at {} records",
+            "peak memory: {:.0} MiB at {small_n} records, {:.0} MiB at {big_n} records",
             get(small, "hwm_kb") / 1024.0,
-            measured[0].0,
             get(big, "hwm_kb") / 1024.0,
-            measured[1].0
         );
     }
 }
@@ -325,6 +343,12 @@ mod child {
                 config.set_listen_addr(service, "127.0.0.1:0".parse()?);
             }
             config.sandbox.enabled = false;
+            if let Some(size) = std::env::var("BENCH_PAGE_SIZE")
+                .ok()
+                .and_then(|v| v.parse().ok())
+            {
+                config.sync_engine.runs.page_size = size;
+            }
             config.gateway.jwt.hs256_secret = Some(SecretString::from(jwt_secret.clone()));
             if let Some(url) = &postgres {
                 config.storage.database_url = Some(SecretString::from(url.clone()));
@@ -582,16 +606,25 @@ mod child {
         );
 
         let page_size = bench.suite.config().sync_engine.runs.page_size;
-        let (baseline_secs, bytes) =
-            baseline::run(&bench, &base_url, &token, records, page_size).await?;
-        eprintln!(
-            "child: baseline {records} upserts in batches of {page_size}: {baseline_secs:.2}s ({:.0}/s), {bytes:.0} bytes/row",
-            records as f64 / baseline_secs
+        let (timed, bytes) = baseline::run(&bench, &base_url, &token, records, page_size).await?;
+        let mut result = format!(
+            "RESULT e2e_secs={e2e} run_secs={run_secs} hwm_kb={hwm} rss_kb={rss} \
+             hwm_before_kb={hwm_before} bytes_per_record={bytes} page_size={page_size}"
         );
+        for (variant, secs) in &timed {
+            let style = if variant.numbered {
+                "numbered"
+            } else {
+                "anonymous"
+            };
+            eprintln!(
+                "child: baseline {records} upserts in batches of {page_size} ({style} placeholders): {secs:.2}s ({:.0}/s), {bytes:.0} bytes/row",
+                records as f64 / secs
+            );
+            result.push_str(&format!(" baseline_{style}_secs={secs}"));
+        }
         bench.stop().await?;
-        println!(
-            "RESULT e2e_secs={e2e} run_secs={run_secs} baseline_secs={baseline_secs} hwm_kb={hwm} rss_kb={rss} hwm_before_kb={hwm_before} bytes_per_record={bytes}"
-        );
+        println!("{result}");
         Ok(())
     }
 
@@ -602,16 +635,46 @@ mod child {
         use sqlx::Acquire;
         use syncline_storage::Backend;
 
+        /// One way of writing the rows: its table and whether placeholders are numbered
+        /// (`$1`, as sync-engine writes them on both engines) or anonymous (`?`, SQLite only).
+        pub(super) struct Variant {
+            pub(super) table: &'static str,
+            pub(super) numbered: bool,
+        }
+
+        /// The variants measured: on SQLite both placeholder styles (sqlx looks up the
+        /// name of every parameter, which SQLite finds by a linear scan when they are
+        /// numbered), on PostgreSQL its only one.
+        pub(super) fn variants(backend: Backend) -> Vec<Variant> {
+            match backend {
+                Backend::Postgres => vec![Variant {
+                    table: "bench_baseline_rows",
+                    numbered: true,
+                }],
+                _ => vec![
+                    Variant {
+                        table: "bench_baseline_rows",
+                        numbered: false,
+                    },
+                    Variant {
+                        table: "bench_baseline_numbered",
+                        numbered: true,
+                    },
+                ],
+            }
+        }
+
         /// Reads every record of the org again (untimed) and upserts them in batches of
-        /// `page_size`, each batch one statement in one transaction (timed). Returns the
-        /// seconds spent in the database and the mean row size.
+        /// `page_size`, each batch one statement in one transaction (timed), once per
+        /// variant into its own table. Returns the seconds spent in the database per variant
+        /// and the mean row size.
         pub(super) async fn run(
             bench: &Bench,
             base_url: &str,
             token: &str,
             records: u64,
             page_size: u32,
-        ) -> Result<(f64, f64)> {
+        ) -> Result<(Vec<(Variant, f64)>, f64)> {
             let config = bench.suite.config();
             let database = syncline_storage::Database::open(
                 &config.storage,
@@ -621,14 +684,18 @@ mod child {
             )
             .await?;
             let pool = database.pool();
-            sqlx::raw_sql(
-                "CREATE TABLE bench_baseline_rows (id TEXT NOT NULL PRIMARY KEY, \
-                 body TEXT NOT NULL, modified_ms BIGINT NOT NULL)",
-            )
-            .execute(pool)
-            .await?;
+            let variants = variants(database.backend());
+            for variant in &variants {
+                let create = format!(
+                    "CREATE TABLE {} (id TEXT NOT NULL PRIMARY KEY, \
+                     body TEXT NOT NULL, modified_ms BIGINT NOT NULL)",
+                    variant.table
+                );
+                sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+                    .execute(pool)
+                    .await?;
+            }
             let page_size = page_size as usize;
-            let statement = upsert(database.backend(), page_size);
             let http = reqwest::Client::new();
             let select: Vec<&str> = ["Id", "SystemModstamp", "IsDeleted"]
                 .into_iter()
@@ -640,7 +707,7 @@ mod child {
             );
             let mut next: Option<String> = None;
             let mut pending: Vec<(String, String)> = Vec::new();
-            let mut in_db = Duration::ZERO;
+            let mut in_db = vec![Duration::ZERO; variants.len()];
             let mut written = 0_u64;
             let mut bytes = 0_u64;
             let mut conn = pool.acquire().await?;
@@ -672,25 +739,19 @@ mod child {
                 next = page["nextRecordsUrl"].as_str().map(str::to_owned);
                 while pending.len() >= page_size || (next.is_none() && !pending.is_empty()) {
                     let batch: Vec<_> = pending.drain(..pending.len().min(page_size)).collect();
-                    let started = Instant::now();
-                    let now = syncline_storage::now_ms();
-                    let mut tx = conn.begin().await?;
-                    if batch.len() == page_size {
-                        let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.as_str()));
+                    for (variant, spent) in variants.iter().zip(in_db.iter_mut()) {
+                        let statement = upsert(variant, batch.len());
+                        let started = Instant::now();
+                        let now = syncline_storage::now_ms();
+                        let mut tx = conn.begin().await?;
+                        let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
                         for (id, body) in batch.iter() {
                             query = query.bind(id.as_str()).bind(body.as_str()).bind(now);
                         }
                         query.execute(&mut *tx).await?;
-                    } else {
-                        let tail = upsert(database.backend(), batch.len());
-                        let mut query = sqlx::query(sqlx::AssertSqlSafe(tail));
-                        for (id, body) in batch.iter() {
-                            query = query.bind(id.as_str()).bind(body.as_str()).bind(now);
-                        }
-                        query.execute(&mut *tx).await?;
+                        tx.commit().await?;
+                        *spent += started.elapsed();
                     }
-                    tx.commit().await?;
-                    in_db += started.elapsed();
                     written += batch.len() as u64;
                 }
                 if next.is_none() {
@@ -698,30 +759,43 @@ mod child {
                 }
             }
             drop(conn);
-            let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM bench_baseline_rows")
-                .fetch_one(pool)
-                .await?;
-            database.close().await;
-            if written != records || count != records as i64 {
-                return Err(format!("baseline wrote {written} ({count} rows) of {records}").into());
+            for variant in &variants {
+                let count = format!("SELECT COUNT(*) FROM {}", variant.table);
+                let (count,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(count))
+                    .fetch_one(pool)
+                    .await?;
+                if written != records || count != records as i64 {
+                    return Err(format!(
+                        "baseline wrote {written} ({count} rows in {}) of {records}",
+                        variant.table
+                    )
+                    .into());
+                }
             }
-            Ok((in_db.as_secs_f64(), bytes as f64 / written as f64))
+            database.close().await;
+            let timed = variants
+                .into_iter()
+                .zip(in_db)
+                .map(|(v, d)| (v, d.as_secs_f64()))
+                .collect();
+            Ok((timed, bytes as f64 / written as f64))
         }
 
         /// `INSERT … VALUES (…), … ON CONFLICT (id) DO UPDATE` for `rows` rows.
-        fn upsert(backend: Backend, rows: usize) -> String {
-            let mut sql =
-                String::from("INSERT INTO bench_baseline_rows (id, body, modified_ms) VALUES ");
+        fn upsert(variant: &Variant, rows: usize) -> String {
+            let mut sql = format!(
+                "INSERT INTO {} (id, body, modified_ms) VALUES ",
+                variant.table
+            );
             for row in 0..rows {
                 if row > 0 {
                     sql.push_str(", ");
                 }
-                match backend {
-                    Backend::Postgres => {
-                        let n = row * 3;
-                        sql.push_str(&format!("(${}, ${}, ${})", n + 1, n + 2, n + 3));
-                    }
-                    _ => sql.push_str("(?, ?, ?)"),
+                if variant.numbered {
+                    let n = row * 3;
+                    sql.push_str(&format!("(${}, ${}, ${})", n + 1, n + 2, n + 3));
+                } else {
+                    sql.push_str("(?, ?, ?)");
                 }
             }
             sql.push_str(
