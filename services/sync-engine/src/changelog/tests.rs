@@ -376,6 +376,14 @@ fn multi_row_inserts_number_placeholders_row_by_row() {
 }
 
 #[test]
+fn bulk_statements_use_anonymous_parameters_on_sqlite_and_numbered_ones_on_postgres() {
+    assert_eq!(Params::Anonymous.rows(2, 3), "(?, ?, ?), (?, ?, ?)");
+    assert_eq!(Params::Anonymous.list(3, 2), "?, ?");
+    assert_eq!(Params::Numbered.rows(2, 3), value_rows(2, 3));
+    assert_eq!(Params::Numbered.list(3, 2), "$3, $4");
+}
+
+#[test]
 fn the_notifier_wakes_only_the_tenant_appended_to() {
     let notifier = Notifier::default();
     let acme = tenant("p1", "acme");

@@ -18,7 +18,7 @@ use syncline_service_kit::pagination::PageRequest;
 use syncline_service_kit::time;
 use syncline_storage::Database;
 
-use crate::changelog::value_rows;
+use crate::changelog::Params;
 
 /// Delivery states.
 pub const PENDING: i32 = 1;
@@ -178,6 +178,7 @@ async fn insert_deliveries(
     pairs: &[(&WebhookEndpoint, Payload)],
     now: i64,
 ) -> Result<usize, ApiError> {
+    let params = Params::of(tx);
     for chunk in pairs.chunks(INSERT_CHUNK) {
         let statement = format!(
             "INSERT INTO deliveries (id, project_id, tenant_id, endpoint_id, sequence, state,
@@ -185,7 +186,7 @@ async fn insert_deliveries(
                                      claimed_until_ms, claim_token, last_error,
                                      created_at_ms, updated_at_ms, change, kind)
              VALUES {}",
-            value_rows(chunk.len(), 16)
+            params.rows(chunk.len(), 16)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
         for (endpoint, payload) in chunk {

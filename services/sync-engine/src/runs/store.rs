@@ -12,7 +12,7 @@ use syncline_proto::sync::v1::{Change, ObjectProgress, SyncRun, SyncRunState, Sy
 use syncline_service_kit::time;
 use syncline_storage::{Backend, Database};
 
-use crate::changelog::{Appended, ChangeLog, placeholders, value_rows};
+use crate::changelog::{Appended, ChangeLog, Params, placeholders};
 
 /// Record ids looked up or written per statement.
 const STATE_CHUNK: usize = 500;
@@ -538,12 +538,13 @@ impl RunStore {
             .into_iter()
             .filter(|(id, hash)| known.get(*id).map(String::as_str) != Some(*hash))
             .collect();
+        let params = Params::of(&tx);
         for chunk in rows.chunks(STATE_CHUNK) {
             let statement = format!(
                 "INSERT INTO sync_record_hashes (record_key, project_id, tenant_id, hash)
                  VALUES {}
                  ON CONFLICT (record_key) DO UPDATE SET hash = excluded.hash",
-                value_rows(chunk.len(), 4)
+                params.rows(chunk.len(), 4)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
             for (id, hash) in chunk {
@@ -647,11 +648,17 @@ impl RunStore {
     ) -> Result<HashMap<String, String>, ApiError> {
         let mut known = HashMap::with_capacity(records.len());
         let prefix = record_key(claim, "");
+        let params = Params::of(tx);
+        // Bound in textual order, so the same binds serve both styles.
+        let (project, tenant) = match params {
+            Params::Numbered => ("$1", "$2"),
+            Params::Anonymous => ("?", "?"),
+        };
         for chunk in records.chunks(STATE_CHUNK) {
             let statement = format!(
                 "SELECT record_key, hash FROM sync_record_hashes
-                 WHERE project_id = $1 AND tenant_id = $2 AND record_key IN ({})",
-                placeholders(3, chunk.len())
+                 WHERE project_id = {project} AND tenant_id = {tenant} AND record_key IN ({})",
+                params.list(3, chunk.len())
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(statement))
                 .bind(claim.tenant.project_id.as_str())
