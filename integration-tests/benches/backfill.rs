@@ -391,11 +391,9 @@ mod child {
             if !failures.is_empty() {
                 return Err(format!("services failed: {failures:?}").into());
             }
-            match &self.postgres {
-                None => {
-                    let _ = std::fs::remove_dir_all(&self.data_dir);
-                }
-                Some(url) => syncline_storage::drop_schemas(url, &self.schema_prefix).await?,
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+            if let Some(url) = &self.postgres {
+                syncline_storage::drop_schemas(url, &self.schema_prefix).await?;
             }
             Ok(())
         }
