@@ -26,9 +26,6 @@ use tokio::sync::{Notify, watch};
 
 use crate::delivery::outbox;
 
-/// Changes per multi-row INSERT (7 parameters each; far below both engines' limits).
-const INSERT_CHUNK: usize = 500;
-
 /// The most changes one append takes.
 pub const MAX_APPEND: usize = 10_000;
 
@@ -151,6 +148,17 @@ impl Params {
             Self::Anonymous
         } else {
             Self::Numbered
+        }
+    }
+
+    /// Rows per bulk statement of a sync page (changes, record state). Measured on the
+    /// backfill bench: PostgreSQL's time per statement grows faster than its rows (500-row
+    /// statements: ~0.5 s of commit per page of 2,000; 100-row: ~0.3 s; 25-row: far
+    /// worse), SQLite's does not once parameters are anonymous.
+    pub(crate) fn rows_per_statement(self) -> usize {
+        match self {
+            Self::Numbered => 100,
+            Self::Anonymous => 500,
         }
     }
 
@@ -298,7 +306,7 @@ impl ChangeLog {
             change.publish_time = Some(time::timestamp(now));
         }
         let params = Params::of(tx);
-        for chunk in changes.chunks(INSERT_CHUNK) {
+        for chunk in changes.chunks(params.rows_per_statement()) {
             let statement = format!(
                 "INSERT INTO changes (project_id, tenant_id, sequence, connection_id, object,
                                       published_at_ms, change)

@@ -14,9 +14,6 @@ use syncline_storage::{Backend, Database};
 
 use crate::changelog::{Appended, ChangeLog, Params, placeholders};
 
-/// Record ids looked up or written per statement.
-const STATE_CHUNK: usize = 500;
-
 /// The hash stored for a deleted record.
 pub const DELETED_HASH: &str = "deleted";
 
@@ -539,7 +536,7 @@ impl RunStore {
             .filter(|(id, hash)| known.get(*id).map(String::as_str) != Some(*hash))
             .collect();
         let params = Params::of(&tx);
-        for chunk in rows.chunks(STATE_CHUNK) {
+        for chunk in rows.chunks(params.rows_per_statement()) {
             let statement = format!(
                 "INSERT INTO sync_record_hashes (record_key, project_id, tenant_id, hash)
                  VALUES {}
@@ -654,7 +651,7 @@ impl RunStore {
             Params::Numbered => ("$1", "$2"),
             Params::Anonymous => ("?", "?"),
         };
-        for chunk in records.chunks(STATE_CHUNK) {
+        for chunk in records.chunks(params.rows_per_statement()) {
             let statement = format!(
                 "SELECT record_key, hash FROM sync_record_hashes
                  WHERE project_id = {project} AND tenant_id = {tenant} AND record_key IN ({})",
