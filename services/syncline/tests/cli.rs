@@ -673,3 +673,172 @@ async fn killed_sync_engine_resumes_on_postgres() {
         killed_sync_engine_resumes_and_delivers_every_record_once(Some(url)).await;
     }
 }
+
+/// Two `syncline serve sync-engine` children (one worker each) on one PostgreSQL schema
+/// share one queue of four backfills (4 tenants × 2,000 contacts, pages of 200): every run
+/// succeeds with each contact delivered exactly once, and each process committed pages of
+/// its own. Both are serving before the runs start, and one worker holds one slice at a
+/// time, so while the runs last three slices are always free for the other process: which
+/// process works which page varies, that both work does not. Each process's own debug log
+/// lines "sync page committed" (with the records published) show its share; the shares add
+/// up to every record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sync_engine_processes_share_one_queue_on_postgres() {
+    const TENANTS: usize = 4;
+    const CONTACTS: u64 = 2000;
+    let Some(url) = syncline_test_support::postgres::url_or_skip("two sync-engines").await else {
+        return;
+    };
+    let harness = Harness::start(Some(url), 0).await;
+    let mut tenants = Vec::new();
+    for _ in 0..TENANTS {
+        tenants.push(Tenant::connect(&harness, CONTACTS).await);
+    }
+    let addr = |service| format!("http://{}", harness.suite.addr(service).unwrap());
+    let (url, prefix) = harness.postgres.clone().unwrap();
+    let spawn = || {
+        let mut command = syncline();
+        command
+            .args(["serve", "sync-engine"])
+            .env("SYNCLINE_DATA_DIR", &harness.data_dir)
+            .env("SYNCLINE_INTERNAL_AUTH__SECRET", INTERNAL_SECRET)
+            .env(
+                "SYNCLINE_SYNC_ENGINE__LISTEN_ADDR",
+                format!("127.0.0.1:{}", free_port()),
+            )
+            .env(
+                "SYNCLINE_GATEWAY__BACKENDS__AUTH_VAULT",
+                addr(syncline_config::ServiceName::AuthVault),
+            )
+            .env(
+                "SYNCLINE_GATEWAY__BACKENDS__MAPPING",
+                addr(syncline_config::ServiceName::Mapping),
+            )
+            .env("SYNCLINE_STORAGE__DATABASE_URL", &url)
+            .env("SYNCLINE_STORAGE__SCHEMA_PREFIX", &prefix)
+            .env("SYNCLINE_STORAGE__MAX_CONNECTIONS", "4")
+            .env("SYNCLINE_SYNC_ENGINE__RUNS__WORKERS", "1")
+            .env("SYNCLINE_SYNC_ENGINE__RUNS__PAGE_SIZE", "200")
+            .env("SYNCLINE_SYNC_ENGINE__RUNS__MAX_BACKOFF_SECS", "1")
+            .env("SYNCLINE_SYNC_ENGINE__RUNS__POLL_INTERVAL_MS", "50")
+            .env("SYNCLINE_TELEMETRY__LOG_FORMAT", "json")
+            .env(
+                "SYNCLINE_TELEMETRY__LOG_FILTER",
+                "info,syncline_sync_engine::runs::worker=debug",
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        command.spawn().unwrap()
+    };
+    /// Waits until the child serves, then sums the records it published, from its "sync page
+    /// committed" lines, into `published`.
+    async fn serving(
+        child: &mut tokio::process::Child,
+        published: std::sync::Arc<std::sync::Mutex<i64>>,
+    ) {
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let up = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if line.contains("\"listening\"") {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(up, Ok(true), "sync-engine did not come up");
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    continue;
+                };
+                if json["fields"]["message"] != "sync page committed" {
+                    continue;
+                }
+                let records = json["fields"]["published"].as_i64().unwrap();
+                *published.lock().unwrap() += records;
+            }
+        });
+    }
+    let shares: [std::sync::Arc<std::sync::Mutex<i64>>; 2] = Default::default();
+    let mut first = spawn();
+    serving(&mut first, shares[0].clone()).await;
+    let mut second = spawn();
+    serving(&mut second, shares[1].clone()).await;
+
+    let mut runs = Vec::new();
+    for tenant in &tenants {
+        let run = tenant
+            .sync()
+            .start_sync_run(tenant.request(StartSyncRunRequest {
+                connection_id: tenant.connection.clone(),
+                mode: SyncMode::Backfill as i32,
+                objects: vec![],
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .sync_run
+            .unwrap();
+        runs.push(run.id);
+    }
+    for (tenant, run) in tenants.iter().zip(&runs) {
+        let done = tenant
+            .wait(run, Duration::from_secs(180), "succeeded", |r| {
+                r.state() == SyncRunState::Succeeded
+            })
+            .await;
+        let stats = done.stats.unwrap();
+        assert_eq!(
+            (
+                stats.records_read,
+                stats.changes_published,
+                stats.records_unchanged
+            ),
+            (2000, 2000, 0),
+            "every page counted once: {done:?}"
+        );
+    }
+    for tenant in &tenants {
+        let changes = tenant.changes(2000).await;
+        let mut ids: Vec<String> = changes
+            .iter()
+            .map(|c| c.record.as_ref().unwrap().id.clone())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 2000, "no record twice");
+        let mut expected = tenant.contact_ids(&harness, CONTACTS);
+        expected.sort();
+        assert_eq!(ids, expected, "every record");
+    }
+
+    // A page's log line follows its commit: wait until both processes' lines account for
+    // every record.
+    let total = |share: &std::sync::Mutex<i64>| *share.lock().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while total(&shares[0]) + total(&shares[1]) < 8000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "committed pages logged: {} {}",
+            total(&shares[0]),
+            total(&shares[1])
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (first_share, second_share) = (total(&shares[0]), total(&shares[1]));
+    assert_eq!(
+        first_share + second_share,
+        8000,
+        "each record published once"
+    );
+    assert!(
+        first_share > 0 && second_share > 0,
+        "both processes worked: {first_share} {second_share}"
+    );
+    eprintln!("records published by each process: {first_share} {second_share}");
+    first.kill().await.unwrap();
+    second.kill().await.unwrap();
+    harness.stop().await;
+}
