@@ -7,17 +7,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use secrecy::SecretString;
 use syncline_connectors::{Connector, ConnectorError, Credentials, Provider};
 use syncline_domain::{ApiError, ErrorCode, ProjectId, TenantContext, TenantId};
-use syncline_proto::authvault::v1::token_service_client::TokenServiceClient;
-use syncline_proto::authvault::v1::{
-    AccessToken, GetAccessTokenRequest, ReportUnauthorizedRequest,
-};
 use syncline_proto::common::v1::{Event, EventType};
 use syncline_proto::schema::v1::{DriftKind, ObjectSchema, RefreshSchemaResponse};
 use syncline_proto::sync::v1::PublishLifecycleEventRequest;
 
 use crate::store::DriftEvent;
 use syncline_proto::sync::v1::intake_service_client::IntakeServiceClient;
-use syncline_service_kit::client::ServiceCaller;
+use syncline_service_kit::client::{ServiceCaller, VaultTokens};
 use syncline_service_kit::time;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
@@ -34,7 +30,7 @@ pub struct Discoverer {
     store: Store,
     http: reqwest::Client,
     caller: ServiceCaller,
-    auth_vault: Channel,
+    tokens: VaultTokens,
     sync_engine: Channel,
 }
 
@@ -86,59 +82,14 @@ impl Discoverer {
         Self {
             store,
             http,
+            tokens: VaultTokens::new(caller.clone(), auth_vault),
             caller,
-            auth_vault,
             sync_engine,
         }
     }
 
     pub fn store(&self) -> &Store {
         &self.store
-    }
-
-    async fn token(
-        &self,
-        tenant: &TenantContext,
-        connection_id: &str,
-    ) -> Result<AccessToken, Status> {
-        let mut request = self.caller.request(
-            tenant,
-            GetAccessTokenRequest {
-                connection_id: connection_id.to_owned(),
-                min_validity: None,
-            },
-        )?;
-        request.set_timeout(Duration::from_secs(30));
-        TokenServiceClient::new(self.auth_vault.clone())
-            .get_access_token(request)
-            .await?
-            .into_inner()
-            .token
-            .ok_or_else(|| Status::internal("auth-vault answered without a token"))
-    }
-
-    async fn report_unauthorized(
-        &self,
-        tenant: &TenantContext,
-        connection_id: &str,
-        token_version: i64,
-        provider_error: String,
-    ) -> Result<AccessToken, Status> {
-        let mut request = self.caller.request(
-            tenant,
-            ReportUnauthorizedRequest {
-                connection_id: connection_id.to_owned(),
-                token_version,
-                provider_error,
-            },
-        )?;
-        request.set_timeout(Duration::from_secs(30));
-        TokenServiceClient::new(self.auth_vault.clone())
-            .report_unauthorized(request)
-            .await?
-            .into_inner()
-            .token
-            .ok_or_else(|| Status::internal("auth-vault answered without a token"))
     }
 
     /// Describes the connection's objects (all, or those in `only`), as stored messages.
@@ -148,7 +99,7 @@ impl Discoverer {
         connection_id: &str,
         only: &[String],
     ) -> Result<(Provider, Vec<ObjectSchema>), Status> {
-        let mut token = self.token(tenant, connection_id).await?;
+        let mut token = self.tokens.access_token(tenant, connection_id).await?;
         let provider = Provider::from_proto(token.provider).ok_or_else(|| {
             Status::failed_precondition("the connection's provider has no connector")
         })?;
@@ -171,6 +122,7 @@ impl Discoverer {
                     );
                     reported = true;
                     token = self
+                        .tokens
                         .report_unauthorized(tenant, connection_id, token.version, provider_error)
                         .await?;
                 }

@@ -8,14 +8,11 @@ use std::time::Duration;
 
 use syncline_domain::TenantContext;
 use syncline_mapping_plan::CompiledPlan;
-use syncline_proto::authvault::v1::token_service_client::TokenServiceClient;
-use syncline_proto::authvault::v1::{
-    AccessToken, GetAccessTokenRequest, ReportUnauthorizedRequest,
-};
+use syncline_proto::authvault::v1::AccessToken;
 use syncline_proto::common::v1::ErrorReason;
 use syncline_proto::mapping::v1::mapping_service_client::MappingServiceClient;
 use syncline_proto::mapping::v1::{GetMappingPlanRequest, MappingPlan};
-use syncline_service_kit::client::ServiceCaller;
+use syncline_service_kit::client::{ServiceCaller, VaultTokens};
 use syncline_service_kit::time;
 use syncline_storage::now_ms;
 use tonic::Status;
@@ -76,7 +73,7 @@ fn key(tenant: &TenantContext, connection: &str) -> TenantKey {
 #[derive(Debug)]
 pub struct Remote {
     caller: ServiceCaller,
-    auth_vault: Channel,
+    vault: VaultTokens,
     mapping: Channel,
     tokens: Mutex<HashMap<TenantKey, AccessToken>>,
     plans: Mutex<HashMap<(TenantKey, i64), Arc<Plan>>>,
@@ -115,8 +112,8 @@ pub fn classify(status: Status, what: &str) -> RemoteError {
 impl Remote {
     pub fn new(caller: ServiceCaller, auth_vault: Channel, mapping: Channel) -> Self {
         Self {
+            vault: VaultTokens::new(caller.clone(), auth_vault),
             caller,
-            auth_vault,
             mapping,
             tokens: Mutex::new(HashMap::new()),
             plans: Mutex::new(HashMap::new()),
@@ -159,20 +156,7 @@ impl Remote {
         tenant: &TenantContext,
         connection_id: &str,
     ) -> Result<AccessToken, Status> {
-        let mut request = self.caller.request(
-            tenant,
-            GetAccessTokenRequest {
-                connection_id: connection_id.to_owned(),
-                min_validity: None,
-            },
-        )?;
-        request.set_timeout(Duration::from_secs(30));
-        TokenServiceClient::new(self.auth_vault.clone())
-            .get_access_token(request)
-            .await?
-            .into_inner()
-            .token
-            .ok_or_else(|| Status::internal("auth-vault answered without a token"))
+        self.vault.access_token(tenant, connection_id).await
     }
 
     fn remember(&self, key: TenantKey, token: &AccessToken) {
@@ -195,25 +179,11 @@ impl Remote {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&key);
-        let mut request = self
-            .caller
-            .request(
-                tenant,
-                ReportUnauthorizedRequest {
-                    connection_id: connection_id.to_owned(),
-                    token_version: version,
-                    provider_error,
-                },
-            )
-            .map_err(RemoteError::Transient)?;
-        request.set_timeout(Duration::from_secs(30));
-        let token = TokenServiceClient::new(self.auth_vault.clone())
-            .report_unauthorized(request)
+        let token = self
+            .vault
+            .report_unauthorized(tenant, connection_id, version, provider_error)
             .await
-            .map_err(|s| classify(s, "access token"))?
-            .into_inner()
-            .token
-            .ok_or_else(|| RemoteError::Transient(Status::internal("no token")))?;
+            .map_err(|s| classify(s, "access token"))?;
         self.remember(key, &token);
         Ok(token)
     }
