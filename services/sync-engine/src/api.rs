@@ -286,17 +286,7 @@ impl SyncService for SyncApi {
         let tenant = tenant(&request)?;
         let sync_run = self
             .runs
-            .transition(
-                tenant,
-                &request.get_ref().sync_run_id,
-                &[
-                    SyncRunState::Pending,
-                    SyncRunState::Running,
-                    SyncRunState::Paused,
-                ],
-                SyncRunState::Paused,
-                &[],
-            )
+            .pause(tenant, &request.get_ref().sync_run_id)
             .await?;
         Ok(Response::new(PauseSyncRunResponse {
             sync_run: Some(sync_run),
@@ -310,13 +300,7 @@ impl SyncService for SyncApi {
         let tenant = tenant(&request)?;
         let sync_run = self
             .runs
-            .transition(
-                tenant,
-                &request.get_ref().sync_run_id,
-                &[SyncRunState::Paused],
-                SyncRunState::Pending,
-                &[SyncRunState::Running],
-            )
+            .resume(tenant, &request.get_ref().sync_run_id)
             .await?;
         Ok(Response::new(ResumeSyncRunResponse {
             sync_run: Some(sync_run),
@@ -330,17 +314,7 @@ impl SyncService for SyncApi {
         let tenant = tenant(&request)?;
         let sync_run = self
             .runs
-            .transition(
-                tenant,
-                &request.get_ref().sync_run_id,
-                &[
-                    SyncRunState::Pending,
-                    SyncRunState::Running,
-                    SyncRunState::Paused,
-                ],
-                SyncRunState::Cancelled,
-                &[],
-            )
+            .cancel(tenant, &request.get_ref().sync_run_id)
             .await?;
         Ok(Response::new(CancelSyncRunResponse {
             sync_run: Some(sync_run),

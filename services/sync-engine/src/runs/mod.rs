@@ -36,6 +36,13 @@ use crate::changelog::ChangeLog;
 use remote::Remote;
 use store::{NewRun, NewSlice, RunStore};
 
+/// The states a run can still be paused or cancelled from.
+const ACTIVE: [SyncRunState; 3] = [
+    SyncRunState::Pending,
+    SyncRunState::Running,
+    SyncRunState::Paused,
+];
+
 /// How runs are worked (from `sync_engine.runs`).
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -319,10 +326,34 @@ impl Runner {
             .await
     }
 
+    /// Pauses an active run (a paused run stays paused).
+    pub async fn pause(&self, tenant: &TenantContext, id: &str) -> Result<SyncRun, Status> {
+        self.transition(tenant, id, &ACTIVE, SyncRunState::Paused, &[])
+            .await
+    }
+
+    /// Puts a paused run back in the queue (a running one is left as it is).
+    pub async fn resume(&self, tenant: &TenantContext, id: &str) -> Result<SyncRun, Status> {
+        self.transition(
+            tenant,
+            id,
+            &[SyncRunState::Paused],
+            SyncRunState::Pending,
+            &[SyncRunState::Running],
+        )
+        .await
+    }
+
+    /// Cancels an active run (a cancelled run stays cancelled).
+    pub async fn cancel(&self, tenant: &TenantContext, id: &str) -> Result<SyncRun, Status> {
+        self.transition(tenant, id, &ACTIVE, SyncRunState::Cancelled, &[])
+            .await
+    }
+
     /// Moves the tenant's run `id` from one of `from` to `to` (no change when it is
-    /// already in `to` or one of `settled` and not in `from`); NOT_FOUND when the tenant has no such run, FAILED_PRECONDITION
-    /// when it is in another state.
-    pub async fn transition(
+    /// already in `to` or one of `settled` and not in `from`); NOT_FOUND when the tenant has
+    /// no such run, FAILED_PRECONDITION when it is in another state.
+    async fn transition(
         &self,
         tenant: &TenantContext,
         id: &str,
