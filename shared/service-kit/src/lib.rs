@@ -22,5 +22,12 @@ mod boot;
 pub use boot::{ServiceBoot, boot};
 
 pub use internal_auth::{CallerOrigin, InternalAuth};
+
+/// Every process that links the services allocates with mimalloc. A sync page builds and
+/// drops many small strings and maps per record (JSON fields, proto values, mapped
+/// records); with glibc's allocator `malloc`/`free` took about a quarter of a backfill's
+/// CPU (perf over the backfill bench, docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub use layer::{ContextLayer, caller, tenant};
 pub use server::{RunningService, ServiceError};
