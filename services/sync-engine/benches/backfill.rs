@@ -255,6 +255,7 @@ async fn engine(db: &Database, source: &Source, name: &str, expected: u64) -> (u
                     records_failed: 0,
                     now_ms: now,
                     not_before_ms: 0,
+                    keep_lease_until_ms: 0,
                 },
             )
             .await

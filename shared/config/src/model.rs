@@ -766,6 +766,10 @@ pub struct SyncRunsConfig {
     /// How long a connection's circuit breaker stays open after five failures in a row
     /// (doubling while its probes fail, up to 15 minutes).
     pub breaker_cool_down_secs: u64,
+    /// How long a worker keeps one slice before giving the others their turn, in
+    /// milliseconds. Within a turn it reads the next page while the previous one commits;
+    /// 0 gives up the slice after every page.
+    pub turn_ms: u64,
 }
 
 impl Default for SyncRunsConfig {
@@ -780,6 +784,7 @@ impl Default for SyncRunsConfig {
             quota_pause_secs: 300,
             max_backoff_secs: 300,
             breaker_cool_down_secs: 30,
+            turn_ms: 2_000,
         }
     }
 }

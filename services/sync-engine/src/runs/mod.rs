@@ -52,6 +52,8 @@ pub struct RunOptions {
     pub lease: Duration,
     pub poll_interval_ms: u64,
     pub daily_quota_share_percent: u32,
+    /// How long a worker keeps a slice for consecutive pages (see `sync_engine.runs.turn_ms`).
+    pub turn: Duration,
     /// Retry waits after retryable provider failures.
     pub backoff: syncline_connectors::Backoff,
     /// The per-connection circuit breaker.
@@ -70,6 +72,7 @@ impl RunOptions {
             lease: Duration::from_secs(config.lease_secs),
             poll_interval_ms: config.poll_interval_ms,
             daily_quota_share_percent: config.daily_quota_share_percent,
+            turn: Duration::from_millis(config.turn_ms),
             backoff: syncline_connectors::Backoff {
                 base: Duration::from_millis(500),
                 cap: Duration::from_secs(config.max_backoff_secs),

@@ -83,16 +83,21 @@ pub struct PageCommit {
     /// The slice waits until then before its next page (the provider's short rate window
     /// is used up); 0 for no wait.
     pub not_before_ms: i64,
+    /// Keep the slice's lease until then to read its next page in the same turn; 0 gives
+    /// the slice back.
+    pub keep_lease_until_ms: i64,
 }
 
 /// What the commit of a page did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Committed {
-    /// Stored; `run_finished` when it was the run's last page.
+    /// Stored; `run_finished` when it was the run's last page; `kept` when the worker still
+    /// holds the slice for its next page (it asked to, and the run is not paused).
     Stored {
         published: usize,
         unchanged: usize,
         run_finished: bool,
+        kept: bool,
     },
     /// The lease was lost (another worker took the slice over) or the run was cancelled:
     /// nothing was written.
@@ -468,9 +473,16 @@ impl RunStore {
         let mut tx = self.db.pool().begin().await.map_err(internal)?;
         // The first statement writes, so SQLite takes its write lock at once.
         let read = i64::try_from(page.records.len()).unwrap_or(i64::MAX);
+        // A finished slice is never kept.
+        let keep_until = if page.caught_up {
+            0
+        } else {
+            page.keep_lease_until_ms
+        };
         let owned = sqlx::query(
-            "UPDATE sync_slices SET lease_holder = '', lease_until_ms = 0, attempts = 0,
-                 not_before_ms = $10, last_served_ms = $1, cursor = $2, done = $3,
+            "UPDATE sync_slices SET
+                 lease_holder = CASE WHEN $11 > 0 THEN lease_holder ELSE '' END,
+                 lease_until_ms = $11, attempts = 0, not_before_ms = $10, last_served_ms = $1, cursor = $2, done = $3,
                  records_read = records_read + $4, provider_calls = provider_calls + $5,
                  records_failed = records_failed + $6,
                  estimated_total = CASE WHEN $7 < 0 THEN estimated_total
@@ -487,6 +499,7 @@ impl RunStore {
         .bind(claim.slice_id.as_str())
         .bind(holder)
         .bind(page.not_before_ms)
+        .bind(keep_until)
         .execute(&mut *tx)
         .await
         .map_err(internal)?
@@ -503,6 +516,17 @@ impl RunStore {
         if !owned || !matches!(state, Some(PENDING | RUNNING | PAUSED)) {
             tx.rollback().await.map_err(internal)?;
             return Ok(Committed::Discarded);
+        }
+        // A paused run's page in flight is stored, but its slice is given back.
+        let kept = keep_until > 0 && state != Some(PAUSED);
+        if keep_until > 0 && !kept {
+            sqlx::query(
+                "UPDATE sync_slices SET lease_holder = '', lease_until_ms = 0 WHERE id = $1",
+            )
+            .bind(claim.slice_id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
         }
 
         let known = self.record_hashes(&mut tx, claim, &page.records).await?;
@@ -634,6 +658,7 @@ impl RunStore {
             published,
             unchanged,
             run_finished,
+            kept,
         })
     }
 

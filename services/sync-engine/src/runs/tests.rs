@@ -99,6 +99,7 @@ fn page(records: Vec<PageRecord>, cursor: &str, caught_up: bool, now_ms: i64) ->
         records_failed: 0,
         now_ms,
         not_before_ms: 0,
+        keep_lease_until_ms: 0,
     }
 }
 
@@ -175,7 +176,8 @@ async fn an_expired_lease_is_taken_over_and_the_old_holder_cannot_commit() {
                 Committed::Stored {
                     published: 1,
                     unchanged: 0,
-                    run_finished: true
+                    run_finished: true,
+                    kept: false,
                 }
             );
             assert_eq!(log.head(&acme).await.unwrap().last_sequence, 1);
@@ -216,6 +218,7 @@ async fn a_replayed_page_publishes_nothing_and_changes_are_typed_by_what_was_kno
                 published,
                 unchanged,
                 run_finished: false,
+                kept: false,
             };
             assert_eq!(
                 commit(vec![("1", "a"), ("2", "b"), ("3", DELETED_HASH)]).await,
@@ -323,6 +326,74 @@ async fn paused_runs_are_not_worked_and_budget_pauses_resume_when_due() {
                     .unwrap()
             );
             assert_eq!(store.resume_due(10_000).await.unwrap(), 0);
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_page_committed_within_a_turn_keeps_the_slice_unless_the_run_was_paused() {
+    on_every_backend(
+        "a_page_committed_within_a_turn_keeps_the_slice_unless_the_run_was_paused",
+        |db| async move {
+            let store = RunStore::new(db.clone());
+            let log = log(&db);
+            let acme = tenant("acme");
+            run(&store, &acme, "run_1", &["contact"]).await;
+            let lease = 60_000;
+            let claim = store.claim("w1", 1_000, lease, 1).await.unwrap().unwrap();
+            let mut first = page(vec![record(&claim, "1", "h1")], "c1", false, 1_100);
+            first.keep_lease_until_ms = 1_100 + lease;
+            let kept = store.commit_page(&log, &claim, "w1", first).await.unwrap();
+            assert!(
+                matches!(kept, Committed::Stored { kept: true, .. }),
+                "{kept:?}"
+            );
+            // Still the first worker's: nobody else may claim it, long after the page.
+            assert!(store.claim("w2", 30_000, lease, 1).await.unwrap().is_none());
+
+            // The run is paused while the next page is in flight: that page is stored, and
+            // the slice given back.
+            let paused = store
+                .transition(
+                    &acme,
+                    "run_1",
+                    &[super::store::PENDING, super::store::RUNNING],
+                    super::store::PAUSED,
+                    30_000,
+                )
+                .await
+                .unwrap();
+            assert!(paused);
+            let mut second = page(vec![record(&claim, "2", "h2")], "c2", false, 30_100);
+            second.keep_lease_until_ms = 30_100 + lease;
+            let released = store.commit_page(&log, &claim, "w1", second).await.unwrap();
+            assert!(
+                matches!(
+                    released,
+                    Committed::Stored {
+                        kept: false,
+                        published: 1,
+                        ..
+                    }
+                ),
+                "{released:?}"
+            );
+            assert_eq!(log.head(&acme).await.unwrap().last_sequence, 2);
+            // Resumed, the slice is free again and carries on from the stored cursor.
+            store
+                .transition(
+                    &acme,
+                    "run_1",
+                    &[super::store::PAUSED],
+                    super::store::RUNNING,
+                    30_200,
+                )
+                .await
+                .unwrap();
+            let again = store.claim("w2", 30_300, lease, 1).await.unwrap().unwrap();
+            assert_eq!(again.slice_id, claim.slice_id);
+            assert_eq!(again.cursor, "c2");
         },
     )
     .await;

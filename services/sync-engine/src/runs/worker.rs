@@ -114,32 +114,58 @@ impl Runner {
         }
     }
 
-    async fn process(&self, claim: Claim) {
-        let span = tracing::info_span!(
-            parent: None,
-            "sync.page",
-            tenant.id = %claim.tenant.tenant_id,
-            project.id = %claim.tenant.project_id,
-            connection.id = %claim.connection_id,
-            sync_run.id = %claim.run_id,
-            object = %claim.object,
-            provider = tracing::field::Empty,
-            records = tracing::field::Empty,
-        );
-        if let Ok(value) = tonic::codegen::http::HeaderValue::from_str(claim.trace_parent.as_str())
-        {
-            let mut headers = tonic::codegen::http::HeaderMap::new();
-            headers.insert("traceparent", value);
-            syncline_telemetry::propagation::adopt_remote_parent(&span, &headers);
-        }
-        let result = self.page(&claim).instrument(span.clone()).await;
-        let handled = match result {
-            Ok(()) => Ok(()),
-            Err(outcome) => self.settle(&claim, outcome).instrument(span).await,
-        };
-        if let Err(error) = handled {
-            tracing::warn!(%error, sync_run.id = %claim.run_id, "recording a sync page failed");
-            // The lease runs out and another attempt takes the slice over.
+    /// Works `claim` for one turn: pages one after another until the object is caught up,
+    /// the turn (`sync_engine.runs.turn_ms`) is over or something stops it. Within a turn the
+    /// next page is read and mapped while the previous one commits, so the CRM call and the
+    /// database write overlap; the slice is given back at the end of the turn so that other
+    /// slices waiting for a worker get theirs.
+    async fn process(&self, mut claim: Claim) {
+        let turn_ends = tokio::time::Instant::now() + self.options.turn;
+        let mut span = page_span(&claim);
+        let mut fetched: Option<Result<Fetched, Outcome>> = None;
+        loop {
+            let step = async {
+                let page = match fetched.take() {
+                    Some(result) => result?,
+                    None => self.fetch(&claim).await?,
+                };
+                let keep = !page.caught_up
+                    && page.not_before_ms == 0
+                    && !page.over_budget
+                    && tokio::time::Instant::now() < turn_ends;
+                if !keep {
+                    return self.commit(&claim, page, 0).await.map(|_| None);
+                }
+                let mut next = claim.clone();
+                next.cursor.clone_from(&page.cursor);
+                next.attempts = 0;
+                let next_span = page_span(&next);
+                let lease_until = now_ms() + millis(self.options.lease);
+                let (committed, prefetched) = tokio::join!(
+                    self.commit(&claim, page, lease_until),
+                    self.fetch(&next).instrument(next_span.clone()),
+                );
+                // A page read for a turn that ended (run paused, slice lost) is dropped: it
+                // is read again by whoever works the slice next.
+                Ok(committed?.then_some((next, next_span, prefetched)))
+            }
+            .instrument(span.clone())
+            .await;
+            match step {
+                Ok(Some((next, next_span, prefetched))) => {
+                    claim = next;
+                    span = next_span;
+                    fetched = Some(prefetched);
+                }
+                Ok(None) => return,
+                Err(outcome) => {
+                    if let Err(error) = self.settle(&claim, outcome).instrument(span).await {
+                        tracing::warn!(%error, sync_run.id = %claim.run_id, "recording a sync page failed");
+                        // The lease runs out and another attempt takes the slice over.
+                    }
+                    return;
+                }
+            }
         }
     }
 
@@ -211,7 +237,8 @@ impl Runner {
         }
     }
 
-    async fn page(&self, claim: &Claim) -> Result<(), Outcome> {
+    /// Reads the page at `claim`'s cursor from the CRM and maps it with the tenant's plan.
+    async fn fetch(&self, claim: &Claim) -> Result<Fetched, Outcome> {
         let options = &self.options;
         if let Err(wait) = self.admit(&claim.connection_id) {
             return Err(Outcome::Retry(wait));
@@ -280,8 +307,7 @@ impl Runner {
             }
         };
         let now = now_ms();
-        let read = page.records.len();
-        let mut records = Vec::with_capacity(read);
+        let mut records = Vec::with_capacity(page.records.len());
         let mut failed = 0_i64;
         for provider_record in page.records {
             let mapped = object.apply_inbound(&provider_record);
@@ -313,15 +339,44 @@ impl Runner {
             .budget
             .window_wait(&page.usage)
             .map_or(0, |wait| now + millis(wait));
-        let commit = PageCommit {
-            records,
-            cursor: page.cursor.0.clone(),
+        let quota = options
+            .budget
+            .decide(provider, &page.usage, chrono::Utc::now(), None);
+        Ok(Fetched {
+            over_budget: matches!(quota, QuotaDecision::Pause { .. }),
+            quota,
+            usage: page.usage,
+            cursor: page.cursor.0,
             caught_up: page.caught_up,
             estimated_total: page.estimated_total,
             provider_calls: i64::from(page.provider_calls),
+            records,
             records_failed: failed,
-            now_ms: now,
             not_before_ms,
+        })
+    }
+
+    /// Commits a fetched page (keeping the slice until `keep_lease_until_ms` when not 0) and
+    /// pauses the run when the page used up its API budget. `Ok(true)` when the worker still
+    /// holds the slice for its next page.
+    async fn commit(
+        &self,
+        claim: &Claim,
+        page: Fetched,
+        keep_lease_until_ms: i64,
+    ) -> Result<bool, Outcome> {
+        let options = &self.options;
+        let read = page.records.len();
+        let commit = PageCommit {
+            records: page.records,
+            cursor: page.cursor,
+            caught_up: page.caught_up,
+            estimated_total: page.estimated_total,
+            provider_calls: page.provider_calls,
+            records_failed: page.records_failed,
+            now_ms: now_ms(),
+            not_before_ms: page.not_before_ms,
+            keep_lease_until_ms,
         };
         let committed = self
             .store
@@ -337,18 +392,16 @@ impl Runner {
                 tracing::info!(
                     "sync page discarded: the run was cancelled or the slice taken over"
                 );
+                Ok(false)
             }
             Committed::Stored {
                 published,
                 unchanged,
                 run_finished,
+                kept,
             } => {
                 tracing::debug!(published, unchanged, run_finished, "sync page committed");
-                let decision =
-                    options
-                        .budget
-                        .decide(provider, &page.usage, chrono::Utc::now(), None);
-                if let QuotaDecision::Pause { until } = decision
+                if let QuotaDecision::Pause { until } = page.quota
                     && !run_finished
                 {
                     let message = format!(
@@ -371,10 +424,48 @@ impl Runner {
                         })?;
                     tracing::warn!(%message, resume_at = %until, "sync run paused: api budget used");
                 }
+                Ok(kept)
             }
         }
-        Ok(())
     }
+}
+
+/// The span of one page of `claim`: its tenant, connection, run and object, continuing the
+/// trace of the request that started the run.
+fn page_span(claim: &Claim) -> tracing::Span {
+    let span = tracing::info_span!(
+        parent: None,
+        "sync.page",
+        tenant.id = %claim.tenant.tenant_id,
+        project.id = %claim.tenant.project_id,
+        connection.id = %claim.connection_id,
+        sync_run.id = %claim.run_id,
+        object = %claim.object,
+        provider = tracing::field::Empty,
+        records = tracing::field::Empty,
+    );
+    if let Ok(value) = tonic::codegen::http::HeaderValue::from_str(claim.trace_parent.as_str()) {
+        let mut headers = tonic::codegen::http::HeaderMap::new();
+        headers.insert("traceparent", value);
+        syncline_telemetry::propagation::adopt_remote_parent(&span, &headers);
+    }
+    span
+}
+
+/// A page read from the CRM and mapped, with what the commit and the budget need to know.
+struct Fetched {
+    records: Vec<PageRecord>,
+    cursor: String,
+    caught_up: bool,
+    estimated_total: Option<i64>,
+    provider_calls: i64,
+    records_failed: i64,
+    /// The slice's next page waits until then (0: no wait).
+    not_before_ms: i64,
+    usage: syncline_connectors::ApiUsage,
+    /// What the tenant's budget says after this page.
+    quota: QuotaDecision,
+    over_budget: bool,
 }
 
 fn connector_outcome(
