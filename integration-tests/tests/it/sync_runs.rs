@@ -3,8 +3,9 @@
 //! deliver exactly the org's records and then exactly its changes on StreamChanges (a
 //! second backfill publishes nothing: every record is unchanged); runs pause, resume and
 //! cancel through the API, tenant-scoped; a small tenant's run finishes while a big tenant's
-//! is still running; a revoked connection pauses its run with NEEDS_REAUTH; a connection
-//! over its API budget pauses with QUOTA_EXHAUSTED and resumes by itself.
+//! is still running; a revoked connection pauses its run with NEEDS_REAUTH, and the run
+//! resumes by itself once the connection is authorized again; a connection over its API
+//! budget pauses with QUOTA_EXHAUSTED and resumes by itself.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use syncline_crm_sandbox::salesforce::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, NewFi
 use syncline_integration_tests::{Sandboxes, Storage, TestSuite, spawn_suite_with, unique_tenant};
 use syncline_proto::authvault::v1::auth_vault_service_client::AuthVaultServiceClient;
 use syncline_proto::authvault::v1::{
-    CreateProviderAppRequest, ProviderApp, StartAuthorizationRequest,
+    CreateProviderAppRequest, GetConnectionRequest, ProviderApp, StartAuthorizationRequest,
 };
 use syncline_proto::common::v1::{ErrorReason, Provider, RecordOperation};
 use syncline_proto::mapping::v1::mapping_service_client::MappingServiceClient;
@@ -40,6 +41,7 @@ crate::both_storages!(
     runs_pause_resume_and_cancel_through_the_api,
     a_small_tenant_finishes_while_a_big_one_runs,
     a_revoked_connection_pauses_its_run_for_reauthorization,
+    a_run_paused_for_reauthorization_resumes_when_the_connection_is_reauthorized,
     a_run_over_its_api_budget_pauses_and_resumes_by_itself,
     hubspot_backfill_then_incremental_deliver_each_change_once,
     a_run_the_crm_refuses_fails_with_its_reason,
@@ -73,6 +75,16 @@ fn browser() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
+}
+
+/// Follows an authorization URL as the user's browser does (the sandbox consents at once)
+/// through the gateway's callback.
+async fn authorize_in_browser(url: &str) {
+    let response = browser().get(url).send().await.unwrap();
+    assert!(response.status().is_redirection(), "{}", response.status());
+    let callback = response.headers()["location"].to_str().unwrap().to_owned();
+    let page = browser().get(&callback).send().await.unwrap();
+    assert_eq!(page.status(), reqwest::StatusCode::OK);
 }
 
 /// The suite with fast retries and small pages, `configure` applied last.
@@ -211,12 +223,7 @@ impl<'a> Tenant<'a> {
             .await
             .unwrap()
             .into_inner();
-        let url = format!("{}{choose}", started.authorization_url);
-        let response = browser().get(&url).send().await.unwrap();
-        assert!(response.status().is_redirection(), "{}", response.status());
-        let callback = response.headers()["location"].to_str().unwrap().to_owned();
-        let page = browser().get(&callback).send().await.unwrap();
-        assert_eq!(page.status(), reqwest::StatusCode::OK);
+        authorize_in_browser(&format!("{}{choose}", started.authorization_url)).await;
         let this = Self {
             suite,
             sandboxes,
@@ -251,6 +258,32 @@ impl<'a> Tenant<'a> {
             .await
             .expect("the contact mapping saves");
         this
+    }
+
+    /// Authorizes the (Salesforce) connection again through the same OAuth flow, as its
+    /// user does after NEEDS_REAUTH.
+    async fn reauthorize(&self) {
+        let mut vault = AuthVaultServiceClient::new(self.suite.gateway());
+        let connection = vault
+            .get_connection(self.request(GetConnectionRequest {
+                connection_id: self.connection.clone(),
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .connection
+            .unwrap();
+        let started = vault
+            .start_authorization(self.request(StartAuthorizationRequest {
+                provider_app_id: connection.provider_app_id,
+                connection_id: self.connection.clone(),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(started.connection_id, self.connection);
+        authorize_in_browser(&format!("{}&org={}", started.authorization_url, self.org)).await;
     }
 
     fn request<T>(&self, message: T) -> tonic::Request<T> {
@@ -753,6 +786,60 @@ async fn a_revoked_connection_pauses_its_run_for_reauthorization(storage: Storag
     assert_eq!(paused.error_reason(), ErrorReason::NeedsReauth);
     assert!(!paused.error_message.is_empty());
     assert_eq!(stats(&paused).0, 0);
+    suite.stop().await;
+    sandboxes.stop().await;
+}
+
+async fn a_run_paused_for_reauthorization_resumes_when_the_connection_is_reauthorized(
+    storage: Storage,
+) {
+    let sandboxes = Sandboxes::start().await;
+    let suite = suite(storage, |_| {}).await;
+    let acme = Tenant::connect(&suite, &sandboxes, 120).await;
+    let admin = sandboxes.salesforce.admin();
+    let mut sync = acme.sync();
+
+    // A run its user paused while the CRM was failing, before it read anything.
+    let failing = FaultConfig {
+        error_5xx_rate: 1.0,
+        ..FaultConfig::default()
+    };
+    admin.set_faults(&acme.org, failing).unwrap();
+    let (held, _) = acme.start(SyncMode::Incremental).await;
+    sync.pause_sync_run(acme.request(PauseSyncRunRequest {
+        sync_run_id: held.id.clone(),
+    }))
+    .await
+    .unwrap();
+    admin.set_faults(&acme.org, FaultConfig::default()).unwrap();
+
+    // The customer revokes access at Salesforce: a backfill pauses for re-authorization.
+    admin.expire_sessions(&acme.org).unwrap();
+    admin.revoke_refresh_tokens(&acme.org).unwrap();
+    let (run, _) = acme.start(SyncMode::Backfill).await;
+    let paused = acme.wait_state(&run.id, SyncRunState::Paused).await;
+    assert_eq!(paused.error_reason(), ErrorReason::NeedsReauth);
+    assert_eq!(stats(&paused).0, 0);
+
+    // The user authorizes the connection again: auth-vault publishes CONNECTION_RECOVERED,
+    // sync-engine puts the run back in the queue, and it reads every record once.
+    acme.reauthorize().await;
+    let done = acme.wait_state(&run.id, SyncRunState::Succeeded).await;
+    assert_eq!(done.error_reason(), ErrorReason::Unspecified);
+    assert!(done.error_message.is_empty(), "{}", done.error_message);
+    let (read, published, unchanged) = stats(&done);
+    assert_eq!((read, published + unchanged), (120, 120));
+    let changes = acme.changes(0, 120).await;
+    let ids: std::collections::BTreeSet<String> = changes
+        .iter()
+        .map(|c| c.record.as_ref().unwrap().id.clone())
+        .collect();
+    assert_eq!(ids.len(), 120, "each record is delivered once");
+
+    // The run its user paused is not the re-authorization's to resume.
+    let still = acme.get(&held.id).await.unwrap();
+    assert_eq!(still.state(), SyncRunState::Paused);
+    assert_eq!(still.error_reason(), ErrorReason::Unspecified);
     suite.stop().await;
     sandboxes.stop().await;
 }

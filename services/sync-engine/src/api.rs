@@ -104,11 +104,12 @@ fn dead_letter_filter(
 #[derive(Debug, Clone)]
 pub struct IntakeApi {
     engine: Engine,
+    runs: Arc<Runner>,
 }
 
 impl IntakeApi {
-    pub fn new(engine: Engine) -> Self {
-        Self { engine }
+    pub fn new(engine: Engine, runs: Arc<Runner>) -> Self {
+        Self { engine, runs }
     }
 }
 
@@ -131,6 +132,10 @@ impl IntakeService for IntakeApi {
                 deliveries = published.deliveries,
                 "lifecycle event published"
             );
+            // A re-authorized connection's paused runs resume; never fails the publish.
+            self.runs
+                .on_lifecycle_event(&tenant, &published.event)
+                .await;
         }
         Ok(Response::new(PublishLifecycleEventResponse {
             event: Some(published.event),

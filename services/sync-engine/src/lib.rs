@@ -106,7 +106,11 @@ pub async fn start_with(
         runs::RunOptions::from_config(&config.sync_engine.runs),
     ));
     runner.spawn_workers(&shutdown);
-    let api = api::SyncApi::new(store::Store::new(boot.database), engine.clone(), runner);
+    let api = api::SyncApi::new(
+        store::Store::new(boot.database),
+        engine.clone(),
+        runner.clone(),
+    );
     boot.health
         .set_serving::<SyncServiceServer<api::SyncApi>>()
         .await;
@@ -118,6 +122,7 @@ pub async fn start_with(
         .add_service(SyncServiceServer::new(api))
         .add_service(IntakeServiceServer::new(api::IntakeApi::new(
             engine.clone(),
+            runner,
         )));
     let addr = listener.local_addr()?;
     engine::register(addr, engine);

@@ -11,6 +11,7 @@
 //! record's content hash is kept, and a record whose mapped content is unchanged counts as
 //! `records_unchanged` instead of becoming a change.
 
+mod reauth;
 pub mod remote;
 pub mod store;
 pub mod worker;

@@ -159,6 +159,15 @@ impl Remote {
         self.vault.access_token(tenant, connection_id).await
     }
 
+    /// Drops the cached access token of the connection (it was authorized again: the next
+    /// page asks auth-vault for the new one).
+    pub fn forget_token(&self, tenant: &TenantContext, connection_id: &str) {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key(tenant, connection_id));
+    }
+
     fn remember(&self, key: TenantKey, token: &AccessToken) {
         self.tokens
             .lock()
