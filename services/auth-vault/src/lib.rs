@@ -52,31 +52,37 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
         version: 1,
         description: "provider apps and connections",
         sql: include_str!("../migrations/0001_init.sql"),
+        postgres_sql: None,
     },
     EmbeddedMigration {
         version: 2,
         description: "data keys, sealed secrets, credentials and oauth states",
         sql: include_str!("../migrations/0002_credentials.sql"),
+        postgres_sql: None,
     },
     EmbeddedMigration {
         version: 3,
         description: "refresh lease",
         sql: include_str!("../migrations/0003_refresh_lease.sql"),
+        postgres_sql: None,
     },
     EmbeddedMigration {
         version: 4,
         description: "audit trail",
         sql: include_str!("../migrations/0004_audit.sql"),
+        postgres_sql: None,
     },
     EmbeddedMigration {
         version: 5,
         description: "lifecycle event outbox",
         sql: include_str!("../migrations/0005_outbox.sql"),
+        postgres_sql: None,
     },
     EmbeddedMigration {
         version: 6,
         description: "credentials by expiry",
         sql: include_str!("../migrations/0006_expiry_index.sql"),
+        postgres_sql: None,
     },
 ];
 

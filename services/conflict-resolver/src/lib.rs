@@ -20,6 +20,7 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[EmbeddedMigration {
     version: 1,
     description: "policies and conflicts",
     sql: include_str!("../migrations/0001_init.sql"),
+    postgres_sql: None,
 }];
 
 /// Starts the service on `listener`; it drains and stops when `shutdown` fires.

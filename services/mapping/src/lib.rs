@@ -29,11 +29,13 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
         version: 1,
         description: "manifests and installations",
         sql: include_str!("../migrations/0001_init.sql"),
+        postgres_sql: None,
     },
     EmbeddedMigration {
         version: 2,
         description: "field mappings and mapping plans",
         sql: include_str!("../migrations/0002_field_mappings_and_plans.sql"),
+        postgres_sql: None,
     },
 ];
 

@@ -29,16 +29,19 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
         version: 1,
         description: "schema versions and objects",
         sql: include_str!("../migrations/0001_init.sql"),
+        postgres_sql: None,
     },
     EmbeddedMigration {
         version: 2,
         description: "schema drift",
         sql: include_str!("../migrations/0002_drift.sql"),
+        postgres_sql: None,
     },
     EmbeddedMigration {
         version: 3,
         description: "drift event provider",
         sql: include_str!("../migrations/0003_drift_event_provider.sql"),
+        postgres_sql: None,
     },
 ];
 

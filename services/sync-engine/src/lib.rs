@@ -38,26 +38,39 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
         version: 1,
         description: "sync runs and webhook endpoints",
         sql: include_str!("../migrations/0001_init.sql"),
+        postgres_sql: None,
     },
     EmbeddedMigration {
         version: 2,
         description: "change log, webhook outbox and dead letters",
         sql: include_str!("../migrations/0002_change_log_and_delivery.sql"),
+        postgres_sql: None,
     },
     EmbeddedMigration {
         version: 3,
         description: "lifecycle event log",
         sql: include_str!("../migrations/0003_lifecycle_events.sql"),
+        postgres_sql: None,
     },
     EmbeddedMigration {
         version: 4,
         description: "sync runs: slices (work queue with leases), checkpoints, record state",
         sql: include_str!("../migrations/0004_sync_runs.sql"),
+        postgres_sql: None,
     },
     EmbeddedMigration {
         version: 5,
         description: "record state under one key column",
         sql: include_str!("../migrations/0005_record_state_key.sql"),
+        postgres_sql: None,
+    },
+    EmbeddedMigration {
+        version: 6,
+        description: "provider records in their own column of the change log",
+        sql: include_str!("../migrations/0006_provider_record_column.sql"),
+        postgres_sql: Some(include_str!(
+            "../migrations/0006_provider_record_column.postgres.sql"
+        )),
     },
 ];
 

@@ -34,6 +34,9 @@ pub struct EmbeddedMigration {
     pub description: &'static str,
     /// SQL accepted by both SQLite and PostgreSQL.
     pub sql: &'static str,
+    /// Run on PostgreSQL instead of `sql`, for the few settings SQLite has no words for
+    /// (storage parameters, for one); it must leave the same tables and columns.
+    pub postgres_sql: Option<&'static str>,
 }
 
 /// Storage failures.
@@ -133,7 +136,11 @@ impl Database {
                     m.version,
                     Cow::Borrowed(m.description),
                     MigrationType::Simple,
-                    m.sql.into_sql_str(),
+                    match (self.backend, m.postgres_sql) {
+                        (Backend::Postgres, Some(sql)) => sql,
+                        _ => m.sql,
+                    }
+                    .into_sql_str(),
                     false,
                 )
             })

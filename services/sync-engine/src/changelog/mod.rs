@@ -306,15 +306,21 @@ impl ChangeLog {
             change.publish_time = Some(time::timestamp(now));
         }
         let params = Params::of(tx);
-        for chunk in changes.chunks(params.rows_per_statement()) {
+        // The provider record goes to its own column (and is not needed after: webhook
+        // payloads never carry it).
+        for chunk in changes.chunks_mut(params.rows_per_statement()) {
             let statement = format!(
                 "INSERT INTO changes (project_id, tenant_id, sequence, connection_id, object,
-                                      published_at_ms, change)
+                                      published_at_ms, change, provider_record)
                  VALUES {}",
-                params.rows(chunk.len(), 7)
+                params.rows(chunk.len(), 8)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
             for change in chunk {
+                let provider_record = change
+                    .provider_record
+                    .take()
+                    .map(|record| record.encode_to_vec());
                 query = query
                     .bind(tenant.project_id.as_str())
                     .bind(tenant.tenant_id.as_str())
@@ -322,7 +328,8 @@ impl ChangeLog {
                     .bind(change.connection_id.as_str())
                     .bind(change.object.as_str())
                     .bind(now)
-                    .bind(change.encode_to_vec());
+                    .bind(change.encode_to_vec())
+                    .bind(provider_record);
             }
             query.execute(&mut **tx).await.map_err(ApiError::internal)?;
         }
@@ -376,8 +383,13 @@ impl ChangeLog {
                 next += values.len();
             }
         }
+        let provider_record = if filter.include_provider_record {
+            "provider_record"
+        } else {
+            "NULL AS provider_record"
+        };
         let statement = format!(
-            "SELECT change FROM changes
+            "SELECT change, {provider_record} FROM changes
              WHERE project_id = $1 AND tenant_id = $2 AND sequence > $3 AND sequence <= $4
              {conditions}
              ORDER BY sequence LIMIT $5"
@@ -400,7 +412,16 @@ impl ChangeLog {
                 let bytes: Vec<u8> = row.try_get("change").map_err(ApiError::internal)?;
                 let mut change = Change::decode(bytes.as_slice()).map_err(ApiError::internal)?;
                 if !filter.include_provider_record {
+                    // Rows written before migration 6 still hold it in `change`.
                     change.provider_record = None;
+                } else if let Some(bytes) = row
+                    .try_get::<Option<Vec<u8>>, _>("provider_record")
+                    .map_err(ApiError::internal)?
+                {
+                    change.provider_record = Some(
+                        syncline_proto::common::v1::Record::decode(bytes.as_slice())
+                            .map_err(ApiError::internal)?,
+                    );
                 }
                 Ok(change)
             })

@@ -462,3 +462,82 @@ async fn open_streams_end_unavailable_when_the_service_stops() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn provider_records_are_kept_apart_and_rows_from_before_the_split_still_read() {
+    on_every_backend(
+        "provider_records_are_kept_apart_and_rows_from_before_the_split_still_read",
+        |log| async move {
+            let acme = tenant("p1", "acme");
+            log.append(&acme, vec![change("conn_a", "contact", "new")])
+                .await
+                .unwrap();
+            // A row as written before migration 6: the provider record inside `change`.
+            let mut old = change("conn_a", "contact", "old");
+            old.sequence = 2;
+            sqlx::query(
+                "UPDATE tenant_sequences SET last_sequence = 2
+                 WHERE project_id = $1 AND tenant_id = $2",
+            )
+            .bind("p1")
+            .bind("acme")
+            .execute(log.database().pool())
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO changes (project_id, tenant_id, sequence, connection_id, object,
+                                      published_at_ms, change)
+                 VALUES ($1, $2, 2, 'conn_a', 'contact', 1, $3)",
+            )
+            .bind("p1")
+            .bind("acme")
+            .bind(old.encode_to_vec())
+            .execute(log.database().pool())
+            .await
+            .unwrap();
+
+            let (stored,): (Option<Vec<u8>>,) = sqlx::query_as(
+                "SELECT provider_record FROM changes WHERE tenant_id = $1 AND sequence = 1",
+            )
+            .bind("acme")
+            .fetch_one(log.database().pool())
+            .await
+            .unwrap();
+            let stored = Record::decode(stored.unwrap().as_slice()).unwrap();
+            assert_eq!(
+                stored.id, "new",
+                "the provider record has a column of its own"
+            );
+
+            let without = log
+                .page(&acme, 0, 2, &ChangeFilter::default(), 10)
+                .await
+                .unwrap();
+            assert_eq!(record_ids(&without), ["new", "old"]);
+            assert!(without.iter().all(|c| c.provider_record.is_none()));
+            let with = ChangeFilter {
+                include_provider_record: true,
+                ..ChangeFilter::default()
+            };
+            let page = log.page(&acme, 0, 2, &with, 10).await.unwrap();
+            let ids: Vec<&str> = page
+                .iter()
+                .map(|c| c.provider_record.as_ref().unwrap().id.as_str())
+                .collect();
+            assert_eq!(ids, ["new", "old"]);
+
+            if log.database().backend() == syncline_storage::Backend::Postgres {
+                // The PostgreSQL variant of migration 6 ran: change rows stay uncompressed.
+                let (options,): (String,) = sqlx::query_as(
+                    "SELECT array_to_string(reloptions, ',') FROM pg_class
+                     WHERE oid = 'changes'::regclass",
+                )
+                .fetch_one(log.database().pool())
+                .await
+                .unwrap();
+                assert_eq!(options, "toast_tuple_target=8160");
+            }
+        },
+    )
+    .await;
+}
