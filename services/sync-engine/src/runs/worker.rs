@@ -116,10 +116,12 @@ impl Runner {
 
     /// Works `claim` for one turn: pages one after another until the object is caught up,
     /// the turn (`sync_engine.runs.turn_ms`) is over or something stops it. Within a turn the
-    /// next page is read and mapped while the previous one commits, so the CRM call and the
-    /// database write overlap; the slice is given back at the end of the turn so that other
-    /// slices waiting for a worker get theirs.
-    async fn process(&self, mut claim: Claim) {
+    /// next page is read and mapped in a task of its own while the previous one commits, so
+    /// the CRM call, the parsing and mapping, and the database write overlap (on different
+    /// threads: parsing a page in this task would hold up the commit's statements); the
+    /// slice is given back at the end of the turn so that other slices waiting for a worker
+    /// get theirs.
+    async fn process(self: &Arc<Self>, mut claim: Claim) {
         let turn_ends = tokio::time::Instant::now() + self.options.turn;
         let mut span = page_span(&claim);
         let mut fetched: Option<Result<Fetched, Outcome>> = None;
@@ -141,13 +143,29 @@ impl Runner {
                 next.attempts = 0;
                 let next_span = page_span(&next);
                 let lease_until = now_ms() + millis(self.options.lease);
-                let (committed, prefetched) = tokio::join!(
-                    self.commit(&claim, page, lease_until),
-                    self.fetch(&next).instrument(next_span.clone()),
+                let runner = Arc::clone(self);
+                let reading = next.clone();
+                let prefetch = tokio::spawn(
+                    async move { runner.fetch(&reading).await }.instrument(next_span.clone()),
                 );
-                // A page read for a turn that ended (run paused, slice lost) is dropped: it
-                // is read again by whoever works the slice next.
-                Ok(committed?.then_some((next, next_span, prefetched)))
+                let kept = match self.commit(&claim, page, lease_until).await {
+                    Ok(kept) => kept,
+                    Err(outcome) => {
+                        prefetch.abort();
+                        return Err(outcome);
+                    }
+                };
+                if !kept {
+                    // The turn ended (run paused or cancelled, slice lost): whoever works the
+                    // slice next reads that page again.
+                    prefetch.abort();
+                    return Ok(None);
+                }
+                let prefetched = prefetch.await.unwrap_or_else(|error| {
+                    tracing::warn!(%error, "reading the next sync page failed");
+                    Err(Outcome::Retry(backoff(&self.options, 0, None)))
+                });
+                Ok(Some((next, next_span, prefetched)))
             }
             .instrument(span.clone())
             .await;
