@@ -290,6 +290,40 @@ fn load_average() -> String {
         .unwrap_or_default()
 }
 
+/// CPU seconds (user + system) this process's threads have used so far, by thread name
+/// (several threads share a name: tokio's workers, sqlx's SQLite connection threads); the
+/// main thread, which runs the bench's consumer, is named `main (consumer)`.
+fn cpu_by_thread() -> BTreeMap<String, f64> {
+    let ticks = 100.0; // USER_HZ on Linux
+    let main = std::process::id().to_string();
+    let mut cpu = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return cpu;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let used = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let name = if task.file_name().to_string_lossy() == main {
+            "main (consumer)".to_owned()
+        } else {
+            stat[open + 1..close].to_owned()
+        };
+        *cpu.entry(name).or_insert(0.0) += (used(11) + used(12)) / ticks;
+    }
+    cpu
+}
+
 /// `VmHWM` and `VmRSS` of this process, in KiB.
 fn memory_kb() -> (f64, f64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -548,6 +582,7 @@ mod child {
         let connection = bench.connect(&base_url, &org).await?;
         let (hwm_before, _) = memory_kb();
 
+        let cpu_before = cpu_by_thread();
         let started = Instant::now();
         let consumer = consume(&bench, records, started);
         let start_run = async {
@@ -565,6 +600,20 @@ mod child {
         };
         let (consumed, run) = tokio::join!(consumer, start_run);
         let (consumed, run) = (consumed?, run?);
+        let cpu: Vec<String> = cpu_by_thread()
+            .into_iter()
+            .map(|(name, after)| {
+                let used = after - cpu_before.get(&name).copied().unwrap_or(0.0);
+                format!(
+                    "{name} {used:.1} s ({:.0} µs/record)",
+                    used * 1e6 / records as f64
+                )
+            })
+            .collect();
+        eprintln!(
+            "child: CPU from StartSyncRun to the last change, by thread: {}",
+            cpu.join(", ")
+        );
         let deadline = Instant::now() + Duration::from_secs(120);
         let run = loop {
             let current = bench.get_run(&run.id).await?;
