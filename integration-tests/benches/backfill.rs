@@ -16,6 +16,10 @@
 //! tables, with anonymous `?` and with numbered `$n` placeholders (which sync-engine uses,
 //! and which sqlx binds in time quadratic in the parameters of a statement).
 //!
+//! Besides the rates it prints each thread group's CPU during the backfill, and replays the
+//! whole log through `StreamChanges` alone afterwards (the stream path with the engine idle:
+//! an upper bound for the end-to-end rate).
+//!
 //! Run: `cargo bench -p syncline-integration-tests --bench backfill`
 //! Flags: `--records N` (default 1,000,000; env `BENCH_RECORDS`), `--small N` (the size the
 //! peak memory is compared with, default 100,000), `--quick` (20,000 and 2,000),
@@ -241,9 +245,9 @@ fn get(f: &Figures, key: &str) -> f64 {
 fn print_table(storage: &str, measured: &[(u64, Figures)]) {
     println!();
     println!(
-        "| records | page size | end to end (records/s) | run start→end (records/s) | baseline upserts, `?` placeholders (records/s) | baseline upserts, `$n` placeholders (records/s) | ratio e2e / best baseline | peak RSS after backfill (MiB) | bytes/record |"
+        "| records | page size | end to end (records/s) | run start→end (records/s) | baseline upserts, `?` placeholders (records/s) | baseline upserts, `$n` placeholders (records/s) | ratio e2e / best baseline | stream replay alone (records/s) | peak RSS after backfill (MiB) | bytes/record |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for (records, f) in measured {
         let rate = |key: &str| *records as f64 / get(f, key);
         let e2e = rate("e2e_secs");
@@ -262,12 +266,13 @@ fn print_table(storage: &str, measured: &[(u64, Figures)]) {
             }
         };
         println!(
-            "| {records} | {} | {e2e:.0} | {:.0} | {} | {} | {:.2} | {:.0} | {:.0} |",
+            "| {records} | {} | {e2e:.0} | {:.0} | {} | {} | {:.2} | {:.0} | {:.0} | {:.0} |",
             get(f, "page_size"),
             rate("run_secs"),
             show(anonymous),
             show(numbered),
             e2e / best,
+            rate("replay_secs"),
             get(f, "hwm_kb") / 1024.0,
             get(f, "bytes_per_record"),
         );
@@ -652,11 +657,23 @@ mod child {
             rss / 1024.0
         );
 
+        // The stream path alone, nothing else running: every change again from sequence 0
+        // (the log read, decode and encode in sync-engine, the gateway, the consumer's
+        // decode) — the most the end-to-end rate could be with a free engine.
+        let replayed = consume(&bench, records, Instant::now()).await?.total;
+        eprintln!(
+            "child: replay of the {records} changes through StreamChanges alone: {:.2}s ({:.0}/s)",
+            replayed.as_secs_f64(),
+            records as f64 / replayed.as_secs_f64()
+        );
+
         let page_size = bench.suite.config().sync_engine.runs.page_size;
         let (timed, bytes) = baseline::run(&bench, &base_url, &token, records, page_size).await?;
         let mut result = format!(
             "RESULT e2e_secs={e2e} run_secs={run_secs} hwm_kb={hwm} rss_kb={rss} \
-             hwm_before_kb={hwm_before} bytes_per_record={bytes} page_size={page_size}"
+             hwm_before_kb={hwm_before} bytes_per_record={bytes} page_size={page_size} \
+             replay_secs={}",
+            replayed.as_secs_f64()
         );
         for (variant, secs) in &timed {
             let style = if variant.numbered {
