@@ -256,6 +256,7 @@ async fn engine(db: &Database, source: &Source, name: &str, expected: u64) -> (u
                     now_ms: now,
                     not_before_ms: 0,
                     keep_lease_until_ms: 0,
+                    dead_letters: Vec::new(),
                 },
             )
             .await

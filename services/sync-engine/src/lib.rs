@@ -72,6 +72,12 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
             "../migrations/0006_provider_record_column.postgres.sql"
         )),
     },
+    EmbeddedMigration {
+        version: 7,
+        description: "dead letters keyed by what they are about",
+        sql: include_str!("../migrations/0007_dead_letter_key.sql"),
+        postgres_sql: None,
+    },
 ];
 
 /// Starts the service on `listener` with the default delivery options; it drains and stops

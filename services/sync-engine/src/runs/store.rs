@@ -8,7 +8,9 @@ use prost::Message;
 use sqlx::Row;
 use syncline_domain::{ApiError, TenantContext};
 use syncline_proto::common::v1::{ErrorReason, RecordOperation};
-use syncline_proto::sync::v1::{Change, ObjectProgress, SyncRun, SyncRunState, SyncStats};
+use syncline_proto::sync::v1::{
+    Change, DeadLetter, ObjectProgress, SyncRun, SyncRunState, SyncStats,
+};
 use syncline_service_kit::time;
 use syncline_storage::{Backend, Database};
 
@@ -86,6 +88,10 @@ pub struct PageCommit {
     /// Keep the slice's lease until then to read its next page in the same turn; 0 gives
     /// the slice back.
     pub keep_lease_until_ms: i64,
+    /// MAP dead letters: one per record and model field that failed to map (the record is
+    /// published without that field). Each replaces the tenant's earlier letter about the
+    /// same record and field, so replays and later runs keep one.
+    pub dead_letters: Vec<DeadLetter>,
 }
 
 /// What the commit of a page did.
@@ -594,6 +600,9 @@ impl RunStore {
         let published = changes.len();
         let unchanged = total - published;
         let appended = ChangeLog::append_in_tx(&mut tx, tenant, changes, now).await?;
+        for letter in &page.dead_letters {
+            write_map_letter(&mut tx, tenant, letter, now).await?;
+        }
         sqlx::query(
             "UPDATE sync_slices SET changes_published = changes_published + $1,
                  records_unchanged = records_unchanged + $2
@@ -788,6 +797,47 @@ fn record_key(claim: &Claim, id: &str) -> String {
         "{}/{}/{}/{}/{id}",
         claim.tenant.project_id, claim.tenant.tenant_id, claim.connection_id, claim.object
     )
+}
+
+/// Stores a MAP dead letter in the page's transaction, replacing the tenant's earlier one
+/// about the same record and field (see migration 7).
+async fn write_map_letter(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant: &TenantContext,
+    letter: &DeadLetter,
+    now: i64,
+) -> Result<(), ApiError> {
+    let key = format!(
+        "{}/{}/{}/{}",
+        letter.connection_id, letter.object, letter.record_id, letter.field
+    );
+    sqlx::query(
+        "DELETE FROM dead_letters WHERE project_id = $1 AND tenant_id = $2 AND letter_key = $3",
+    )
+    .bind(tenant.project_id.as_str())
+    .bind(tenant.tenant_id.as_str())
+    .bind(key.as_str())
+    .execute(&mut **tx)
+    .await
+    .map_err(internal)?;
+    sqlx::query(
+        "INSERT INTO dead_letters (id, project_id, tenant_id, stage, connection_id, object,
+                                   last_failure_at_ms, delivery_id, letter, letter_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, '', $8, $9)",
+    )
+    .bind(letter.id.as_str())
+    .bind(tenant.project_id.as_str())
+    .bind(tenant.tenant_id.as_str())
+    .bind(letter.stage)
+    .bind(letter.connection_id.as_str())
+    .bind(letter.object.as_str())
+    .bind(now)
+    .bind(letter.encode_to_vec())
+    .bind(key)
+    .execute(&mut **tx)
+    .await
+    .map_err(internal)?;
+    Ok(())
 }
 
 fn notify(log: &ChangeLog, tenant: &TenantContext, appended: &Appended) {

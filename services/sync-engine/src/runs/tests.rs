@@ -100,6 +100,7 @@ fn page(records: Vec<PageRecord>, cursor: &str, caught_up: bool, now_ms: i64) ->
         now_ms,
         not_before_ms: 0,
         keep_lease_until_ms: 0,
+        dead_letters: Vec::new(),
     }
 }
 
@@ -394,6 +395,69 @@ async fn a_page_committed_within_a_turn_keeps_the_slice_unless_the_run_was_pause
             let again = store.claim("w2", 30_300, lease, 1).await.unwrap().unwrap();
             assert_eq!(again.slice_id, claim.slice_id);
             assert_eq!(again.cursor, "c2");
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn fields_that_fail_to_map_are_dead_lettered_once_per_record_and_field() {
+    use crate::delivery::outbox::{DeadLetterFilter, dead_letters};
+    use syncline_proto::sync::v1::{DeadLetter, DeadLetterStage};
+    use syncline_service_kit::pagination::PageRequest;
+
+    on_every_backend(
+        "fields_that_fail_to_map_are_dead_lettered_once_per_record_and_field",
+        |db| async move {
+            let store = RunStore::new(db.clone());
+            let log = log(&db);
+            let (acme, other) = (tenant("acme"), tenant("other"));
+            run(&store, &acme, "run_1", &["deal"]).await;
+            let letter = |claim: &Claim, record: &str, message: &str| DeadLetter {
+                id: syncline_domain::ids::new_resource_id("dlq"),
+                connection_id: claim.connection_id.clone(),
+                object: claim.object.clone(),
+                record_id: record.into(),
+                stage: DeadLetterStage::Map as i32,
+                error_message: message.into(),
+                field: "amount".into(),
+                ..DeadLetter::default()
+            };
+            let all_map = DeadLetterFilter {
+                stage: Some(DeadLetterStage::Map as i32),
+                until_ms: i64::MAX,
+                ..DeadLetterFilter::default()
+            };
+            let page_request = PageRequest {
+                size: 10,
+                after: None,
+            };
+
+            let claim = store.claim("w1", 1_000, 60_000, 1).await.unwrap().unwrap();
+            let mut first = page(vec![record(&claim, "1", "h1")], "c1", false, 1_100);
+            first.dead_letters = vec![letter(&claim, "1", "not a number: 'n/a'")];
+            store.commit_page(&log, &claim, "w1", first).await.unwrap();
+            // The same page read again (a replay after a crash) and the record failing
+            // again later: still one letter, the latest.
+            let claim = store.claim("w1", 2_000, 60_000, 1).await.unwrap().unwrap();
+            let mut again = page(vec![record(&claim, "1", "h1")], "c1", false, 2_100);
+            again.dead_letters = vec![letter(&claim, "1", "not a number: 'tbd'")];
+            store.commit_page(&log, &claim, "w1", again).await.unwrap();
+
+            let letters = dead_letters(&db, &acme, &all_map, &page_request)
+                .await
+                .unwrap();
+            assert_eq!(letters.len(), 1, "{letters:?}");
+            assert_eq!(letters[0].record_id, "1");
+            assert_eq!(letters[0].field, "amount");
+            assert_eq!(letters[0].error_message, "not a number: 'tbd'");
+            assert!(
+                dead_letters(&db, &other, &all_map, &page_request)
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "another tenant sees none"
+            );
         },
     )
     .await;

@@ -20,7 +20,7 @@ use syncline_connectors::{
 };
 use syncline_domain::ApiError;
 use syncline_proto::common::v1::ErrorReason;
-use syncline_proto::sync::v1::Change;
+use syncline_proto::sync::v1::{Change, DeadLetter, DeadLetterStage};
 use syncline_storage::now_ms;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
@@ -327,6 +327,7 @@ impl Runner {
         let now = now_ms();
         let mut records = Vec::with_capacity(page.records.len());
         let mut failed = 0_i64;
+        let mut dead_letters = Vec::new();
         for provider_record in page.records {
             let mapped = object.apply_inbound(&provider_record);
             if !mapped.errors.is_empty() {
@@ -336,6 +337,7 @@ impl Runner {
                     errors = mapped.errors.len(),
                     "fields of a record could not be mapped; published without them"
                 );
+                dead_letters.extend(map_letters(claim, &mapped, &provider_record, now));
             }
             let hash = content_hash(&mapped);
             let id = mapped.id.clone();
@@ -370,6 +372,7 @@ impl Runner {
             provider_calls: i64::from(page.provider_calls),
             records,
             records_failed: failed,
+            dead_letters,
             not_before_ms,
         })
     }
@@ -395,6 +398,7 @@ impl Runner {
             now_ms: now_ms(),
             not_before_ms: page.not_before_ms,
             keep_lease_until_ms,
+            dead_letters: page.dead_letters,
         };
         let committed = self
             .store
@@ -448,6 +452,38 @@ impl Runner {
     }
 }
 
+/// One MAP dead letter per field of `mapped` that failed, carrying the provider record as
+/// read and the trace of this page.
+fn map_letters(
+    claim: &Claim,
+    mapped: &syncline_mapping_plan::MappedRecord,
+    provider_record: &syncline_proto::common::v1::Record,
+    now: i64,
+) -> Vec<DeadLetter> {
+    let trace_id = syncline_telemetry::current_trace_id().unwrap_or_default();
+    mapped
+        .errors
+        .iter()
+        .map(|error| DeadLetter {
+            id: syncline_domain::ids::new_resource_id("dlq"),
+            connection_id: claim.connection_id.clone(),
+            object: claim.object.clone(),
+            record_id: mapped.id.clone(),
+            stage: DeadLetterStage::Map as i32,
+            operation: 0,
+            error_reason: ErrorReason::InvalidArgument as i32,
+            error_message: error.message.clone(),
+            field: error.field.to_string(),
+            attempt_count: 1,
+            first_failure_time: Some(syncline_service_kit::time::timestamp(now)),
+            last_failure_time: Some(syncline_service_kit::time::timestamp(now)),
+            record: Some(provider_record.clone()),
+            webhook_endpoint_id: String::new(),
+            trace_id: trace_id.clone(),
+        })
+        .collect()
+}
+
 /// The span of one page of `claim`: its tenant, connection, run and object, continuing the
 /// trace of the request that started the run.
 fn page_span(claim: &Claim) -> tracing::Span {
@@ -478,6 +514,7 @@ struct Fetched {
     estimated_total: Option<i64>,
     provider_calls: i64,
     records_failed: i64,
+    dead_letters: Vec<DeadLetter>,
     /// The slice's next page waits until then (0: no wait).
     not_before_ms: i64,
     usage: syncline_connectors::ApiUsage,
