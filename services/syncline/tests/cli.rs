@@ -519,6 +519,21 @@ async fn sync_draws_progress_and_exits_by_the_run_state() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("paused:"), "{stderr}");
     assert!(stderr.contains("NEEDS_REAUTH: "), "{stderr}");
+
+    // A run the CRM refuses fails: exit 1 with the reason.
+    let globex = Tenant::connect(&harness, 20).await;
+    globex.map_a_field_the_crm_then_drops(&harness).await;
+    let output = syncline()
+        .args(["sync", &globex.connection, "--mode", "backfill"])
+        .args(["--gateway", &harness.gateway(), "--poll-ms", "50"])
+        .env("SYNCLINE_TOKEN", &globex.token)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("failed: 0 read"), "{stderr}");
+    assert!(stderr.contains("PROVIDER_REJECTED: "), "{stderr}");
     harness.stop().await;
 }
 

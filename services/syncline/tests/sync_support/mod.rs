@@ -38,6 +38,8 @@ objects:
         type: email
       last_name:
         type: string
+      score:
+        type: decimal
 "#;
 
 pub const INTERNAL_SECRET: &str = "sync-cli-test-internal-secret-0123456789abcdef";
@@ -250,6 +252,57 @@ impl Tenant {
             token,
             channel,
         }
+    }
+
+    /// Maps a new custom field `Score__c` of the org's contacts and then removes it from the
+    /// org, before anything describes the org again: the next read of contacts is refused by
+    /// the CRM (INVALID_FIELD), so a run fails.
+    pub async fn map_a_field_the_crm_then_drops(&self, harness: &Harness) {
+        let admin = harness.salesforce.admin();
+        admin
+            .add_field(
+                &self.org,
+                "Contact",
+                syncline_crm_sandbox::salesforce::NewField {
+                    name: "Score__c".into(),
+                    label: None,
+                    ftype: "double".into(),
+                    picklist: vec![],
+                    reference_to: None,
+                },
+            )
+            .unwrap();
+        syncline_proto::schema::v1::schema_service_client::SchemaServiceClient::new(
+            self.channel.clone(),
+        )
+        .refresh_schema(
+            self.request(syncline_proto::schema::v1::RefreshSchemaRequest {
+                connection_id: self.connection.clone(),
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap();
+        let field = |model: &str, provider: &str| FieldMapping {
+            model_fields: vec![model.into()],
+            provider_fields: vec![provider.into()],
+            direction: MappingDirection::Inbound as i32,
+            ..FieldMapping::default()
+        };
+        MappingServiceClient::new(self.channel.clone())
+            .save_field_mappings(self.request(SaveFieldMappingsRequest {
+                connection_id: self.connection.clone(),
+                objects: vec![ObjectMapping {
+                    object: "contact".into(),
+                    provider_object: "Contact".into(),
+                    fields: vec![field("last_name", "LastName"), field("score", "Score__c")],
+                }],
+            }))
+            .await
+            .expect("the score mapping saves");
+        admin
+            .remove_field(&self.org, "Contact", "Score__c")
+            .unwrap();
     }
 
     pub fn sync(&self) -> SyncServiceClient<Channel> {
