@@ -3,9 +3,10 @@
 //!
 //! A run is one read of some of a connection's mapped objects. It is stored as a row of
 //! `sync_runs` plus one *slice* per object (`sync_slices`): the object's cursor and counts,
-//! and a lease. A worker claims a slice for one page (see [`store::RunStore::claim`] for the
-//! fair order and per-tenant cap), and commits that page's changes, record state, cursor and
-//! counts in one transaction ([`store::RunStore::commit_page`]); a process killed at any point
+//! and a lease. A worker claims a slice for one turn of pages (see [`store::RunStore::claim`]
+//! for the fair order and per-tenant cap, `sync_engine.runs.turn_ms` for the turn), and
+//! commits each page's changes, record state, cursor and counts in one transaction
+//! ([`store::RunStore::commit_page`]); a process killed at any point
 //! leaves either the whole page or none of it, and its lease runs out so another worker (or
 //! the restarted process) reads the page again. A replayed page publishes nothing new: each
 //! record's content hash is kept, and a record whose mapped content is unchanged counts as

@@ -462,7 +462,8 @@ impl RunStore {
         Ok(())
     }
 
-    /// Commits one page in one transaction: the slice's cursor and counts (releasing it),
+    /// Commits one page in one transaction: the slice's cursor and counts (releasing it, or
+    /// keeping it until `keep_lease_until_ms` for the next page of the worker's turn),
     /// the record state, the changes whose content differs from what was published last,
     /// the connection's checkpoint (every page of an incremental run; at the end of each
     /// object of a backfill) and, after the run's last slice, SUCCEEDED. Discarded when the

@@ -1,6 +1,7 @@
-//! The workers: each claims one (run, object) slice, reads ONE page from the CRM, maps it
-//! with the tenant's compiled plan, commits changes, record state and checkpoint together,
-//! and gives the slice back so other tenants get their turn.
+//! The workers: each claims one (run, object) slice and works it for one turn — reads a page
+//! from the CRM, maps it with the tenant's compiled plan, commits changes, record state and
+//! checkpoint together, reading the next page meanwhile — then gives the slice back so other
+//! tenants get their turn.
 //!
 //! Failures never drop a page: a retryable provider error (429, 5xx, transport) releases the
 //! slice with a backoff (`syncline_connectors::limits`: full jitter, never less than the
