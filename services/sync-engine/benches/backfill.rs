@@ -97,6 +97,24 @@ struct Source {
     fields: Vec<String>,
 }
 
+impl Source {
+    /// The page of `Project__c` at `cursor`, as a worker reads it.
+    async fn page(&self, cursor: &ReadCursor) -> syncline_connectors::RecordPage {
+        self.connector
+            .read_page(
+                &self.credentials,
+                ReadRequest {
+                    object: "Project__c",
+                    fields: &self.fields,
+                    cursor,
+                    page_size: PAGE,
+                },
+            )
+            .await
+            .unwrap()
+    }
+}
+
 fn tenant(name: &str) -> TenantContext {
     TenantContext {
         project_id: ProjectId::parse("bench").unwrap(),
@@ -202,19 +220,7 @@ async fn engine(db: &Database, source: &Source, name: &str, expected: u64) -> (u
             .await
             .unwrap()
             .unwrap();
-        let page = source
-            .connector
-            .read_page(
-                &source.credentials,
-                ReadRequest {
-                    object: "Project__c",
-                    fields: &source.fields,
-                    cursor: &ReadCursor(claim.cursor.clone()),
-                    page_size: PAGE,
-                },
-            )
-            .await
-            .unwrap();
+        let page = source.page(&ReadCursor(claim.cursor.clone())).await;
         read += page.records.len() as u64;
         let t1 = Instant::now();
         reading += (t1 - t0).as_secs_f64();
@@ -294,19 +300,7 @@ async fn raw(db: &Database, source: &Source) -> (u64, f64) {
     let mut cursor = ReadCursor::start();
     let mut read = 0_u64;
     loop {
-        let page = source
-            .connector
-            .read_page(
-                &source.credentials,
-                ReadRequest {
-                    object: "Project__c",
-                    fields: &source.fields,
-                    cursor: &cursor,
-                    page_size: PAGE,
-                },
-            )
-            .await
-            .unwrap();
+        let page = source.page(&cursor).await;
         read += page.records.len() as u64;
         for chunk in page.records.chunks(1000) {
             let rows: Vec<String> = (0..chunk.len())

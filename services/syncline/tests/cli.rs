@@ -476,7 +476,7 @@ async fn manifest_deploy_installs_versions_through_the_gateway() {
 mod sync_support;
 
 use sync_support::{Harness, INTERNAL_SECRET, Tenant};
-use syncline_proto::sync::v1::{StartSyncRunRequest, SyncMode, SyncRun, SyncRunState};
+use syncline_proto::sync::v1::{SyncRun, SyncRunState};
 
 fn read_count(run: &SyncRun) -> i64 {
     run.stats.map_or(0, |s| s.records_read)
@@ -609,18 +609,7 @@ async fn killed_sync_engine_resumes_and_delivers_every_record_once(postgres: Opt
     }
 
     // The suite's own sync-engine has no workers: the run waits for the child.
-    let run = acme
-        .sync()
-        .start_sync_run(acme.request(StartSyncRunRequest {
-            connection_id: acme.connection.clone(),
-            mode: SyncMode::Backfill as i32,
-            objects: vec![],
-        }))
-        .await
-        .unwrap()
-        .into_inner()
-        .sync_run
-        .unwrap();
+    let run = acme.start_backfill().await;
     let mut kills = 0;
     let mut seen = 0;
     for round in 0..6 {
@@ -784,19 +773,7 @@ async fn two_sync_engine_processes_share_one_queue_on_postgres() {
 
     let mut runs = Vec::new();
     for tenant in &tenants {
-        let run = tenant
-            .sync()
-            .start_sync_run(tenant.request(StartSyncRunRequest {
-                connection_id: tenant.connection.clone(),
-                mode: SyncMode::Backfill as i32,
-                objects: vec![],
-            }))
-            .await
-            .unwrap()
-            .into_inner()
-            .sync_run
-            .unwrap();
-        runs.push(run.id);
+        runs.push(tenant.start_backfill().await.id);
     }
     for (tenant, run) in tenants.iter().zip(&runs) {
         let done = tenant

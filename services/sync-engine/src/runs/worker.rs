@@ -38,10 +38,14 @@ pub fn content_hash(record: &syncline_mapping_plan::MappedRecord) -> String {
         return DELETED_HASH.to_owned();
     }
     let mut hasher = Sha256::new();
+    // One buffer for every value's encoding: this runs for each record read.
+    let mut encoded = Vec::new();
     for (name, value) in &record.fields {
+        encoded.clear();
+        prost::Message::encode_raw(value, &mut encoded);
         hasher.update(name.as_bytes());
         hasher.update([0]);
-        hasher.update(prost::Message::encode_to_vec(value));
+        hasher.update(&encoded);
         hasher.update([0xff]);
     }
     let digest = hasher.finalize();
@@ -134,7 +138,7 @@ impl Runner {
                 };
                 let keep = !page.caught_up
                     && page.not_before_ms == 0
-                    && !page.over_budget
+                    && !matches!(page.quota, QuotaDecision::Pause { .. })
                     && tokio::time::Instant::now() < turn_ends;
                 if !keep {
                     return self.commit(&claim, page, 0).await.map(|_| None);
@@ -364,7 +368,6 @@ impl Runner {
             .budget
             .decide(provider, &page.usage, chrono::Utc::now(), None);
         Ok(Fetched {
-            over_budget: matches!(quota, QuotaDecision::Pause { .. }),
             quota,
             usage: page.usage,
             cursor: page.cursor.0,
@@ -521,7 +524,6 @@ struct Fetched {
     usage: syncline_connectors::ApiUsage,
     /// What the tenant's budget says after this page.
     quota: QuotaDecision,
-    over_budget: bool,
 }
 
 fn connector_outcome(

@@ -21,7 +21,9 @@ use syncline_proto::mapping::v1::{
     DeployManifestRequest, FieldMapping, MappingDirection, ObjectMapping, SaveFieldMappingsRequest,
 };
 use syncline_proto::sync::v1::sync_service_client::SyncServiceClient;
-use syncline_proto::sync::v1::{Change, GetSyncRunRequest, StreamChangesRequest, SyncRun};
+use syncline_proto::sync::v1::{
+    Change, GetSyncRunRequest, StartSyncRunRequest, StreamChangesRequest, SyncMode, SyncRun,
+};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
@@ -226,32 +228,40 @@ impl Tenant {
             ))
             .await
             .unwrap();
-        let field = |model: &str, provider: &str| FieldMapping {
-            model_fields: vec![model.into()],
-            provider_fields: vec![provider.into()],
-            direction: MappingDirection::Inbound as i32,
-            ..FieldMapping::default()
-        };
-        mapping
-            .save_field_mappings(authed(
-                &token,
-                SaveFieldMappingsRequest {
-                    connection_id: started.connection_id.clone(),
-                    objects: vec![ObjectMapping {
-                        object: "contact".into(),
-                        provider_object: "Contact".into(),
-                        fields: vec![field("email", "Email"), field("last_name", "LastName")],
-                    }],
-                },
-            ))
-            .await
-            .expect("the contact mapping saves");
-        Self {
+        let tenant = Self {
             org,
             connection: started.connection_id,
             token,
             channel,
-        }
+        };
+        tenant
+            .map_contacts(&[("email", "Email"), ("last_name", "LastName")])
+            .await;
+        tenant
+    }
+
+    /// Saves the connection's inbound contact mappings: (model field, `Contact` field) pairs.
+    async fn map_contacts(&self, pairs: &[(&str, &str)]) {
+        let fields = pairs
+            .iter()
+            .map(|(model, provider)| FieldMapping {
+                model_fields: vec![(*model).into()],
+                provider_fields: vec![(*provider).into()],
+                direction: MappingDirection::Inbound as i32,
+                ..FieldMapping::default()
+            })
+            .collect();
+        MappingServiceClient::new(self.channel.clone())
+            .save_field_mappings(self.request(SaveFieldMappingsRequest {
+                connection_id: self.connection.clone(),
+                objects: vec![ObjectMapping {
+                    object: "contact".into(),
+                    provider_object: "Contact".into(),
+                    fields,
+                }],
+            }))
+            .await
+            .expect("the contact mapping saves");
     }
 
     /// Maps a new custom field `Score__c` of the org's contacts and then removes it from the
@@ -283,26 +293,26 @@ impl Tenant {
         )
         .await
         .unwrap();
-        let field = |model: &str, provider: &str| FieldMapping {
-            model_fields: vec![model.into()],
-            provider_fields: vec![provider.into()],
-            direction: MappingDirection::Inbound as i32,
-            ..FieldMapping::default()
-        };
-        MappingServiceClient::new(self.channel.clone())
-            .save_field_mappings(self.request(SaveFieldMappingsRequest {
-                connection_id: self.connection.clone(),
-                objects: vec![ObjectMapping {
-                    object: "contact".into(),
-                    provider_object: "Contact".into(),
-                    fields: vec![field("last_name", "LastName"), field("score", "Score__c")],
-                }],
-            }))
-            .await
-            .expect("the score mapping saves");
+        self.map_contacts(&[("last_name", "LastName"), ("score", "Score__c")])
+            .await;
         admin
             .remove_field(&self.org, "Contact", "Score__c")
             .unwrap();
+    }
+
+    /// Starts (or joins) a BACKFILL of the connection through the gateway.
+    pub async fn start_backfill(&self) -> SyncRun {
+        self.sync()
+            .start_sync_run(self.request(StartSyncRunRequest {
+                connection_id: self.connection.clone(),
+                mode: SyncMode::Backfill as i32,
+                objects: vec![],
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .sync_run
+            .unwrap()
     }
 
     pub fn sync(&self) -> SyncServiceClient<Channel> {
