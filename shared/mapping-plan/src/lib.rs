@@ -7,6 +7,9 @@
 //! - a field that fails (a value that cannot be converted, a rejected picklist value) is left
 //!   out of the output and reported as a [`FieldError`] naming it; the other fields map;
 //! - transforms are parsed when the plan is compiled, never per record;
+//! - a plan schema drift broke is refused by [`CompiledPlan::compile`]; a sync worker
+//!   compiles it with [`CompiledPlan::compile_without_broken`], which leaves the broken rules
+//!   out and names them;
 //! - with the guarded outbound apply (`apply_outbound_guarded`, given the CRM record as it
 //!   is, or `None` on create), a field guarded `if_empty` is never written over a non-empty
 //!   value and one guarded `on_create` never on an update.
@@ -15,7 +18,7 @@ pub mod plan;
 pub mod transform;
 
 pub use plan::{
-    CompileError, CompiledObject, CompiledPlan, Direction, FieldError, Guard, MappedRecord, Rules,
-    UnknownObject,
+    BrokenRule, CompileError, CompiledObject, CompiledPlan, Direction, FieldError, Guard,
+    MappedRecord, Rules, UnknownObject,
 };
 pub use transform::{Step, TransformError};

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use prost_types::Value;
 use prost_types::value::Kind;
 use syncline_proto::common::v1::Record;
-use syncline_proto::mapping::v1::{CompiledFieldRule, MappingPlan, ObjectPlan, WriteGuard};
+use syncline_proto::mapping::v1::{
+    CompiledFieldRule, FieldMappingViolation, MappingPlan, ObjectPlan, ViolationKind, WriteGuard,
+};
 use syncline_proto::schema::v1::FieldType;
 
 use crate::transform::{self, Step, TransformError};
@@ -364,6 +366,12 @@ impl Rules {
         }
     }
 
+    /// The distinct source fields the rules read, in rule order: the provider fields a
+    /// worker asks the CRM for (inbound).
+    pub fn source_fields(&self) -> &[String] {
+        &self.sources
+    }
+
     /// The target fields, in rule order.
     pub fn targets(&self) -> impl Iterator<Item = &str> {
         self.rules.iter().map(|r| r.target.as_ref())
@@ -609,6 +617,101 @@ impl CompiledObject {
     }
 }
 
+/// A rule of a plan that schema drift broke, left out by
+/// [`CompiledPlan::compile_without_broken`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenRule {
+    /// Model object of the rule.
+    pub object: String,
+    /// The CRM object.
+    pub provider_object: String,
+    pub direction: Direction,
+    /// Model fields (inbound: the target; outbound: the sources).
+    pub model_fields: Vec<String>,
+    /// CRM fields (inbound: the sources; outbound: the target).
+    pub provider_fields: Vec<String>,
+    /// The provider field the drift is about ("" when the CRM object itself is gone).
+    pub broken_field: String,
+    /// What the drift did (`ViolationKind`).
+    pub kind: ViolationKind,
+    /// Mapping's description of the drift.
+    pub message: String,
+}
+
+/// Whether `violation` (of `object`) names `rule` of `direction`: its model and provider
+/// fields match, an empty one matching any; a violation naming neither (the CRM object is
+/// gone) breaks every rule of the object.
+fn names_rule(
+    violation: &FieldMappingViolation,
+    direction: Direction,
+    rule: &CompiledFieldRule,
+) -> bool {
+    let (model, provider): (&[String], &[String]) = match direction {
+        Direction::Inbound => (
+            std::slice::from_ref(&rule.target_field),
+            &rule.source_fields,
+        ),
+        Direction::Outbound => (
+            &rule.source_fields,
+            std::slice::from_ref(&rule.target_field),
+        ),
+    };
+    let model_ok = violation.model_field.is_empty() || model.contains(&violation.model_field);
+    let provider_ok =
+        violation.provider_field.is_empty() || provider.contains(&violation.provider_field);
+    model_ok && provider_ok
+}
+
+/// `plan` without the rules its `drift_violations` name (and without the violations),
+/// with the rules left out.
+fn without_broken(plan: &MappingPlan) -> (MappingPlan, Vec<BrokenRule>) {
+    let mut kept = plan.clone();
+    kept.drift_violations.clear();
+    let mut broken = Vec::new();
+    for object in &mut kept.objects {
+        let violations: Vec<&FieldMappingViolation> = plan
+            .drift_violations
+            .iter()
+            .filter(|v| v.object == object.object)
+            .collect();
+        if violations.is_empty() {
+            continue;
+        }
+        for direction in [Direction::Inbound, Direction::Outbound] {
+            let rules = match direction {
+                Direction::Inbound => &mut object.inbound,
+                Direction::Outbound => &mut object.outbound,
+            };
+            rules.retain(|rule| {
+                let Some(violation) = violations.iter().find(|v| names_rule(v, direction, rule))
+                else {
+                    return true;
+                };
+                let (model_fields, provider_fields) = match direction {
+                    Direction::Inbound => {
+                        (vec![rule.target_field.clone()], rule.source_fields.clone())
+                    }
+                    Direction::Outbound => {
+                        (rule.source_fields.clone(), vec![rule.target_field.clone()])
+                    }
+                };
+                broken.push(BrokenRule {
+                    object: object.object.clone(),
+                    provider_object: object.provider_object.clone(),
+                    direction,
+                    model_fields,
+                    provider_fields,
+                    broken_field: violation.provider_field.clone(),
+                    kind: violation.kind(),
+                    message: violation.message.clone(),
+                });
+                false
+            });
+        }
+    }
+    (kept, broken)
+}
+
 /// An immutable compiled mapping plan; cache it by (connection, plan version).
 #[derive(Debug, Clone)]
 pub struct CompiledPlan {
@@ -661,6 +764,18 @@ impl CompiledPlan {
             by_object,
             by_provider_object,
         })
+    }
+
+    /// Compiles `plan` leaving out every rule its `drift_violations` name (read with
+    /// `include_broken`): what a sync worker applies while the mapping waits to be saved
+    /// again, so a field the CRM lost is no longer read or written and the other fields
+    /// keep flowing. Returns the rules left out; fails only on a malformed rule.
+    /// [`CompiledPlan::compile`] still refuses such a plan.
+    pub fn compile_without_broken(
+        plan: &MappingPlan,
+    ) -> Result<(Self, Vec<BrokenRule>), CompileError> {
+        let (kept, broken) = without_broken(plan);
+        Ok((Self::compile(&kept)?, broken))
     }
 
     pub fn connection_id(&self) -> &str {

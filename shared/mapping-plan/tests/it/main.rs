@@ -566,3 +566,111 @@ fn a_plan_drift_broke_does_not_compile() {
     };
     assert!(CompiledPlan::compile(&fine).is_ok());
 }
+
+#[test]
+fn compile_without_broken_leaves_out_only_the_rules_drift_broke() {
+    let record = |fields: &[(&str, &str)]| Record {
+        object: "Project__c".into(),
+        id: "a01".into(),
+        fields: fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), string(*v)))
+            .collect(),
+        ..Record::default()
+    };
+    let plan = MappingPlan {
+        objects: vec![ObjectPlan {
+            object: "project".into(),
+            provider_object: "Project__c".into(),
+            inbound: vec![
+                rule("Name", "name", vec![]),
+                rule("Deal_Risk_Score__c", "risk", vec![]),
+            ],
+            outbound: vec![
+                rule("name", "Name", vec![]),
+                rule("risk", "Deal_Risk_Score__c", vec![]),
+            ],
+            ..ObjectPlan::default()
+        }],
+        drift_violations: vec![syncline_proto::mapping::v1::FieldMappingViolation {
+            object: "project".into(),
+            mapping_index: -1,
+            model_field: "risk".into(),
+            provider_field: "Deal_Risk_Score__c".into(),
+            kind: syncline_proto::mapping::v1::ViolationKind::ProviderFieldUnknown as i32,
+            message: "inbound: `Deal_Risk_Score__c` is gone".into(),
+        }],
+        ..MappingPlan::default()
+    };
+    assert!(
+        CompiledPlan::compile(&plan).is_err(),
+        "compile still refuses it"
+    );
+    let (compiled, broken) = CompiledPlan::compile_without_broken(&plan).unwrap();
+    let left_out: Vec<(syncline_mapping_plan::Direction, Vec<String>)> = broken
+        .iter()
+        .map(|b| (b.direction, b.provider_fields.clone()))
+        .collect();
+    assert_eq!(
+        left_out,
+        vec![
+            (
+                syncline_mapping_plan::Direction::Inbound,
+                vec!["Deal_Risk_Score__c".to_owned()]
+            ),
+            (
+                syncline_mapping_plan::Direction::Outbound,
+                vec!["Deal_Risk_Score__c".to_owned()]
+            ),
+        ]
+    );
+    assert!(broken.iter().all(|b| b.broken_field == "Deal_Risk_Score__c"
+        && b.kind == syncline_proto::mapping::v1::ViolationKind::ProviderFieldUnknown));
+    let object = compiled.object("project").unwrap();
+    assert_eq!(
+        object
+            .rules(syncline_mapping_plan::Direction::Inbound)
+            .source_fields(),
+        ["Name".to_owned()]
+    );
+    let mapped = object.apply_inbound(&record(&[("Name", "Apollo"), ("Deal_Risk_Score__c", "9")]));
+    assert_eq!(mapped.fields.len(), 1);
+    assert_eq!(text(mapped.get("name").unwrap()), "Apollo");
+    assert!(mapped.errors.is_empty());
+
+    // Without violations nothing is left out.
+    let fine = MappingPlan {
+        drift_violations: Vec::new(),
+        ..plan.clone()
+    };
+    let (compiled, broken) = CompiledPlan::compile_without_broken(&fine).unwrap();
+    assert!(broken.is_empty());
+    assert_eq!(
+        compiled
+            .object("project")
+            .unwrap()
+            .rules(syncline_mapping_plan::Direction::Inbound)
+            .source_fields(),
+        ["Name".to_owned(), "Deal_Risk_Score__c".to_owned()]
+    );
+
+    // The CRM object itself gone: every rule of the object is left out.
+    let gone = MappingPlan {
+        drift_violations: vec![syncline_proto::mapping::v1::FieldMappingViolation {
+            object: "project".into(),
+            mapping_index: -1,
+            ..Default::default()
+        }],
+        ..plan
+    };
+    let (compiled, broken) = CompiledPlan::compile_without_broken(&gone).unwrap();
+    assert_eq!(broken.len(), 4);
+    assert!(
+        compiled
+            .object("project")
+            .unwrap()
+            .rules(syncline_mapping_plan::Direction::Inbound)
+            .source_fields()
+            .is_empty()
+    );
+}
