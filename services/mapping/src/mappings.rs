@@ -526,7 +526,17 @@ pub fn field_rules(
     (inbound_rule, outbound_rule)
 }
 
-/// The plan rules of one object mapping.
+/// How often sync-engine reads the object by itself, in seconds (the manifest's
+/// `schedule`, validated on deploy); 0 when it has none.
+fn schedule_seconds(spec: &ObjectSpec) -> i64 {
+    spec.schedule
+        .as_deref()
+        .and_then(crate::manifest::duration_seconds)
+        .and_then(|s| i64::try_from(s).ok())
+        .unwrap_or(0)
+}
+
+/// The plan rules of one object mapping, with the object's schedule.
 pub fn object_plan(
     spec: &ObjectSpec,
     mapping: &ObjectMapping,
@@ -535,6 +545,7 @@ pub fn object_plan(
     let mut plan = ObjectPlan {
         object: mapping.object.clone(),
         provider_object,
+        schedule_seconds: schedule_seconds(spec),
         ..ObjectPlan::default()
     };
     for field in &mapping.fields {
@@ -863,6 +874,8 @@ mod tests {
         .0;
         assert_eq!(plan.plan_version, 3);
         let contact = &plan.objects[0];
+        // The manifest's `schedule: 15m` goes into the plan for sync-engine.
+        assert_eq!(contact.schedule_seconds, 15 * 60);
         assert_eq!(contact.inbound[0].target_type, FieldType::Email as i32);
         assert_eq!(contact.outbound[1].target_field, "LastName");
         // The manifest's `write: if_empty` on email is carried into its outbound rule.
