@@ -770,6 +770,12 @@ pub struct SyncRunsConfig {
     /// milliseconds. Within a turn it reads the next page while the previous one commits;
     /// 0 gives up the slice after every page.
     pub turn_ms: u64,
+    /// How often each process looks for connections whose manifest `schedule` makes an
+    /// incremental run due, in seconds.
+    pub schedule_poll_secs: u64,
+    /// Divides every schedule's interval (tests and demos: 60 makes `schedule: 1m` one
+    /// second); 1 in production.
+    pub schedule_speedup: u64,
 }
 
 impl Default for SyncRunsConfig {
@@ -785,6 +791,8 @@ impl Default for SyncRunsConfig {
             max_backoff_secs: 300,
             breaker_cool_down_secs: 30,
             turn_ms: 2_000,
+            schedule_poll_secs: 15,
+            schedule_speedup: 1,
         }
     }
 }
@@ -834,6 +842,8 @@ impl SyncEngineConfig {
             ("quota_pause_secs", runs.quota_pause_secs),
             ("max_backoff_secs", runs.max_backoff_secs),
             ("breaker_cool_down_secs", runs.breaker_cool_down_secs),
+            ("schedule_poll_secs", runs.schedule_poll_secs),
+            ("schedule_speedup", runs.schedule_speedup),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid {

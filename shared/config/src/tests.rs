@@ -247,6 +247,7 @@ fn sync_run_settings_load_from_env_and_are_validated() {
             ("SYNCLINE_SYNC_ENGINE__RUNS__WORKERS", "8"),
             ("SYNCLINE_SYNC_ENGINE__RUNS__PER_TENANT_CONCURRENCY", "1"),
             ("SYNCLINE_SYNC_ENGINE__RUNS__LEASE_SECS", "5"),
+            ("SYNCLINE_SYNC_ENGINE__RUNS__SCHEDULE_POLL_SECS", "3"),
         ]),
     )
     .unwrap();
@@ -256,6 +257,7 @@ fn sync_run_settings_load_from_env_and_are_validated() {
         (8, 1, 5)
     );
     assert_eq!(runs.daily_quota_share_percent, 50);
+    assert_eq!((runs.schedule_poll_secs, runs.schedule_speedup), (3, 1));
     for (key, value, named) in [
         (
             "SYNCLINE_SYNC_ENGINE__RUNS__PAGE_SIZE",
@@ -266,6 +268,11 @@ fn sync_run_settings_load_from_env_and_are_validated() {
             "SYNCLINE_SYNC_ENGINE__RUNS__DAILY_QUOTA_SHARE_PERCENT",
             "101",
             "sync_engine.runs.daily_quota_share_percent",
+        ),
+        (
+            "SYNCLINE_SYNC_ENGINE__RUNS__SCHEDULE_POLL_SECS",
+            "0",
+            "sync_engine.runs.schedule_poll_secs",
         ),
     ] {
         let error = load(None, env(&[(key, value)])).unwrap_err();
