@@ -78,6 +78,12 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
         sql: include_str!("../migrations/0007_dead_letter_key.sql"),
         postgres_sql: None,
     },
+    EmbeddedMigration {
+        version: 8,
+        description: "schedules of incremental runs",
+        sql: include_str!("../migrations/0008_sync_schedules.sql"),
+        postgres_sql: None,
+    },
 ];
 
 /// Starts the service on `listener` with the default delivery options; it drains and stops
@@ -125,6 +131,7 @@ pub async fn start_with(
         runs::RunOptions::from_config(&config.sync_engine.runs),
     ));
     runner.spawn_workers(&shutdown);
+    runner.spawn_scheduler(&shutdown);
     let api = api::SyncApi::new(
         store::Store::new(boot.database),
         engine.clone(),

@@ -14,6 +14,7 @@
 
 mod reauth;
 pub mod remote;
+pub mod schedule;
 pub mod store;
 pub mod worker;
 
@@ -62,6 +63,11 @@ pub struct RunOptions {
     pub breaker: syncline_connectors::BreakerConfig,
     /// The tenant's share of its daily quota, and the provider's short window.
     pub budget: syncline_connectors::QuotaBudget,
+    /// How often the scheduler looks for due schedules (`sync_engine.runs.schedule_poll_secs`).
+    pub schedule_poll: Duration,
+    /// Divides every schedule's interval (`sync_engine.runs.schedule_speedup`; 1 in
+    /// production).
+    pub schedule_speedup: u64,
 }
 
 impl RunOptions {
@@ -89,14 +95,27 @@ impl RunOptions {
                 min_pause: Duration::from_secs(config.quota_pause_secs),
                 window_reserve: 1,
             },
+            schedule_poll: Duration::from_secs(config.schedule_poll_secs),
+            schedule_speedup: config.schedule_speedup,
         }
     }
+}
+
+/// Which objects a start reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Objects<'a> {
+    /// The request's objects, every object of the plan when empty; one the plan does not
+    /// have is INVALID_ARGUMENT.
+    Requested(&'a [String]),
+    /// Due scheduled objects; those the latest plan no longer schedules are left out.
+    Scheduled(&'a [String]),
 }
 
 /// Starts runs and works them.
 #[derive(Debug)]
 pub struct Runner {
     store: RunStore,
+    schedules: schedule::store::ScheduleStore,
     log: ChangeLog,
     http: reqwest::Client,
     remote: Remote,
@@ -120,6 +139,7 @@ impl Runner {
         options: RunOptions,
     ) -> Self {
         Self {
+            schedules: schedule::store::ScheduleStore::new(db.clone()),
             store: RunStore::new(db),
             log,
             http,
@@ -183,7 +203,28 @@ impl Runner {
         if !violations.is_empty() {
             return Err(ApiError::invalid(violations).into());
         }
-        let connection = request.connection_id.as_str();
+        self.launch(
+            tenant,
+            &request.connection_id,
+            mode,
+            Objects::Requested(&request.objects),
+            SyncTrigger::Manual,
+        )
+        .await
+    }
+
+    /// Starts a run of `connection` in `mode` for `objects` with `trigger`, or returns the
+    /// connection's active run in the same mode (`created = false`): the one path of
+    /// `StartSyncRun` and the scheduler. Writes the connection's schedules from the plan it
+    /// fetched. A scheduled start's NOT_FOUND from mapping (no plan) stays NOT_FOUND.
+    pub(crate) async fn launch(
+        &self,
+        tenant: &TenantContext,
+        connection: &str,
+        mode: SyncMode,
+        objects: Objects<'_>,
+        trigger: SyncTrigger,
+    ) -> Result<(SyncRun, bool), Status> {
         if let Some(run) = self.active(tenant, connection, mode).await? {
             return Ok((run, false));
         }
@@ -194,7 +235,9 @@ impl Runner {
             .fetch_plan(tenant, connection, 0)
             .await
             .map_err(|status| {
-                if status.code() == tonic::Code::NotFound {
+                if status.code() == tonic::Code::NotFound
+                    && matches!(objects, Objects::Requested(_))
+                {
                     Status::from(ApiError::new(
                         syncline_domain::ErrorCode::FailedPrecondition,
                         "the connection has no mapping plan; save its field mappings first",
@@ -203,11 +246,20 @@ impl Runner {
                     status
                 }
             })?;
+        self.write_schedules(tenant, connection, &plan).await;
         let mut slices = Vec::new();
-        let wanted: Vec<&str> = if request.objects.is_empty() {
-            plan.objects.iter().map(|o| o.object.as_str()).collect()
-        } else {
-            request.objects.iter().map(String::as_str).collect()
+        let wanted: Vec<&str> = match objects {
+            Objects::Requested([]) => plan.objects.iter().map(|o| o.object.as_str()).collect(),
+            Objects::Requested(named) => named.iter().map(String::as_str).collect(),
+            Objects::Scheduled(due) => due
+                .iter()
+                .map(String::as_str)
+                .filter(|object| {
+                    plan.objects
+                        .iter()
+                        .any(|o| o.object == *object && o.schedule_seconds > 0)
+                })
+                .collect(),
         };
         let mut violations = Vec::new();
         let checkpoints = if mode == SyncMode::Incremental {
@@ -238,7 +290,12 @@ impl Runner {
         if slices.is_empty() {
             return Err(ApiError::new(
                 syncline_domain::ErrorCode::FailedPrecondition,
-                "the connection's mapping plan has no enabled objects",
+                match objects {
+                    Objects::Requested(_) => "the connection's mapping plan has no enabled objects",
+                    Objects::Scheduled(_) => {
+                        "the connection's mapping plan no longer schedules the due objects"
+                    }
+                },
             )
             .into());
         }
@@ -251,6 +308,7 @@ impl Runner {
             project.id = %tenant.project_id,
             connection.id = %connection,
             sync_run.id = %id,
+            trigger = trigger.as_str_name(),
         );
         let (trace_id, trace_parent) = root.in_scope(|| {
             let mut headers = tonic::codegen::http::HeaderMap::new();
@@ -277,7 +335,7 @@ impl Runner {
             id: id.clone(),
             connection_id: connection.to_owned(),
             mode: mode as i32,
-            trigger: SyncTrigger::Manual as i32,
+            trigger: trigger as i32,
             state: SyncRunState::Pending as i32,
             objects: slices.iter().map(|s| s.object.clone()).collect(),
             plan_version: plan.plan_version,
@@ -351,8 +409,11 @@ impl Runner {
 
     /// Cancels an active run (a cancelled run stays cancelled).
     pub async fn cancel(&self, tenant: &TenantContext, id: &str) -> Result<SyncRun, Status> {
-        self.transition(tenant, id, &ACTIVE, SyncRunState::Cancelled, &[])
-            .await
+        let run = self
+            .transition(tenant, id, &ACTIVE, SyncRunState::Cancelled, &[])
+            .await?;
+        self.on_run_ended(tenant, &run.connection_id).await;
+        Ok(run)
     }
 
     /// Moves the tenant's run `id` from one of `from` to `to` (no change when it is

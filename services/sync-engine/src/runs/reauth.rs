@@ -54,7 +54,8 @@ impl RunStore {
 }
 
 impl Runner {
-    /// Acts on a lifecycle event sync-engine accepted (not a duplicate): a
+    /// Acts on a lifecycle event sync-engine accepted (not a duplicate): the connection's
+    /// schedules follow it (see [`Runner::on_schedule_event`]), and a
     /// CONNECTION_AUTHORIZED or CONNECTION_RECOVERED event resumes the tenant's runs of its
     /// connection paused for re-authorization (see [`Runner::resume_reauthorized`]).
     ///
@@ -62,6 +63,7 @@ impl Runner {
     /// and the runs stay PAUSED with NEEDS_REAUTH, where the user can still resume them by
     /// hand with `ResumeSyncRun`.
     pub async fn on_lifecycle_event(&self, tenant: &TenantContext, event: &Event) {
+        self.on_schedule_event(tenant, event).await;
         if !reauthorizes(event) {
             return;
         }

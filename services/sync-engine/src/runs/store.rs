@@ -114,7 +114,7 @@ fn internal(error: sqlx::Error) -> ApiError {
     ApiError::internal(error)
 }
 
-fn context(project: &str, tenant: &str) -> Result<TenantContext, ApiError> {
+pub(crate) fn context(project: &str, tenant: &str) -> Result<TenantContext, ApiError> {
     Ok(TenantContext {
         project_id: syncline_domain::ProjectId::parse(project)
             .map_err(|e| ApiError::internal(e.to_string()))?,

@@ -210,9 +210,13 @@ impl Runner {
             }
             Outcome::Fail(reason, message) => {
                 tracing::warn!(reason = reason.as_str_name(), %message, "sync run failed");
-                self.store
+                if self
+                    .store
                     .fail(&claim.run_id, reason, &message, now_ms())
-                    .await?;
+                    .await?
+                {
+                    self.on_run_ended(&claim.tenant, &claim.connection_id).await;
+                }
                 self.store.release(claim, &self.holder, None).await
             }
         }
@@ -427,6 +431,9 @@ impl Runner {
                 kept,
             } => {
                 tracing::debug!(published, unchanged, run_finished, "sync page committed");
+                if run_finished {
+                    self.on_run_ended(&claim.tenant, &claim.connection_id).await;
+                }
                 if let QuotaDecision::Pause { until } = page.quota
                     && !run_finished
                 {
