@@ -36,6 +36,8 @@ use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
+mod schedules;
+
 crate::both_storages!(
     backfill_then_incremental_deliver_each_change_once,
     runs_pause_resume_and_cancel_through_the_api,
