@@ -661,6 +661,11 @@ fn parse_temporal(s: &str, pattern: &DatePattern, zone: FixedOffset) -> Option<T
             if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
                 return Some(Temporal::DateTime(dt));
             }
+            // ISO 8601 with a basic-format offset, as Salesforce writes every datetime
+            // (`2024-01-02T00:10:30.000+0000`).
+            if let Ok(dt) = DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z") {
+                return Some(Temporal::DateTime(dt));
+            }
             if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
                 return Some(Temporal::Date(d));
             }
@@ -898,9 +903,11 @@ pub fn coerce(value: Value, ty: FieldType) -> Result<Value, TransformError> {
                 TransformError::new(format!("`{}` is not an ISO-8601 date", clip(s)))
             })?;
             let converted = match (ty, t) {
-                (T::Date, Temporal::Date(_)) | (T::Datetime, Temporal::DateTime(_)) => {
-                    return Ok(value);
-                }
+                (T::Date, Temporal::Date(_)) => return Ok(value),
+                // RFC 3339 text is kept as sent; other ISO 8601 forms are rewritten as
+                // RFC 3339 in UTC, so a model datetime always has one shape.
+                (T::Datetime, Temporal::DateTime(_)) if is_rfc3339(s) => return Ok(value),
+                (T::Datetime, dt @ Temporal::DateTime(_)) => dt,
                 (T::Time, Temporal::Time(_)) => return Ok(value),
                 (T::Date, Temporal::DateTime(dt)) => Temporal::Date(dt.date_naive()),
                 (T::Datetime, Temporal::Date(d)) => {
@@ -922,6 +929,11 @@ pub fn coerce(value: Value, ty: FieldType) -> Result<Value, TransformError> {
             _ => Err(TransformError::new("expected an object")),
         },
     }
+}
+
+/// Whether ISO 8601 datetime text `s` is also RFC 3339 (its offset is `Z` or `±hh:mm`).
+fn is_rfc3339(s: &str) -> bool {
+    s.ends_with(['Z', 'z']) || s.len() > 6 && s.as_bytes()[s.len() - 3] == b':'
 }
 
 /// The manifest's word for a field type (`string`, `datetime`, …).

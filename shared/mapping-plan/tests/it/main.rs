@@ -124,6 +124,23 @@ proptest! {
     }
 
     #[test]
+    fn salesforce_datetimes_become_the_same_instant_in_rfc_3339(
+        secs in 0i64..4_000_000_000, millis in 0u32..1000, offset_min in -720i32..=840,
+    ) {
+        let instant = chrono::DateTime::from_timestamp(secs, millis * 1_000_000).unwrap();
+        let zone = chrono::FixedOffset::east_opt(offset_min * 60).unwrap();
+        // Salesforce's shape: milliseconds and a basic-format offset (`+0000`).
+        let written = instant.with_timezone(&zone).format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string();
+        let got = text(&transform::coerce(string(written.clone()), FieldType::Datetime).unwrap());
+        let read = chrono::DateTime::parse_from_rfc3339(&got).unwrap();
+        prop_assert_eq!(read, instant, "{} -> {}", written, got);
+        prop_assert!(got.ends_with('Z'), "{got}");
+        // RFC 3339 text is kept exactly as sent.
+        let rfc = instant.with_timezone(&zone).to_rfc3339();
+        prop_assert_eq!(text(&transform::coerce(string(rfc.clone()), FieldType::Datetime).unwrap()), rfc);
+    }
+
+    #[test]
     fn numeric_date_patterns_read_and_write_like_chrono(
         days in 0i64..3_000_000,
         pattern in prop_oneof![Just("%m/%d/%Y"), Just("%d.%m.%Y"), Just("%Y%m%d"), Just("%Y-%m-%d"), Just("%d %m %Y")],
