@@ -7,7 +7,8 @@
 //! restarts the sequence at `n = 0`.
 //!
 //! The provider decides what each outcome looks like on the wire (Salesforce: 503
-//! `SERVER_UNAVAILABLE` and 403 `REQUEST_LIMIT_EXCEEDED`; HubSpot: 502 and 429 `RATE_LIMIT`).
+//! `SERVER_UNAVAILABLE` and 403 `REQUEST_LIMIT_EXCEEDED`; HubSpot: 502 and 429 `RATE_LIMIT`;
+//! a forced permanent refusal: see [`FaultOutcome::Refused`]).
 
 use super::rng::{SeededRng, derive_index};
 use serde::{Deserialize, Serialize};
@@ -43,6 +44,13 @@ pub enum FaultOutcome {
     ServerError,
     /// Answer with the provider's rate-limit response.
     RateLimited,
+    /// Refuse the call for good, as the real API does when the connected user may not see
+    /// what it asks for (a 4xx a retry cannot fix): Salesforce 400 `INVALID_TYPE` naming a
+    /// query's object (crm-reference `salesforce/error-invalid-type-unknown-object.json`),
+    /// 404 `NOT_FOUND` for other calls (`salesforce/error-404-describe-not-found.json`);
+    /// HubSpot 403 `MISSING_SCOPES` (`hubspot/error-403-missing-scopes.json`). Only forced
+    /// ([`FaultInjector::force_next`]): the seeded sequence never draws it.
+    Refused,
 }
 
 /// The decision for one request.

@@ -142,6 +142,13 @@ async fn gate(State(shared): State<Arc<Shared>>, mut req: Request, next: Next) -
             rate_headers(resp.headers_mut(), &quota, caller.oauth);
             return resp;
         }
+        FaultOutcome::Refused => {
+            portal.stats.bump(StatKind::InjectedFault);
+            let mut resp =
+                ApiError::missing_scopes(&[&read_scope(req.uri().path())]).into_response();
+            rate_headers(resp.headers_mut(), &quota, caller.oauth);
+            return resp;
+        }
         FaultOutcome::RateLimited => {
             portal.stats.bump(StatKind::InjectedFault);
             let mut resp = ApiError::rate_limited("TEN_SECONDLY_ROLLING", 10).into_response();
@@ -158,6 +165,17 @@ async fn gate(State(shared): State<Arc<Shared>>, mut req: Request, next: Next) -
     let mut resp = next.run(req).await;
     rate_headers(resp.headers_mut(), &quota, oauth);
     resp
+}
+
+/// The read scope a call under `path` needs (`crm.objects.contacts.read`), for a forced
+/// refusal.
+fn read_scope(path: &str) -> String {
+    let object = path
+        .split('/')
+        .skip_while(|s| *s != "objects" && *s != "properties")
+        .nth(1)
+        .unwrap_or("contacts");
+    format!("crm.objects.{object}.read")
 }
 
 /// 403 `MISSING_SCOPES` unless the caller's token has `scope`.

@@ -8,7 +8,7 @@
 //! | `POST /__admin/orgs/{org}/tokens` | mint an access + refresh token for `{client_id?}` without the OAuth dance |
 //! | `GET /__admin/orgs/{org}/stats`, `POST …/stats/reset` | grant/refresh/API counters and quota |
 //! | `GET|PUT /__admin/orgs/{org}/faults` | `FaultConfig` (latency, 5xx rate, rate-limit rate, seed) |
-//! | `POST /__admin/orgs/{org}/faults/force` | `{outcome: "server_error"|"rate_limited", count}` |
+//! | `POST /__admin/orgs/{org}/faults/force` | `{outcome: "server_error"|"rate_limited"|"refused", count}` |
 //! | `POST /__admin/orgs/{org}/sessions/expire` | invalidate all access tokens |
 //! | `POST /__admin/orgs/{org}/refresh-tokens/revoke` | revoke all refresh tokens |
 //! | `PUT /__admin/orgs/{org}/session-lifetime` | `{secs}` for tokens issued from now on |

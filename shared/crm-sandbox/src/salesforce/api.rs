@@ -94,6 +94,18 @@ fn limit_header(used: u64, max: u64) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("api-usage=0/0"))
 }
 
+/// A forced permanent refusal of `req`: a SOQL query's object is not accessible
+/// (`INVALID_TYPE`), anything else does not exist for the user (`NOT_FOUND`).
+fn refusal(req: &Request) -> SfError {
+    let query = url::form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "q")
+        .map(|(_, v)| v.into_owned());
+    match query {
+        Some(q) => super::query::refused(&q),
+        None => SfError::not_found(),
+    }
+}
+
 /// Middleware for everything under `/services/data/{version}/`.
 pub async fn guard(State(s): State<Arc<Shared>>, mut req: Request, next: Next) -> Response {
     let version = req
@@ -137,13 +149,17 @@ pub async fn guard(State(s): State<Arc<Shared>>, mut req: Request, next: Next) -
                 return r;
             }
         },
-        outcome => {
+        outcome @ (FaultOutcome::ServerError
+        | FaultOutcome::RateLimited
+        | FaultOutcome::Refused) => {
             org.stats.bump(StatKind::InjectedFault);
             let (used, max) = org.quota.usage();
-            let mut r = if outcome == FaultOutcome::ServerError {
-                SfError::server_unavailable().into_response()
-            } else {
-                SfError::request_limit_exceeded().into_response()
+            let mut r = match outcome {
+                FaultOutcome::ServerError => SfError::server_unavailable().into_response(),
+                FaultOutcome::Refused => refusal(&req).into_response(),
+                FaultOutcome::RateLimited | FaultOutcome::Pass => {
+                    SfError::request_limit_exceeded().into_response()
+                }
             };
             r.headers_mut()
                 .insert("sforce-limit-info", limit_header(used, max));

@@ -112,22 +112,39 @@ fn no_such_column(src: &str, pos: usize, field: &str, object: &str) -> SfError {
     )
 }
 
+/// 400 `INVALID_TYPE` for the object a query reads, as the real API answers when the
+/// object does not exist or the connected user may not see it (crm-reference
+/// `salesforce/error-invalid-type-unknown-object.json`).
+fn invalid_type(src: &str, q: &Query) -> SfError {
+    SfError::new(
+        StatusCode::BAD_REQUEST,
+        "INVALID_TYPE",
+        caret_message(
+            src,
+            q.from.pos,
+            &format!(
+                "sObject type '{}' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names.",
+                q.from.name
+            ),
+        ),
+    )
+}
+
+/// The refusal of query `src` whose object the connected user may not see (a forced
+/// [`crate::common::FaultOutcome::Refused`]): `INVALID_TYPE` naming the object, or
+/// `MALFORMED_QUERY` when it does not parse.
+pub fn refused(src: &str) -> SfError {
+    match soql::parse(src) {
+        Ok(q) => invalid_type(src, &q),
+        Err(e) => malformed(src, e.pos, &e.message),
+    }
+}
+
 /// Parses and checks a query against the schema.
 pub fn plan(src: &str, schema: &Schema) -> Result<Plan, SfError> {
     let q: Query = soql::parse(src).map_err(|e| malformed(src, e.pos, &e.message))?;
     let Some(obj) = schema.object(&q.from.name).cloned() else {
-        return Err(SfError::new(
-            StatusCode::BAD_REQUEST,
-            "INVALID_TYPE",
-            caret_message(
-                src,
-                q.from.pos,
-                &format!(
-                    "sObject type '{}' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names.",
-                    q.from.name
-                ),
-            ),
-        ));
+        return Err(invalid_type(src, &q));
     };
     let field_index = |name: &str, pos: usize| -> Result<usize, SfError> {
         obj.fields

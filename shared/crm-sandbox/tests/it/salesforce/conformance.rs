@@ -307,6 +307,48 @@ async fn queries_match_recordings() -> TestResult {
     Ok(())
 }
 
+/// A forced permanent refusal answers like the real API refusing an object the connected
+/// user may not see: a query gets 400 `INVALID_TYPE` naming its object, another call 404
+/// `NOT_FOUND`; the next call is served again.
+#[tokio::test]
+async fn a_forced_refusal_answers_like_the_real_api() -> TestResult {
+    let sf = spawn_with(small(&[("Contact", 3)])).await?;
+    let admin = sf.sf.admin();
+    admin.force_faults(
+        "demo",
+        syncline_crm_sandbox::common::FaultOutcome::Refused,
+        2,
+    )?;
+    let r = sf.query("SELECT Id, LastName FROM Contact").await?;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_same_shape(
+        &fixture("error-invalid-type-unknown-object.json")?,
+        &r.body,
+        &strict(),
+        "forced INVALID_TYPE",
+    );
+    assert_eq!(r.body[0]["errorCode"], "INVALID_TYPE");
+    let message = r.body[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("sObject type 'Contact' is not supported"),
+        "{message}"
+    );
+    assert!(r.headers.contains_key("sforce-limit-info"));
+    let r = sf
+        .get("/services/data/v59.0/sobjects/Contact/describe")
+        .await?;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_same_shape(
+        &fixture("error-404-describe-not-found.json")?,
+        &r.body,
+        &strict(),
+        "forced NOT_FOUND",
+    );
+    let r = sf.query("SELECT Id, LastName FROM Contact").await?;
+    assert_eq!(r.status, StatusCode::OK);
+    Ok(())
+}
+
 #[tokio::test]
 async fn writes_match_recordings() -> TestResult {
     let sf = sandbox().await?;
