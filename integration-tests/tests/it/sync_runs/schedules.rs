@@ -1,24 +1,79 @@
 //! Scheduled incremental runs end to end: once a connection's plan carries the manifest's
 //! `schedule` and a run of it started, sync-engine reads the object again by itself (trigger
 //! SCHEDULE) and a record changed in the CRM arrives on StreamChanges without anyone
-//! calling StartSyncRun. Time is driven by configuration: `schedule_speedup = 60` makes the
-//! manifest's minimum, `1m`, one second.
+//! calling StartSyncRun; a connection that needs re-authorization gets no scheduled runs
+//! until it is authorized again; a deleted connection loses its schedules. Time is driven by
+//! configuration: `schedule_speedup = 60` makes the manifest's minimum, `1m`, one second;
+//! tests wait on what they observe (runs, changes, stored schedules), with deadlines.
 
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use syncline_integration_tests::{Sandboxes, Storage};
-use syncline_proto::common::v1::RecordOperation;
+use syncline_config::ServiceName;
+use syncline_crm_sandbox::common::faults::FaultConfig;
+use syncline_integration_tests::{Sandboxes, Storage, TestSuite};
+use syncline_proto::common::v1::{ErrorReason, Event, EventType, RecordOperation};
 use syncline_proto::mapping::v1::mapping_service_client::MappingServiceClient;
 use syncline_proto::mapping::v1::{
     DeployManifestRequest, FieldMapping, Installation, MappingDirection, ObjectMapping,
     SaveFieldMappingsRequest, UpdateInstallationRequest,
 };
-use syncline_proto::sync::v1::{ListSyncRunsRequest, SyncMode, SyncRun, SyncRunState, SyncTrigger};
+use syncline_proto::sync::v1::intake_service_client::IntakeServiceClient;
+use syncline_proto::sync::v1::{
+    CancelSyncRunRequest, ListSyncRunsRequest, PublishLifecycleEventRequest, SyncMode, SyncRun,
+    SyncRunState, SyncTrigger,
+};
+use syncline_storage::Database;
+use syncline_sync_engine::runs::schedule::store::ScheduleStore;
 
 use super::{MANIFEST, Tenant, suite};
 
-crate::both_storages!(a_scheduled_object_is_read_again_on_its_schedule);
+crate::both_storages!(
+    a_scheduled_object_is_read_again_on_its_schedule,
+    a_connection_needing_reauthorization_gets_no_scheduled_runs_until_authorized_again,
+    a_deleted_connection_loses_its_schedules,
+);
+
+/// The contacts manifest with `schedule: 1m` on contacts.
+fn scheduled_manifest() -> String {
+    let scheduled = MANIFEST.replace(
+        "      hubspot: contacts\n",
+        "      hubspot: contacts\n    schedule: 1m\n",
+    );
+    assert_ne!(scheduled, MANIFEST);
+    scheduled
+}
+
+/// The suite with schedules a minute long running every second, looked for every second.
+async fn fast_schedules(storage: Storage) -> TestSuite {
+    suite(storage, |config| {
+        let runs = &mut config.sync_engine.runs;
+        runs.schedule_speedup = 60;
+        runs.schedule_poll_secs = 1;
+    })
+    .await
+}
+
+/// Polls until `done` holds for the connection's runs (at most 60 s); returns them.
+async fn wait_runs(
+    tenant: &Tenant<'_>,
+    what: &str,
+    done: impl Fn(&[SyncRun]) -> bool,
+) -> Vec<SyncRun> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let runs = tenant.runs().await;
+        if done(&runs) {
+            return runs;
+        }
+        assert!(Instant::now() < deadline, "never {what}: {runs:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn scheduled(runs: &[SyncRun]) -> impl Iterator<Item = &SyncRun> {
+    runs.iter().filter(|r| r.trigger() == SyncTrigger::Schedule)
+}
 
 impl Tenant<'_> {
     /// Deploys `manifest` as a new version, moves the installation to it and saves the
@@ -68,6 +123,38 @@ impl Tenant<'_> {
             .plan_version
     }
 
+    /// The connection's schedules as sync-engine stores them: (object, interval in ms,
+    /// stopped).
+    async fn schedules(&self, db: &Database) -> Vec<(String, i64, bool)> {
+        let tenant = syncline_domain::TenantContext {
+            project_id: syncline_domain::ProjectId::parse(&self.project).unwrap(),
+            tenant_id: syncline_domain::TenantId::parse(&self.tenant).unwrap(),
+            subject: "test".into(),
+        };
+        ScheduleStore::new(db.clone())
+            .list(&tenant, &self.connection)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(s, _, stopped)| (s.object, s.interval_ms, stopped))
+            .collect()
+    }
+
+    /// Adopts the scheduled manifest, runs the first backfill and waits until a scheduled
+    /// run of the connection succeeded; returns the last sequence the backfill published.
+    async fn backfill_with_schedule(&self, contacts: usize) -> u64 {
+        assert_eq!(self.adopt_manifest(&scheduled_manifest()).await, 2);
+        let (backfill, created) = self.start(SyncMode::Backfill).await;
+        assert!(created);
+        self.wait_state(&backfill.id, SyncRunState::Succeeded).await;
+        let last = self.changes(0, contacts).await.last().unwrap().sequence;
+        wait_runs(self, "a scheduled run succeeded", |runs| {
+            scheduled(runs).any(|r| r.state() == SyncRunState::Succeeded)
+        })
+        .await;
+        last
+    }
+
     /// The connection's runs, newest first as ListSyncRuns returns them.
     async fn runs(&self) -> Vec<SyncRun> {
         self.sync()
@@ -85,19 +172,9 @@ impl Tenant<'_> {
 
 async fn a_scheduled_object_is_read_again_on_its_schedule(storage: Storage) {
     let sandboxes = Sandboxes::start().await;
-    let suite = suite(storage, |config| {
-        let runs = &mut config.sync_engine.runs;
-        runs.schedule_speedup = 60;
-        runs.schedule_poll_secs = 1;
-    })
-    .await;
+    let suite = fast_schedules(storage).await;
     let acme = Tenant::connect(&suite, &sandboxes, 30).await;
-    let scheduled = MANIFEST.replace(
-        "      hubspot: contacts\n",
-        "      hubspot: contacts\n    schedule: 1m\n",
-    );
-    assert_ne!(scheduled, MANIFEST);
-    assert_eq!(acme.adopt_manifest(&scheduled).await, 2);
+    assert_eq!(acme.adopt_manifest(&scheduled_manifest()).await, 2);
 
     // The product's first backfill gives the connection its schedule.
     let (backfill, created) = acme.start(SyncMode::Backfill).await;
@@ -159,6 +236,165 @@ async fn a_scheduled_object_is_read_again_on_its_schedule(storage: Storage) {
         1,
         "only the backfill was started by hand"
     );
+    suite.stop().await;
+    sandboxes.stop().await;
+}
+
+async fn a_connection_needing_reauthorization_gets_no_scheduled_runs_until_authorized_again(
+    storage: Storage,
+) {
+    let sandboxes = Sandboxes::start().await;
+    let suite = fast_schedules(storage).await;
+    let db = suite
+        .service_database(ServiceName::SyncEngine, syncline_sync_engine::MIGRATIONS)
+        .await;
+    let acme = Tenant::connect(&suite, &sandboxes, 20).await;
+    // Another tenant's scheduled connection shows that the scheduler keeps running.
+    let globex = Tenant::connect(&suite, &sandboxes, 5).await;
+    let backfilled = acme.backfill_with_schedule(20).await;
+    globex.backfill_with_schedule(5).await;
+
+    // The customer revokes access at Salesforce: the next scheduled run pauses for
+    // re-authorization, and the user cancels it.
+    let admin = sandboxes.salesforce.admin();
+    admin.expire_sessions(&acme.org).unwrap();
+    admin.revoke_refresh_tokens(&acme.org).unwrap();
+    let runs = wait_runs(
+        &acme,
+        "a scheduled run paused for re-authorization",
+        |runs| {
+            scheduled(runs).any(|r| {
+                r.state() == SyncRunState::Paused && r.error_reason() == ErrorReason::NeedsReauth
+            })
+        },
+    )
+    .await;
+    let paused = scheduled(&runs)
+        .find(|r| r.state() == SyncRunState::Paused)
+        .unwrap();
+    acme.sync()
+        .cancel_sync_run(acme.request(CancelSyncRunRequest {
+            sync_run_id: paused.id.clone(),
+        }))
+        .await
+        .unwrap();
+
+    // Its schedule is stopped (auth-vault's CONNECTION_NEEDS_REAUTH, or the scheduler
+    // hearing NEEDS_REAUTH from auth-vault when it tries to start a run).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acme.schedules(&db).await != [("contact".to_owned(), 60_000, true)] {
+        assert!(
+            Instant::now() < deadline,
+            "the schedule was never stopped: {:?}",
+            acme.schedules(&db).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        globex.schedules(&db).await,
+        [("contact".to_owned(), 60_000, false)]
+    );
+
+    // While the scheduler starts three more runs of globex's, acme gets none.
+    let before = acme.runs().await;
+    let globex_before = scheduled(&globex.runs().await).count();
+    wait_runs(&globex, "three more scheduled runs", |runs| {
+        scheduled(runs).count() >= globex_before + 3
+    })
+    .await;
+    let after = acme.runs().await;
+    assert_eq!(
+        after.len(),
+        before.len(),
+        "no runs while it needs re-authorization: {after:?}"
+    );
+    assert!(
+        after.iter().all(|r| r.state() != SyncRunState::Failed),
+        "{after:?}"
+    );
+
+    // The user authorizes the connection again (CONNECTION_RECOVERED): its schedule is due
+    // at once, and a contact renamed meanwhile arrives from a scheduled run.
+    let renamed = acme.contact_id(4);
+    admin
+        .update_record(
+            &acme.org,
+            "Contact",
+            &renamed,
+            json!({"LastName": "Returned"}).as_object().unwrap().clone(),
+        )
+        .unwrap();
+    acme.reauthorize().await;
+    let changes = acme.changes(backfilled, 1).await;
+    assert_eq!(changes[0].record.as_ref().unwrap().id, renamed);
+    let run = acme.get(&changes[0].sync_run_id).await.unwrap();
+    assert_eq!(run.trigger(), SyncTrigger::Schedule, "{run:?}");
+    assert_eq!(
+        acme.schedules(&db).await,
+        [("contact".to_owned(), 60_000, false)]
+    );
+    db.close().await;
+    suite.stop().await;
+    sandboxes.stop().await;
+}
+
+async fn a_deleted_connection_loses_its_schedules(storage: Storage) {
+    let sandboxes = Sandboxes::start().await;
+    let suite = fast_schedules(storage).await;
+    let db = suite
+        .service_database(ServiceName::SyncEngine, syncline_sync_engine::MIGRATIONS)
+        .await;
+    let acme = Tenant::connect(&suite, &sandboxes, 10).await;
+    assert_eq!(acme.adopt_manifest(&scheduled_manifest()).await, 2);
+    // The org keeps failing, so the backfill stays active and no run ends (an ending run
+    // rewrites the schedules from the plan) while the event is handled.
+    sandboxes
+        .salesforce
+        .admin()
+        .set_faults(
+            &acme.org,
+            FaultConfig {
+                error_5xx_rate: 1.0,
+                ..FaultConfig::default()
+            },
+        )
+        .unwrap();
+    let (backfill, created) = acme.start(SyncMode::Backfill).await;
+    assert!(created);
+    assert_eq!(
+        acme.schedules(&db).await,
+        [("contact".to_owned(), 60_000, false)],
+        "starting a run wrote the connection's schedule"
+    );
+
+    // auth-vault tells sync-engine the connection was deleted.
+    IntakeServiceClient::new(suite.channel(ServiceName::SyncEngine))
+        .publish_lifecycle_event(suite.as_service(
+            "auth-vault",
+            &acme.project,
+            &acme.tenant,
+            PublishLifecycleEventRequest {
+                event: Some(Event {
+                    id: format!("evt_deleted_{}", acme.connection),
+                    r#type: EventType::ConnectionDeleted as i32,
+                    connection_id: acme.connection.clone(),
+                    message: "deleted".into(),
+                    ..Event::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap();
+    assert!(
+        acme.schedules(&db).await.is_empty(),
+        "the event removed the connection's schedules"
+    );
+    let still = acme.get(&backfill.id).await.unwrap();
+    assert!(
+        matches!(still.state(), SyncRunState::Pending | SyncRunState::Running),
+        "the backfill is still waiting for the org: {still:?}"
+    );
+    db.close().await;
     suite.stop().await;
     sandboxes.stop().await;
 }
