@@ -263,6 +263,7 @@ async fn engine(db: &Database, source: &Source, name: &str, expected: u64) -> (u
                     not_before_ms: 0,
                     keep_lease_until_ms: 0,
                     dead_letters: Vec::new(),
+                    skipped: None,
                 },
             )
             .await

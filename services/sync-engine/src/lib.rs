@@ -84,6 +84,12 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
         sql: include_str!("../migrations/0008_sync_schedules.sql"),
         postgres_sql: None,
     },
+    EmbeddedMigration {
+        version: 9,
+        description: "fields a run left out of an object (schema drift)",
+        sql: include_str!("../migrations/0009_slice_skipped_fields.sql"),
+        postgres_sql: None,
+    },
 ];
 
 /// Starts the service on `listener` with the default delivery options; it drains and stops
@@ -124,10 +130,11 @@ pub async fn start_with(
         engine.change_log().clone(),
         http,
         client::ServiceCaller::new(boot.auth.clone(), ServiceName::SyncEngine.as_str()),
-        (
-            channel(&backends.auth_vault, "auth_vault")?,
-            channel(&backends.mapping, "mapping")?,
-        ),
+        runs::remote::Channels {
+            auth_vault: channel(&backends.auth_vault, "auth_vault")?,
+            mapping: channel(&backends.mapping, "mapping")?,
+            schema_discovery: channel(&backends.schema_discovery, "schema_discovery")?,
+        },
         runs::RunOptions::from_config(&config.sync_engine.runs),
     ));
     runner.spawn_workers(&shutdown);

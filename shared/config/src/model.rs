@@ -776,6 +776,11 @@ pub struct SyncRunsConfig {
     /// Divides every schedule's interval (tests and demos: 60 makes `schedule: 1m` one
     /// second); 1 in production.
     pub schedule_speedup: u64,
+    /// How often, at most, a worker asks mapping again about a (connection, plan version)
+    /// it has cached, so drift found by others (the scheduled schema refresh, a
+    /// RefreshSchema call) leaves the broken rules out mid-run; in seconds, 0 checks before
+    /// every page.
+    pub plan_check_secs: u64,
 }
 
 impl Default for SyncRunsConfig {
@@ -793,6 +798,7 @@ impl Default for SyncRunsConfig {
             turn_ms: 2_000,
             schedule_poll_secs: 15,
             schedule_speedup: 1,
+            plan_check_secs: 60,
         }
     }
 }

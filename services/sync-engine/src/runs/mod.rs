@@ -33,7 +33,6 @@ use syncline_storage::{Database, now_ms};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
-use tonic::transport::Channel;
 
 use crate::changelog::ChangeLog;
 use remote::Remote;
@@ -68,6 +67,9 @@ pub struct RunOptions {
     /// Divides every schedule's interval (`sync_engine.runs.schedule_speedup`; 1 in
     /// production).
     pub schedule_speedup: u64,
+    /// How long a cached mapping plan is used before mapping is asked about it again
+    /// (`sync_engine.runs.plan_check_secs`).
+    pub plan_check: Duration,
 }
 
 impl RunOptions {
@@ -97,6 +99,7 @@ impl RunOptions {
             },
             schedule_poll: Duration::from_secs(config.schedule_poll_secs),
             schedule_speedup: config.schedule_speedup,
+            plan_check: Duration::from_secs(config.plan_check_secs),
         }
     }
 }
@@ -128,14 +131,14 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// A runner over `db` whose changes go to `log`, calling auth-vault and mapping as
-    /// `caller`, and CRMs with `http`.
+    /// A runner over `db` whose changes go to `log`, calling auth-vault, mapping and
+    /// schema-discovery as `caller`, and CRMs with `http`.
     pub fn new(
         db: Database,
         log: ChangeLog,
         http: reqwest::Client,
         caller: ServiceCaller,
-        channels: (Channel, Channel),
+        channels: remote::Channels,
         options: RunOptions,
     ) -> Self {
         Self {
@@ -143,7 +146,7 @@ impl Runner {
             store: RunStore::new(db),
             log,
             http,
-            remote: Remote::new(caller, channels.0, channels.1),
+            remote: Remote::new(caller, channels, options.plan_check),
             options,
             holder: ids::new_resource_id("worker"),
             wake: Notify::new(),
@@ -230,9 +233,11 @@ impl Runner {
         }
         // The connection must exist, be the tenant's and be usable.
         self.remote.fetch_token(tenant, connection).await?;
+        // A plan schema drift broke still starts: the workers leave its broken rules out
+        // and the run's progress names the fields.
         let plan = self
             .remote
-            .fetch_plan(tenant, connection, 0)
+            .fetch_plan_including_broken(tenant, connection, 0)
             .await
             .map_err(|status| {
                 if status.code() == tonic::Code::NotFound

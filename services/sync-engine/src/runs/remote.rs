@@ -1,17 +1,21 @@
 //! What workers need from the other services: access tokens from auth-vault (one per
-//! connection, reused until near expiry; a 401 reported once) and compiled mapping plans
-//! (fetched once per plan version and cached).
+//! connection, reused until near expiry; a 401 reported once), compiled mapping plans
+//! (cached per plan version, checked with mapping again at most every
+//! `sync_engine.runs.plan_check_secs`, applied without the rules schema drift broke) and
+//! schema refreshes from schema-discovery (when the CRM refuses a field the plan reads).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use syncline_domain::TenantContext;
-use syncline_mapping_plan::CompiledPlan;
+use syncline_mapping_plan::{BrokenRule, CompiledPlan, Direction};
 use syncline_proto::authvault::v1::AccessToken;
 use syncline_proto::common::v1::ErrorReason;
 use syncline_proto::mapping::v1::mapping_service_client::MappingServiceClient;
-use syncline_proto::mapping::v1::{GetMappingPlanRequest, MappingPlan};
+use syncline_proto::mapping::v1::{GetMappingPlanRequest, MappingPlan, ViolationKind};
+use syncline_proto::schema::v1::RefreshSchemaRequest;
+use syncline_proto::schema::v1::schema_service_client::SchemaServiceClient;
 use syncline_service_kit::client::{ServiceCaller, VaultTokens};
 use syncline_service_kit::time;
 use syncline_storage::now_ms;
@@ -35,28 +39,116 @@ pub enum RemoteError {
     Transient(Status),
 }
 
-/// A compiled plan with the provider fields each object's inbound rules read.
+/// A compiled plan, without the rules schema drift broke.
 #[derive(Debug)]
 pub struct Plan {
     pub compiled: CompiledPlan,
-    pub proto: MappingPlan,
+    /// The rules left out because drift broke them (mapping's `drift_violations`).
+    pub broken: Vec<BrokenRule>,
+    /// The schema version mapping checked the plan against (0: not checked).
+    pub checked_schema_version: i64,
+}
+
+/// What a run leaves out of one object while drift breaks its mappings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The CRM fields no longer read.
+    pub fields: Vec<String>,
+    /// Why, for people.
+    pub issue: String,
 }
 
 impl Plan {
+    /// Compiles `proto` (read with `include_broken`) without its broken rules.
+    pub fn compile(proto: &MappingPlan) -> Result<Self, RemoteError> {
+        let (compiled, broken) = CompiledPlan::compile_without_broken(proto).map_err(|e| {
+            RemoteError::Permanent(
+                ErrorReason::FailedPrecondition,
+                format!("the mapping plan does not compile: {e}"),
+            )
+        })?;
+        Ok(Self {
+            compiled,
+            broken,
+            checked_schema_version: proto.checked_schema_version,
+        })
+    }
+
     /// The CRM fields the inbound rules of `object` read, deduplicated, in rule order.
     pub fn inbound_fields(&self, object: &str) -> Vec<String> {
-        let mut fields: Vec<String> = Vec::new();
-        for plan in self.proto.objects.iter().filter(|o| o.object == object) {
-            for rule in &plan.inbound {
-                for field in &rule.source_fields {
-                    if !fields.contains(field) {
-                        fields.push(field.clone());
-                    }
-                }
-            }
-        }
-        fields
+        self.compiled
+            .object(object)
+            .map(|o| o.rules(Direction::Inbound).source_fields().to_vec())
+            .unwrap_or_default()
     }
+
+    /// The CRM fields of `object` that broken inbound rules read and no kept rule still
+    /// does, with a sentence saying why; `None` when nothing is left out.
+    pub fn skipped(&self, object: &str) -> Option<Skipped> {
+        let read = self.inbound_fields(object);
+        let mut fields: Vec<String> = Vec::new();
+        let mut reasons: Vec<String> = Vec::new();
+        for rule in self
+            .broken
+            .iter()
+            .filter(|r| r.object == object && r.direction == Direction::Inbound)
+        {
+            let field = if rule.broken_field.is_empty() {
+                rule.provider_fields.join("+")
+            } else {
+                rule.broken_field.clone()
+            };
+            if read.contains(&field) || fields.contains(&field) {
+                continue;
+            }
+            let what = match rule.kind {
+                ViolationKind::ProviderFieldUnknown if rule.broken_field.is_empty() => {
+                    format!("{} no longer exists in the CRM", rule.provider_object)
+                }
+                ViolationKind::ProviderFieldUnknown => format!(
+                    "{}.{field} no longer exists in the CRM",
+                    rule.provider_object
+                ),
+                ViolationKind::TypeIncompatible => format!(
+                    "{}.{field} changed type and no longer fits `{}`",
+                    rule.provider_object,
+                    rule.model_fields.join(", ")
+                ),
+                ViolationKind::PicklistValueUnknown => format!(
+                    "{}.{field} no longer has a picklist value the mapping uses",
+                    rule.provider_object
+                ),
+                _ => format!(
+                    "{}.{field}: {}",
+                    rule.provider_object,
+                    rule.message
+                        .trim_start_matches("inbound: ")
+                        .trim_start_matches("outbound: ")
+                ),
+            };
+            fields.push(field);
+            reasons.push(what);
+        }
+        if fields.is_empty() {
+            return None;
+        }
+        Some(Skipped {
+            issue: format!(
+                "schema drift: {}; not read until the mapping is saved again",
+                reasons.join("; ")
+            ),
+            fields,
+        })
+    }
+}
+
+/// A cached plan and when mapping was last asked about it.
+#[derive(Debug)]
+struct CachedPlan {
+    plan: Arc<Plan>,
+    checked: Instant,
+    /// A worker is asking mapping now; the others keep using `plan` meanwhile.
+    checking: bool,
 }
 
 type TenantKey = (String, String, String);
@@ -69,14 +161,26 @@ fn key(tenant: &TenantContext, connection: &str) -> TenantKey {
     )
 }
 
-/// Clients of auth-vault's TokenService and mapping, with the token and plan caches.
+/// The other services a worker calls.
+#[derive(Debug, Clone)]
+pub struct Channels {
+    pub auth_vault: Channel,
+    pub mapping: Channel,
+    pub schema_discovery: Channel,
+}
+
+/// Clients of auth-vault's TokenService, mapping and schema-discovery, with the token and
+/// plan caches.
 #[derive(Debug)]
 pub struct Remote {
     caller: ServiceCaller,
     vault: VaultTokens,
     mapping: Channel,
+    schema: Channel,
     tokens: Mutex<HashMap<TenantKey, AccessToken>>,
-    plans: Mutex<HashMap<(TenantKey, i64), Arc<Plan>>>,
+    plans: Mutex<HashMap<(TenantKey, i64), CachedPlan>>,
+    /// How long a cached plan is used before mapping is asked about it again.
+    plan_check: Duration,
 }
 
 /// Classifies a status from auth-vault or mapping.
@@ -110,13 +214,17 @@ pub fn classify(status: Status, what: &str) -> RemoteError {
 }
 
 impl Remote {
-    pub fn new(caller: ServiceCaller, auth_vault: Channel, mapping: Channel) -> Self {
+    /// Clients on `channels`; a cached plan is checked with mapping again after
+    /// `plan_check`.
+    pub fn new(caller: ServiceCaller, channels: Channels, plan_check: Duration) -> Self {
         Self {
-            vault: VaultTokens::new(caller.clone(), auth_vault),
+            vault: VaultTokens::new(caller.clone(), channels.auth_vault),
             caller,
-            mapping,
+            mapping: channels.mapping,
+            schema: channels.schema_discovery,
             tokens: Mutex::new(HashMap::new()),
             plans: Mutex::new(HashMap::new()),
+            plan_check,
         }
     }
 
@@ -197,19 +305,43 @@ impl Remote {
         Ok(token)
     }
 
-    /// The connection's mapping plan `version` (0: the latest), as stored by mapping.
+    /// The connection's mapping plan `version` (0: the latest), as stored by mapping;
+    /// FAILED_PRECONDITION when schema drift broke it.
     pub async fn fetch_plan(
         &self,
         tenant: &TenantContext,
         connection_id: &str,
         version: i64,
     ) -> Result<MappingPlan, Status> {
+        self.get_mapping_plan(tenant, connection_id, version, false)
+            .await
+    }
+
+    /// [`Remote::fetch_plan`], also when schema drift broke the plan: then with its
+    /// `drift_violations` (what a worker leaves out).
+    pub async fn fetch_plan_including_broken(
+        &self,
+        tenant: &TenantContext,
+        connection_id: &str,
+        version: i64,
+    ) -> Result<MappingPlan, Status> {
+        self.get_mapping_plan(tenant, connection_id, version, true)
+            .await
+    }
+
+    async fn get_mapping_plan(
+        &self,
+        tenant: &TenantContext,
+        connection_id: &str,
+        version: i64,
+        include_broken: bool,
+    ) -> Result<MappingPlan, Status> {
         let mut request = self.caller.request(
             tenant,
             GetMappingPlanRequest {
                 connection_id: connection_id.to_owned(),
                 plan_version: version,
-                include_broken: false,
+                include_broken,
             },
         )?;
         request.set_timeout(Duration::from_secs(30));
@@ -221,7 +353,10 @@ impl Remote {
             .ok_or_else(|| Status::internal("mapping answered without a plan"))
     }
 
-    /// Plan `version` of the connection, compiled once and cached.
+    /// Plan `version` of the connection, compiled without the rules drift broke. Cached:
+    /// a plan checked with mapping less than `plan_check` ago is returned at once (no
+    /// call); an older one is checked again by one caller while the others keep using it,
+    /// and a failing check keeps the cached plan until the next interval.
     pub async fn plan(
         &self,
         tenant: &TenantContext,
@@ -229,29 +364,95 @@ impl Remote {
         version: i64,
     ) -> Result<Arc<Plan>, RemoteError> {
         let cache_key = (key(tenant, connection_id), version);
-        if let Some(plan) = self
-            .plans
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&cache_key)
-        {
-            return Ok(plan.clone());
-        }
-        let proto = self
-            .fetch_plan(tenant, connection_id, version)
+        let cached = {
+            let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
+            match plans.get_mut(&cache_key) {
+                Some(entry) if entry.checking || entry.checked.elapsed() < self.plan_check => {
+                    return Ok(entry.plan.clone());
+                }
+                Some(entry) => {
+                    entry.checking = true;
+                    Some(entry.plan.clone())
+                }
+                None => None,
+            }
+        };
+        let fetched = self
+            .fetch_plan_including_broken(tenant, connection_id, version)
             .await
-            .map_err(|s| classify(s, "mapping plan"))?;
-        let compiled = CompiledPlan::compile(&proto).map_err(|e| {
-            RemoteError::Permanent(
-                ErrorReason::FailedPrecondition,
-                format!("the mapping plan does not compile: {e}"),
-            )
-        })?;
-        let plan = Arc::new(Plan { compiled, proto });
+            .map_err(|s| classify(s, "mapping plan"))
+            .and_then(|proto| Plan::compile(&proto));
+        let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
+        let plan = match (fetched, cached) {
+            (Ok(fresh), Some(old)) if same_drift(&fresh, &old) => old,
+            (Ok(fresh), old) => {
+                let fresh = Arc::new(fresh);
+                if !fresh.broken.is_empty() || old.is_some() {
+                    tracing::warn!(
+                        connection.id = connection_id,
+                        plan_version = version,
+                        schema_version = fresh.checked_schema_version,
+                        left_out = fresh.broken.len(),
+                        "schema drift changed what the mapping plan can apply; broken rules are left out"
+                    );
+                }
+                fresh
+            }
+            (Err(error), Some(old)) => {
+                tracing::warn!(?error, "checking a cached mapping plan failed; keeping it");
+                old
+            }
+            (Err(error), None) => return Err(error),
+        };
+        plans.insert(
+            cache_key,
+            CachedPlan {
+                plan: plan.clone(),
+                checked: Instant::now(),
+                checking: false,
+            },
+        );
+        Ok(plan)
+    }
+
+    /// Drops the cached plan `version` of the connection: the next page asks mapping.
+    pub fn forget_plan(&self, tenant: &TenantContext, connection_id: &str, version: i64) {
         self.plans
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(cache_key, plan.clone());
-        Ok(plan)
+            .remove(&(key(tenant, connection_id), version));
     }
+
+    /// Asks schema-discovery to describe `provider_object` of the connection again (a new
+    /// schema version when it changed, and SCHEMA_DRIFT_DETECTED), so mapping sees what the
+    /// CRM now has. Blocks until described.
+    pub async fn refresh_schema(
+        &self,
+        tenant: &TenantContext,
+        connection_id: &str,
+        provider_object: &str,
+    ) -> Result<i64, RemoteError> {
+        let mut request = self
+            .caller
+            .request(
+                tenant,
+                RefreshSchemaRequest {
+                    connection_id: connection_id.to_owned(),
+                    object_names: vec![provider_object.to_owned()],
+                },
+            )
+            .map_err(|s| classify(s, "schema refresh"))?;
+        request.set_timeout(Duration::from_secs(120));
+        let response = SchemaServiceClient::new(self.schema.clone())
+            .refresh_schema(request)
+            .await
+            .map_err(|s| classify(s, "schema refresh"))?
+            .into_inner();
+        Ok(response.schema_version)
+    }
+}
+
+/// Whether two compilations of one plan version leave out the same rules.
+fn same_drift(a: &Plan, b: &Plan) -> bool {
+    a.broken == b.broken
 }

@@ -92,6 +92,9 @@ pub struct PageCommit {
     /// published without that field). Each replaces the tenant's earlier letter about the
     /// same record and field, so replays and later runs keep one.
     pub dead_letters: Vec<DeadLetter>,
+    /// The CRM fields this page no longer read because schema drift broke their mappings,
+    /// and why; recorded on the slice (for its progress) when there are any.
+    pub skipped: Option<super::remote::Skipped>,
 }
 
 /// What the commit of a page did.
@@ -493,7 +496,9 @@ impl RunStore {
                  records_read = records_read + $4, provider_calls = provider_calls + $5,
                  records_failed = records_failed + $6,
                  estimated_total = CASE WHEN $7 < 0 THEN estimated_total
-                                        ELSE records_read + $4 + $7 END
+                                        ELSE records_read + $4 + $7 END,
+                 skipped_fields = CASE WHEN $13 = '' THEN skipped_fields ELSE $12 END,
+                 issue = CASE WHEN $13 = '' THEN issue ELSE $13 END
              WHERE id = $8 AND lease_holder = $9",
         )
         .bind(now)
@@ -507,6 +512,13 @@ impl RunStore {
         .bind(holder)
         .bind(page.not_before_ms)
         .bind(keep_until)
+        .bind(
+            page.skipped
+                .as_ref()
+                .map(|s| serde_json::to_string(&s.fields).unwrap_or_default())
+                .unwrap_or_default(),
+        )
+        .bind(page.skipped.as_ref().map(|s| s.issue.as_str()).unwrap_or(""))
         .execute(&mut *tx)
         .await
         .map_err(internal)?
@@ -719,7 +731,8 @@ impl RunStore {
         }
         let statement = format!(
             "SELECT run_id, object, cursor, done, records_read, changes_published,
-                    records_unchanged, records_failed, provider_calls, estimated_total
+                    records_unchanged, records_failed, provider_calls, estimated_total,
+                    skipped_fields, issue
              FROM sync_slices
              WHERE project_id = $1 AND tenant_id = $2 AND run_id IN ({})
              ORDER BY run_id, position",
@@ -744,6 +757,7 @@ impl RunStore {
                 provider_calls: get("provider_calls")?,
             };
             let done: i32 = row.try_get("done").map_err(internal)?;
+            let skipped: String = row.try_get("skipped_fields").map_err(internal)?;
             progress
                 .entry(row.try_get("run_id").map_err(internal)?)
                 .or_default()
@@ -753,6 +767,8 @@ impl RunStore {
                     checkpoint: row.try_get("cursor").map_err(internal)?,
                     done: done == 1,
                     estimated_total: get("estimated_total")?,
+                    skipped_fields: serde_json::from_str(&skipped).unwrap_or_default(),
+                    issue: row.try_get("issue").map_err(internal)?,
                 });
         }
         for run in runs.iter_mut() {

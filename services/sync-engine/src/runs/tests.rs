@@ -101,6 +101,7 @@ fn page(records: Vec<PageRecord>, cursor: &str, caught_up: bool, now_ms: i64) ->
         not_before_ms: 0,
         keep_lease_until_ms: 0,
         dead_letters: Vec::new(),
+        skipped: None,
     }
 }
 

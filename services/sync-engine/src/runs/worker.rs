@@ -9,7 +9,9 @@
 //! that keeps failing; a 401 is reported to auth-vault once and retried with the new token; a
 //! connection that needs re-authorization pauses the run (NEEDS_REAUTH); the provider's quota,
 //! or the tenant's budget (a share of its daily quota), pauses the run until it resumes by
-//! itself; anything a retry cannot fix fails the run with its reason.
+//! itself; a read refused for a field the CRM no longer has makes schema-discovery describe
+//! the object again and the run goes on without the mapping rules that drift broke (named in
+//! the object's progress); anything else a retry cannot fix fails the run with its reason.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -270,18 +272,17 @@ impl Runner {
         if let Err(wait) = self.admit(&claim.connection_id) {
             return Err(Outcome::Retry(wait));
         }
-        let plan = self
+        let mut plan = self
             .remote
             .plan(&claim.tenant, &claim.connection_id, claim.plan_version)
             .await
             .map_err(|e| remote_outcome(e, claim.attempts, options))?;
-        let Some(object) = plan.compiled.object(&claim.object) else {
+        if plan.compiled.object(&claim.object).is_none() {
             return Err(Outcome::Fail(
                 ErrorReason::FailedPrecondition,
                 format!("the mapping plan has no object {}", claim.object),
             ));
-        };
-        let fields = plan.inbound_fields(&claim.object);
+        }
         let mut token = self
             .remote
             .token(&claim.tenant, &claim.connection_id)
@@ -297,7 +298,9 @@ impl Runner {
         let connector = Connector::for_provider(provider, self.http.clone());
         let cursor = ReadCursor(claim.cursor.clone());
         let mut reported = false;
+        let mut replanned = false;
         let page: RecordPage = loop {
+            let fields = plan.inbound_fields(&claim.object);
             let credentials = Credentials {
                 instance_url: token.instance_url.clone(),
                 access_token: secrecy::SecretString::from(token.access_token.clone()),
@@ -327,11 +330,32 @@ impl Runner {
                         .await
                         .map_err(|e| remote_outcome(e, claim.attempts, options))?;
                 }
+                Err(error) if !replanned && is_unknown_field(&error, provider) => {
+                    // A field the plan reads is gone from the CRM: let schema-discovery
+                    // describe the object again, so mapping sees the drift, and read with
+                    // the plan's rules that still fit. A refusal drift does not explain
+                    // (the plan still reads the same fields) fails the run as any other.
+                    replanned = true;
+                    plan = self
+                        .replan(claim, &error)
+                        .await
+                        .map_err(|e| remote_outcome(e, claim.attempts, options))?;
+                    if plan.inbound_fields(&claim.object) == fields {
+                        self.record_call(&claim.connection_id, Some(&error));
+                        return Err(connector_outcome(&error, provider, claim.attempts, options));
+                    }
+                }
                 Err(error) => {
                     self.record_call(&claim.connection_id, Some(&error));
                     return Err(connector_outcome(&error, provider, claim.attempts, options));
                 }
             }
+        };
+        let Some(object) = plan.compiled.object(&claim.object) else {
+            return Err(Outcome::Fail(
+                ErrorReason::FailedPrecondition,
+                format!("the mapping plan has no object {}", claim.object),
+            ));
         };
         let now = now_ms();
         let mut records = Vec::with_capacity(page.records.len());
@@ -372,6 +396,7 @@ impl Runner {
             .budget
             .decide(provider, &page.usage, chrono::Utc::now(), None);
         Ok(Fetched {
+            skipped: plan.skipped(&claim.object),
             quota,
             usage: page.usage,
             cursor: page.cursor.0,
@@ -383,6 +408,37 @@ impl Runner {
             dead_letters,
             not_before_ms,
         })
+    }
+
+    /// After the CRM refused a field the plan reads: asks schema-discovery to describe the
+    /// slice's object again (mapping then sees the drift), drops the cached plan and reads
+    /// it again without the rules drift broke.
+    async fn replan(
+        &self,
+        claim: &Claim,
+        error: &ConnectorError,
+    ) -> Result<Arc<super::remote::Plan>, RemoteError> {
+        tracing::warn!(
+            %error,
+            provider_object = %claim.provider_object,
+            "the crm refused a field the mapping plan reads; describing the object again"
+        );
+        let schema_version = self
+            .remote
+            .refresh_schema(&claim.tenant, &claim.connection_id, &claim.provider_object)
+            .await?;
+        self.remote
+            .forget_plan(&claim.tenant, &claim.connection_id, claim.plan_version);
+        let plan = self
+            .remote
+            .plan(&claim.tenant, &claim.connection_id, claim.plan_version)
+            .await?;
+        tracing::info!(
+            schema_version,
+            left_out = plan.broken.len(),
+            "mapping plan read again after the schema refresh"
+        );
+        Ok(plan)
     }
 
     /// Commits a fetched page (keeping the slice until `keep_lease_until_ms` when not 0) and
@@ -407,6 +463,7 @@ impl Runner {
             not_before_ms: page.not_before_ms,
             keep_lease_until_ms,
             dead_letters: page.dead_letters,
+            skipped: page.skipped,
         };
         let committed = self
             .store
@@ -531,6 +588,19 @@ struct Fetched {
     usage: syncline_connectors::ApiUsage,
     /// What the tenant's budget says after this page.
     quota: QuotaDecision,
+    /// The CRM fields the plan no longer reads (schema drift broke their rules).
+    skipped: Option<super::remote::Skipped>,
+}
+
+/// Whether `error` is the CRM refusing a read because a field it names does not exist
+/// (Salesforce 400 `INVALID_FIELD`, "No such column 'X' on entity 'Y'"). HubSpot never
+/// refuses a read for that: it leaves unknown properties out, and the periodic plan check
+/// notices the drift.
+fn is_unknown_field(error: &ConnectorError, provider: Provider) -> bool {
+    match (provider, error) {
+        (Provider::Salesforce, ConnectorError::Refused { code, .. }) => code == "INVALID_FIELD",
+        (Provider::Salesforce, _) | (Provider::HubSpot, _) => false,
+    }
 }
 
 fn connector_outcome(
