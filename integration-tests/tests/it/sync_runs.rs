@@ -5,15 +5,18 @@
 //! cancel through the API, tenant-scoped; a small tenant's run finishes while a big tenant's
 //! is still running; a revoked connection pauses its run with NEEDS_REAUTH, and the run
 //! resumes by itself once the connection is authorized again; a connection over its API
-//! budget pauses with QUOTA_EXHAUSTED and resumes by itself.
+//! budget pauses with QUOTA_EXHAUSTED and resumes by itself; a mapped field removed from the
+//! CRM mid-run (Salesforce refuses the read, HubSpot leaves the property out) is left out of
+//! the rest of the run, which succeeds and says what it skipped, while a refusal for another
+//! reason fails the run.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use syncline_config::SynclineConfig;
-use syncline_crm_sandbox::common::faults::FaultConfig;
-use syncline_crm_sandbox::hubspot::{PortalConfig, RecordCounts};
+use syncline_crm_sandbox::common::faults::{FaultConfig, FaultOutcome};
+use syncline_crm_sandbox::hubspot::{PortalConfig, RateLimits, RecordCounts, SchemaChange};
 use syncline_crm_sandbox::salesforce::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, NewField, OrgConfig};
 use syncline_integration_tests::{Sandboxes, Storage, TestSuite, spawn_suite_with, unique_tenant};
 use syncline_proto::authvault::v1::auth_vault_service_client::AuthVaultServiceClient;
@@ -47,6 +50,8 @@ crate::both_storages!(
     a_run_over_its_api_budget_pauses_and_resumes_by_itself,
     hubspot_backfill_then_incremental_deliver_each_change_once,
     a_run_the_crm_refuses_fails_with_its_reason,
+    a_mapped_salesforce_field_removed_mid_run_is_left_out_and_the_run_succeeds,
+    a_mapped_hubspot_property_removed_mid_run_is_left_out_and_the_run_succeeds,
 );
 
 /// Contacts, read only: the fields a run maps.
@@ -290,6 +295,69 @@ impl<'a> Tenant<'a> {
 
     fn request<T>(&self, message: T) -> tonic::Request<T> {
         self.suite.as_tenant(&self.project, &self.tenant, message)
+    }
+
+    /// Describes the connection's schema again, as the scheduled refresh does.
+    async fn refresh_schema(&self) {
+        syncline_proto::schema::v1::schema_service_client::SchemaServiceClient::new(
+            self.suite.gateway(),
+        )
+        .refresh_schema(
+            self.request(syncline_proto::schema::v1::RefreshSchemaRequest {
+                connection_id: self.connection.clone(),
+                ..Default::default()
+            }),
+        )
+        .await
+        .expect("the schema refreshes");
+    }
+
+    /// Saves the contact mappings: inbound (model field, CRM field) pairs.
+    async fn map_contacts(&self, provider_object: &str, pairs: &[(&str, &str)]) {
+        let fields = pairs
+            .iter()
+            .map(|(model, provider)| FieldMapping {
+                model_fields: vec![(*model).into()],
+                provider_fields: vec![(*provider).into()],
+                direction: MappingDirection::Inbound as i32,
+                ..FieldMapping::default()
+            })
+            .collect();
+        MappingServiceClient::new(self.suite.gateway())
+            .save_field_mappings(self.request(SaveFieldMappingsRequest {
+                connection_id: self.connection.clone(),
+                objects: vec![ObjectMapping {
+                    object: "contact".into(),
+                    provider_object: provider_object.into(),
+                    fields,
+                }],
+            }))
+            .await
+            .expect("the contact mapping saves");
+    }
+
+    /// The connection's installation, as mapping shows it now.
+    async fn installation(&self) -> syncline_proto::mapping::v1::Installation {
+        MappingServiceClient::new(self.suite.gateway())
+            .get_installation(
+                self.request(syncline_proto::mapping::v1::GetInstallationRequest {
+                    connection_id: self.connection.clone(),
+                }),
+            )
+            .await
+            .unwrap()
+            .into_inner()
+            .installation
+            .unwrap()
+    }
+
+    async fn resume(&self, id: &str) {
+        self.sync()
+            .resume_sync_run(self.request(ResumeSyncRunRequest {
+                sync_run_id: id.into(),
+            }))
+            .await
+            .expect("the run resumes");
     }
 
     fn sync(&self) -> SyncServiceClient<Channel> {
@@ -941,6 +1009,56 @@ async fn a_run_the_crm_refuses_fails_with_its_reason(storage: Storage) {
     let sandboxes = Sandboxes::start().await;
     let suite = suite(storage, |_| {}).await;
     let acme = Tenant::connect(&suite, &sandboxes, 30).await;
+    // The org refuses the run's read for good: the connected user may no longer see
+    // contacts (400 INVALID_TYPE, as the real API answers), not a missing field.
+    sandboxes
+        .salesforce
+        .admin()
+        .force_faults(&acme.org, FaultOutcome::Refused, 1)
+        .unwrap();
+
+    let (run, _) = acme.start(SyncMode::Backfill).await;
+    let failed = acme.wait_state(&run.id, SyncRunState::Failed).await;
+    assert_eq!(failed.error_reason(), ErrorReason::ProviderRejected);
+    assert!(
+        failed.error_message.contains("INVALID_TYPE")
+            && failed
+                .error_message
+                .contains("sObject type 'Contact' is not supported"),
+        "{}",
+        failed.error_message
+    );
+    assert!(failed.end_time.is_some());
+    assert_eq!(stats(&failed).1, 0, "nothing published from a refused read");
+    assert!(
+        failed
+            .progress
+            .iter()
+            .all(|p| p.skipped_fields.is_empty() && p.issue.is_empty()),
+        "{failed:?}"
+    );
+    // The connection can start again (the failed run is not active), and the org serves it.
+    let (next, created) = acme.start(SyncMode::Backfill).await;
+    assert!(created);
+    assert_ne!(next.id, run.id);
+    let done = acme.wait_state(&next.id, SyncRunState::Succeeded).await;
+    assert_eq!(stats(&done).0, 30);
+    suite.stop().await;
+    sandboxes.stop().await;
+}
+
+/// The model field of `change`'s record, when it has it.
+fn field<'c>(change: &'c Change, name: &str) -> Option<&'c prost_types::Value> {
+    change.record.as_ref().and_then(|r| r.fields.get(name))
+}
+
+async fn a_mapped_salesforce_field_removed_mid_run_is_left_out_and_the_run_succeeds(
+    storage: Storage,
+) {
+    const CONTACTS: u64 = 600;
+    let sandboxes = Sandboxes::start().await;
+    let suite = suite(storage, |_| {}).await;
+    let acme = Tenant::connect(&suite, &sandboxes, CONTACTS).await;
     let admin = sandboxes.salesforce.admin();
     admin
         .add_field(
@@ -955,53 +1073,238 @@ async fn a_run_the_crm_refuses_fails_with_its_reason(storage: Storage) {
             },
         )
         .unwrap();
-    // Map the new field (the mapping service describes the org again), then remove it from
-    // the org before anything refreshes the schema: the CRM refuses the read.
-    syncline_proto::schema::v1::schema_service_client::SchemaServiceClient::new(suite.gateway())
-        .refresh_schema(
-            acme.request(syncline_proto::schema::v1::RefreshSchemaRequest {
-                connection_id: acme.connection.clone(),
-                ..Default::default()
-            }),
-        )
-        .await
-        .unwrap();
-    let field = |model: &str, provider: &str| FieldMapping {
-        model_fields: vec![model.into()],
-        provider_fields: vec![provider.into()],
-        direction: MappingDirection::Inbound as i32,
-        ..FieldMapping::default()
-    };
-    MappingServiceClient::new(suite.gateway())
-        .save_field_mappings(acme.request(SaveFieldMappingsRequest {
-            connection_id: acme.connection.clone(),
-            objects: vec![ObjectMapping {
-                object: "contact".into(),
-                provider_object: "Contact".into(),
-                fields: vec![field("last_name", "LastName"), field("score", "Score__c")],
-            }],
-        }))
-        .await
-        .expect("the score mapping saves");
+    for index in 0..CONTACTS {
+        let id = acme.contact_id(index);
+        admin
+            .update_record(
+                &acme.org,
+                "Contact",
+                &id,
+                json!({"Score__c": 7.5}).as_object().unwrap().clone(),
+            )
+            .unwrap();
+    }
+    acme.refresh_schema().await;
+    acme.map_contacts(
+        "Contact",
+        &[
+            ("email", "Email"),
+            ("last_name", "LastName"),
+            ("score", "Score__c"),
+        ],
+    )
+    .await;
+
+    // One call left of the org's daily quota: the run reads its first page and pauses
+    // (QUOTA_EXHAUSTED) before the second, which makes "mid-run" a state, not a moment.
+    admin.set_quota(&acme.org, Some(0), Some(1)).unwrap();
+    let (run, _) = acme.start(SyncMode::Backfill).await;
+    assert_eq!(run.plan_version, 2);
+    let paused = acme
+        .wait(&run.id, "paused after its first page", |r| {
+            r.state() == SyncRunState::Paused && stats(r).0 > 0
+        })
+        .await;
+    assert_eq!(paused.error_reason(), ErrorReason::QuotaExhausted);
+    let read_before = stats(&paused).0;
+    assert!(read_before < i64::try_from(CONTACTS).unwrap());
+
+    // The field goes away in the org; nothing has told Syncline. The quota recovers and the
+    // run goes on: the next read is refused (INVALID_FIELD), the worker has the object
+    // described again and reads on without the rule drift broke.
     admin
         .remove_field(&acme.org, "Contact", "Score__c")
         .unwrap();
-
-    let (run, _) = acme.start(SyncMode::Backfill).await;
-    assert_eq!(run.plan_version, 2);
-    let failed = acme.wait_state(&run.id, SyncRunState::Failed).await;
-    assert_eq!(failed.error_reason(), ErrorReason::ProviderRejected);
-    assert!(
-        failed.error_message.contains("Score__c") || failed.error_message.contains("INVALID_FIELD"),
-        "{}",
-        failed.error_message
+    admin
+        .set_quota(&acme.org, Some(0), Some(1_000_000))
+        .unwrap();
+    acme.resume(&run.id).await;
+    let done = acme.wait_state(&run.id, SyncRunState::Succeeded).await;
+    assert_eq!(done.error_reason(), ErrorReason::Unspecified);
+    assert_eq!(stats(&done), (600, 600, 0));
+    let contact = &done.progress[0];
+    assert_eq!(contact.object, "contact");
+    assert_eq!(contact.skipped_fields, vec!["Score__c".to_owned()]);
+    assert_eq!(
+        contact.issue,
+        "schema drift: Contact.Score__c no longer exists in the CRM; not read until the mapping is saved again"
     );
-    assert!(failed.end_time.is_some());
-    assert_eq!(stats(&failed).1, 0, "nothing published from a refused read");
-    // The connection can start again (the failed run is not active).
-    let (next, created) = acme.start(SyncMode::Backfill).await;
+
+    // Every record arrives once with the fields that still exist; only those read before
+    // the removal carry the score.
+    let changes = acme.changes(0, 600).await;
+    let ids: std::collections::BTreeSet<&str> = changes
+        .iter()
+        .map(|c| c.record.as_ref().unwrap().id.as_str())
+        .collect();
+    assert_eq!(ids.len(), 600, "each contact once");
+    for change in &changes {
+        let last_name = field(change, "last_name").expect("last_name is mapped");
+        assert!(
+            matches!(&last_name.kind, Some(prost_types::value::Kind::StringValue(s)) if !s.is_empty()),
+            "{change:?}"
+        );
+        assert!(field(change, "email").is_some(), "{change:?}");
+    }
+    let scored = changes
+        .iter()
+        .filter(|c| field(c, "score").is_some())
+        .count();
+    assert_eq!(scored, usize::try_from(read_before).unwrap());
+
+    // The installation says the mapping needs attention, naming the field.
+    let installation = acme.installation().await;
+    assert_eq!(
+        installation.state(),
+        syncline_proto::mapping::v1::InstallationState::NeedsAttention
+    );
+    let selection = installation
+        .objects
+        .iter()
+        .find(|o| o.object == "contact")
+        .unwrap();
+    assert!(selection.issue.contains("Score__c"), "{}", selection.issue);
+
+    // Until the mapping is saved again, a new run starts on the same plan and leaves the
+    // field out from its first page.
+    let (again, created) = acme.start(SyncMode::Backfill).await;
     assert!(created);
-    assert_ne!(next.id, run.id);
+    assert_eq!(again.plan_version, 2);
+    let done = acme.wait_state(&again.id, SyncRunState::Succeeded).await;
+    assert_eq!(stats(&done).0, 600);
+    assert_eq!(done.progress[0].skipped_fields, vec!["Score__c".to_owned()]);
+    suite.stop().await;
+    sandboxes.stop().await;
+}
+
+async fn a_mapped_hubspot_property_removed_mid_run_is_left_out_and_the_run_succeeds(
+    storage: Storage,
+) {
+    const CONTACTS: usize = 250;
+    let sandboxes = Sandboxes::start().await;
+    // Every page asks mapping about the plan again: drift found by others is noticed at
+    // the next page.
+    let suite = suite(storage, |config| {
+        config.sync_engine.runs.plan_check_secs = 0
+    })
+    .await;
+    let acme = Tenant::connect_hubspot(&suite, &sandboxes, 0).await;
+    let portal: u64 = acme.org.parse().unwrap();
+    let admin = sandboxes.hubspot.admin();
+    admin
+        .change_schema(
+            portal,
+            "contacts",
+            &SchemaChange::Add {
+                name: "risk_score".into(),
+                ptype: "number".into(),
+                label: None,
+            },
+        )
+        .unwrap();
+    for i in 0..CONTACTS {
+        admin
+            .create_record(
+                portal,
+                "contacts",
+                json!({
+                    "email": format!("c{i}@example.com"),
+                    "lastname": format!("Contact {i}"),
+                    "risk_score": "7.5",
+                })
+                .as_object()
+                .unwrap(),
+            )
+            .unwrap();
+    }
+    acme.refresh_schema().await;
+    acme.map_contacts(
+        "contacts",
+        &[
+            ("email", "email"),
+            ("last_name", "lastname"),
+            ("score", "risk_score"),
+        ],
+    )
+    .await;
+
+    // One call left of the portal's daily quota: the run reads its first page and pauses
+    // (QUOTA_EXHAUSTED, HubSpot's DAILY policy) before the second.
+    admin.reset(portal).unwrap();
+    admin
+        .set_rate_limits(
+            portal,
+            RateLimits {
+                daily_max: 1,
+                ..RateLimits::default()
+            },
+        )
+        .unwrap();
+    let (run, _) = acme.start(SyncMode::Backfill).await;
+    let paused = acme
+        .wait(&run.id, "paused after its first page", |r| {
+            r.state() == SyncRunState::Paused && stats(r).0 > 0
+        })
+        .await;
+    assert_eq!(paused.error_reason(), ErrorReason::QuotaExhausted);
+    let read_before = stats(&paused).0;
+    assert!(read_before < i64::try_from(CONTACTS).unwrap());
+
+    // The property is deleted in the portal; HubSpot simply leaves it out of responses.
+    // The scheduled refresh (here: RefreshSchema) finds the drift, and the worker's next
+    // plan check leaves the broken rule out instead of reading the field as missing.
+    admin
+        .change_schema(
+            portal,
+            "contacts",
+            &SchemaChange::Remove {
+                name: "risk_score".into(),
+            },
+        )
+        .unwrap();
+    admin
+        .set_rate_limits(portal, RateLimits::default())
+        .unwrap();
+    acme.refresh_schema().await;
+    acme.resume(&run.id).await;
+    let done = acme.wait_state(&run.id, SyncRunState::Succeeded).await;
+    let contact = &done.progress[0];
+    assert_eq!(contact.skipped_fields, vec!["risk_score".to_owned()]);
+    assert_eq!(
+        contact.issue,
+        "schema drift: contacts.risk_score no longer exists in the CRM; not read until the mapping is saved again"
+    );
+
+    // The backfill's look-back reads the just-created contacts again (as UPDATEs where the
+    // score is gone): every contact arrives, each change keeps the fields that still exist,
+    // and only the creations read before the removal carry the score.
+    let (read, published, unchanged) = stats(&done);
+    assert_eq!(read, published + unchanged, "{done:?}");
+    let changes = acme.changes(0, usize::try_from(published).unwrap()).await;
+    let ids: std::collections::BTreeSet<&str> = changes
+        .iter()
+        .map(|c| c.record.as_ref().unwrap().id.as_str())
+        .collect();
+    assert_eq!(ids.len(), CONTACTS, "every contact arrives");
+    for change in &changes {
+        assert!(field(change, "last_name").is_some(), "{change:?}");
+        assert!(field(change, "email").is_some(), "{change:?}");
+    }
+    let scored: Vec<&Change> = changes
+        .iter()
+        .filter(|c| field(c, "score").is_some())
+        .collect();
+    assert_eq!(scored.len(), usize::try_from(read_before).unwrap());
+    assert!(
+        scored
+            .iter()
+            .all(|c| c.operation() == RecordOperation::Create),
+        "only creations read before the removal carry the score"
+    );
+    assert_eq!(
+        acme.installation().await.state(),
+        syncline_proto::mapping::v1::InstallationState::NeedsAttention
+    );
     suite.stop().await;
     sandboxes.stop().await;
 }

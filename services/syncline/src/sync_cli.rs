@@ -1,6 +1,7 @@
 //! `syncline sync CONNECTION`: starts a sync run through the gateway (or joins the
 //! connection's active run), polls it and draws its progress on stderr: one bar per object,
-//! records read against the CRM's estimate. Exits 0 when the run SUCCEEDED, 1 when it FAILED
+//! records read against the CRM's estimate, with the object's issue under it (fields schema
+//! drift made the run leave out). Exits 0 when the run SUCCEEDED, 1 when it FAILED
 //! or was CANCELLED, 2 when it paused for something only a person can fix (NEEDS_REAUTH, a
 //! pause through the API); a run paused by the API budget resumes by itself and is waited
 //! for.
@@ -241,6 +242,9 @@ impl Bars {
                 "  {}",
                 bar(&p.object, read, p.estimated_total, p.done)
             ));
+            if !p.issue.is_empty() {
+                lines.push(format!("    {}", p.issue));
+            }
         }
         let text = lines.join("\n");
         if text == self.last {

@@ -483,9 +483,10 @@ fn read_count(run: &SyncRun) -> i64 {
 }
 
 /// `syncline sync CONNECTION`: starts a backfill through the gateway, draws a bar per
-/// object on stderr up to the CRM's total and exits 0 when the run succeeds; a connection
-/// whose grant was revoked pauses the run for re-authorization, which the command reports
-/// and exits with 2.
+/// object on stderr up to the CRM's total and exits 0 when the run succeeds (also when
+/// schema drift made it leave a mapped field out: the issue is printed under the object's
+/// bar); a connection whose grant was revoked pauses the run for re-authorization, which the
+/// command reports and exits with 2; a run the CRM refuses for good fails, exit 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_draws_progress_and_exits_by_the_run_state() {
     let harness = Harness::start(None, 2).await;
@@ -520,20 +521,47 @@ async fn sync_draws_progress_and_exits_by_the_run_state() {
     assert!(stderr.contains("paused:"), "{stderr}");
     assert!(stderr.contains("NEEDS_REAUTH: "), "{stderr}");
 
-    // A run the CRM refuses fails: exit 1 with the reason.
+    // A mapped field the CRM dropped is left out: the run succeeds, exit 0, and the issue is
+    // printed under the object's bar.
     let globex = Tenant::connect(&harness, 20).await;
     globex.map_a_field_the_crm_then_drops(&harness).await;
-    let output = syncline()
-        .args(["sync", &globex.connection, "--mode", "backfill"])
-        .args(["--gateway", &harness.gateway(), "--poll-ms", "50"])
-        .env("SYNCLINE_TOKEN", &globex.token)
-        .output()
-        .await
+    let sync_globex = || {
+        let mut command = syncline();
+        command
+            .args(["sync", &globex.connection, "--mode", "backfill"])
+            .args(["--gateway", &harness.gateway(), "--poll-ms", "50"])
+            .env("SYNCLINE_TOKEN", &globex.token);
+        command
+    };
+    let output = sync_globex().output().await.unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "[{}] 20/20 contact done\n    schema drift: Contact.Score__c no longer exists in the CRM; not read until the mapping is saved again",
+            "#".repeat(30)
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("succeeded: 20 read"), "{stderr}");
+
+    // A run the CRM refuses for good (the user may no longer see contacts) fails: exit 1
+    // with the reason.
+    harness
+        .salesforce
+        .admin()
+        .force_faults(
+            &globex.org,
+            syncline_crm_sandbox::common::FaultOutcome::Refused,
+            1,
+        )
         .unwrap();
+    let output = sync_globex().output().await.unwrap();
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("failed: 0 read"), "{stderr}");
     assert!(stderr.contains("PROVIDER_REJECTED: "), "{stderr}");
+    assert!(stderr.contains("INVALID_TYPE"), "{stderr}");
     harness.stop().await;
 }
 
@@ -564,6 +592,10 @@ async fn killed_sync_engine_resumes_and_delivers_every_record_once(postgres: Opt
             .env(
                 "SYNCLINE_GATEWAY__BACKENDS__MAPPING",
                 addr(syncline_config::ServiceName::Mapping),
+            )
+            .env(
+                "SYNCLINE_GATEWAY__BACKENDS__SCHEMA_DISCOVERY",
+                addr(syncline_config::ServiceName::SchemaDiscovery),
             )
             .env("SYNCLINE_SYNC_ENGINE__RUNS__WORKERS", "2")
             .env("SYNCLINE_SYNC_ENGINE__RUNS__LEASE_SECS", "1")
@@ -717,6 +749,10 @@ async fn two_sync_engine_processes_share_one_queue_on_postgres() {
             .env(
                 "SYNCLINE_GATEWAY__BACKENDS__MAPPING",
                 addr(syncline_config::ServiceName::Mapping),
+            )
+            .env(
+                "SYNCLINE_GATEWAY__BACKENDS__SCHEMA_DISCOVERY",
+                addr(syncline_config::ServiceName::SchemaDiscovery),
             )
             .env("SYNCLINE_STORAGE__DATABASE_URL", &url)
             .env("SYNCLINE_STORAGE__SCHEMA_PREFIX", &prefix)

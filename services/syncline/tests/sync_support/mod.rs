@@ -266,7 +266,7 @@ impl Tenant {
 
     /// Maps a new custom field `Score__c` of the org's contacts and then removes it from the
     /// org, before anything describes the org again: the next read of contacts is refused by
-    /// the CRM (INVALID_FIELD), so a run fails.
+    /// the CRM (INVALID_FIELD), and the run leaves the field out and says so.
     pub async fn map_a_field_the_crm_then_drops(&self, harness: &Harness) {
         let admin = harness.salesforce.admin();
         admin
