@@ -53,6 +53,9 @@ const RETRY_BASE_MS: i64 = 5_000;
 /// A start that keeps failing for a reason a retry cannot fix (no usable plan) waits this
 /// many intervals at most.
 const MAX_BACKOFF_INTERVALS: i64 = 16;
+/// How long the end of a run waits for mapping's plan (it holds up the worker that
+/// finished the run; the next start or end rewrites the schedules anyway).
+const END_PLAN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The schedules a plan asks for: each object with `schedule_seconds`.
 pub fn scheduled_objects(plan: &MappingPlan) -> Vec<Scheduled> {
@@ -129,7 +132,13 @@ impl Runner {
     /// mappings may have changed them while it ran). A connection or plan that is gone
     /// (NOT_FOUND) loses them; other failures leave them as they are.
     pub(crate) async fn on_run_ended(&self, tenant: &TenantContext, connection_id: &str) {
-        match self.remote.fetch_plan(tenant, connection_id, 0).await {
+        let fetched = tokio::time::timeout(
+            END_PLAN_TIMEOUT,
+            self.remote.fetch_plan(tenant, connection_id, 0),
+        )
+        .await
+        .unwrap_or_else(|_| Err(Status::deadline_exceeded("mapping did not answer in time")));
+        match fetched {
             Ok(plan) => self.write_schedules(tenant, connection_id, &plan).await,
             Err(status) if status.code() == tonic::Code::NotFound => {
                 self.drop_schedules(tenant, connection_id, status.message())
@@ -230,12 +239,18 @@ impl Runner {
         });
     }
 
-    /// Claims and starts every connection whose schedules are due now; returns how many
-    /// connections it claimed.
+    /// Claims and starts every connection whose schedules were due when the pass began
+    /// (what it reschedules is not due again within the pass); returns how many connections
+    /// it claimed.
     pub async fn run_due_schedules(&self, shutdown: &CancellationToken) -> Result<u64, ApiError> {
         let mut claimed = 0;
+        let pass = now_ms();
         while !shutdown.is_cancelled() {
-            let Some(due) = self.schedules.claim_due(now_ms(), CLAIM_LEASE_MS).await? else {
+            let Some(due) = self
+                .schedules
+                .claim_due(pass, now_ms(), CLAIM_LEASE_MS)
+                .await?
+            else {
                 break;
             };
             claimed += 1;

@@ -140,14 +140,15 @@ impl ScheduleStore {
             .collect()
     }
 
-    /// Claims the due schedules of one connection (the one due longest) until
-    /// `now_ms + lease_ms`; `None` when nothing is due. The claim is one conditional UPDATE
+    /// Claims the schedules of one connection (the one due longest) that are due by
+    /// `due_by_ms`, until `now_ms + lease_ms`; `None` when nothing is due. The claim is one conditional UPDATE
     /// that moves `next_due_ms` past `now_ms`: of processes claiming at once, one changes the
     /// rows and the others' conditions no longer hold (PostgreSQL re-checks a row it waited
     /// for; SQLite has a single writer), so a due schedule is never claimed twice. A process
     /// killed after claiming loses the schedules only until the lease ends.
     pub async fn claim_due(
         &self,
+        due_by_ms: i64,
         now_ms: i64,
         lease_ms: i64,
     ) -> Result<Option<DueConnection>, ApiError> {
@@ -161,7 +162,7 @@ impl ScheduleStore {
                  ORDER BY next_due_ms, project_id, tenant_id, connection_id
                  LIMIT 1",
             )
-            .bind(now_ms)
+            .bind(due_by_ms)
             .fetch_optional(self.db.pool())
             .await
             .map_err(internal)?;
@@ -181,7 +182,7 @@ impl ScheduleStore {
             .bind(project.as_str())
             .bind(tenant.as_str())
             .bind(connection_id.as_str())
-            .bind(now_ms)
+            .bind(due_by_ms)
             .fetch_all(self.db.pool())
             .await
             .map_err(internal)?;

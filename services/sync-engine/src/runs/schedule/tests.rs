@@ -97,7 +97,7 @@ async fn two_claimers_never_both_claim_one_due_schedule() {
                 let store = store.clone();
                 tokio::spawn(async move {
                     let mut claimed = Vec::new();
-                    while let Some(due) = store.claim_due(5_000, 60_000).await.unwrap() {
+                    while let Some(due) = store.claim_due(5_000, 5_000, 60_000).await.unwrap() {
                         assert_eq!(due.claimed_until_ms, 65_000);
                         let objects: Vec<&str> =
                             due.objects.iter().map(|s| s.object.as_str()).collect();
@@ -134,9 +134,21 @@ async fn two_claimers_never_both_claim_one_due_schedule() {
                 "every due schedule is claimed once"
             );
             // Claimed schedules are not due again before their claim's lease ends...
-            assert!(store.claim_due(64_999, 60_000).await.unwrap().is_none());
+            assert!(
+                store
+                    .claim_due(64_999, 64_999, 60_000)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
             // ...and due again after it (the claimer died before rescheduling them).
-            assert!(store.claim_due(65_000, 60_000).await.unwrap().is_some());
+            assert!(
+                store
+                    .claim_due(65_000, 65_000, 60_000)
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
         },
     )
     .await;
@@ -206,13 +218,29 @@ async fn schedules_follow_the_plan_and_the_connection() {
                 [("contact".to_owned(), 10_000, 800, false)]
             );
 
+            // A pass claims what was due when it began, whatever the time now.
+            assert!(store.claim_due(799, 5_000, 60_000).await.unwrap().is_none());
             // The claim is the only one; rescheduling applies only to what was claimed.
-            let due = store.claim_due(1_000, 60_000).await.unwrap().unwrap();
+            let due = store
+                .claim_due(1_000, 1_000, 60_000)
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(due.tenant.tenant_id.as_str(), "acme");
             assert_eq!(due.objects, [every("contact", 10_000)]);
-            let theirs = store.claim_due(1_000, 60_000).await.unwrap().unwrap();
+            let theirs = store
+                .claim_due(1_000, 1_000, 60_000)
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(theirs.tenant.tenant_id.as_str(), "other");
-            assert!(store.claim_due(1_000, 60_000).await.unwrap().is_none());
+            assert!(
+                store
+                    .claim_due(1_000, 1_000, 60_000)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
             assert!(
                 store
                     .reschedule(&due, "contact", 11_000, 0, 1_000)
@@ -235,7 +263,11 @@ async fn schedules_follow_the_plan_and_the_connection() {
             // at once.
             assert_eq!(store.suspend(&acme, "c1", true, 2_000).await.unwrap(), 1);
             assert!(
-                store.claim_due(50_000, 60_000).await.unwrap().is_none(),
+                store
+                    .claim_due(50_000, 50_000, 60_000)
+                    .await
+                    .unwrap()
+                    .is_none(),
                 "a stopped schedule is never due (the other tenant's is still claimed)"
             );
             assert_eq!(store.suspend(&acme, "c1", false, 3_000).await.unwrap(), 1);
@@ -243,7 +275,11 @@ async fn schedules_follow_the_plan_and_the_connection() {
                 listed(acme.clone()).await,
                 [("contact".to_owned(), 10_000, 3_000, false)]
             );
-            let again = store.claim_due(3_000, 60_000).await.unwrap().unwrap();
+            let again = store
+                .claim_due(3_000, 3_000, 60_000)
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(again.tenant.tenant_id.as_str(), "acme");
 
             // A deleted connection loses its schedules, and only that tenant's.
