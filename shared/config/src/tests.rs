@@ -323,3 +323,21 @@ fn embed_page_settings_load_from_env_and_are_validated() {
         assert!(text.contains(named), "{key}={value}: {text}");
     }
 }
+
+#[test]
+fn plan_check_defaults_to_a_minute_and_zero_checks_every_page() {
+    assert_eq!(
+        load(None, env(&[]))
+            .unwrap()
+            .sync_engine
+            .runs
+            .plan_check_secs,
+        60
+    );
+    let config = load(
+        None,
+        env(&[("SYNCLINE_SYNC_ENGINE__RUNS__PLAN_CHECK_SECS", "0")]),
+    )
+    .unwrap();
+    assert_eq!(config.sync_engine.runs.plan_check_secs, 0);
+}

@@ -456,3 +456,94 @@ impl Remote {
 fn same_drift(a: &Plan, b: &Plan) -> bool {
     a.broken == b.broken
 }
+
+#[cfg(test)]
+mod tests {
+    use syncline_proto::mapping::v1::{CompiledFieldRule, FieldMappingViolation, ObjectPlan};
+
+    use super::*;
+
+    fn rule(source: &str, target: &str) -> CompiledFieldRule {
+        CompiledFieldRule {
+            source_fields: vec![source.into()],
+            target_field: target.into(),
+            ..CompiledFieldRule::default()
+        }
+    }
+
+    fn plan(violations: Vec<FieldMappingViolation>) -> Plan {
+        Plan::compile(&MappingPlan {
+            objects: vec![ObjectPlan {
+                object: "contact".into(),
+                provider_object: "Contact".into(),
+                inbound: vec![
+                    rule("LastName", "last_name"),
+                    rule("Score__c", "score"),
+                    rule("Rating__c", "rating"),
+                    rule("Rating__c", "rating_text"),
+                ],
+                outbound: vec![rule("email", "Email")],
+                ..ObjectPlan::default()
+            }],
+            drift_violations: violations,
+            checked_schema_version: 3,
+            ..MappingPlan::default()
+        })
+        .unwrap()
+    }
+
+    fn violation(model: &str, provider: &str, kind: ViolationKind) -> FieldMappingViolation {
+        FieldMappingViolation {
+            object: "contact".into(),
+            mapping_index: -1,
+            model_field: model.into(),
+            provider_field: provider.into(),
+            kind: kind as i32,
+            message: format!("inbound: `{provider}` broke"),
+        }
+    }
+
+    #[test]
+    fn a_plan_without_drift_skips_nothing() {
+        let plan = plan(Vec::new());
+        assert_eq!(plan.skipped("contact"), None);
+        assert_eq!(
+            plan.inbound_fields("contact"),
+            ["LastName", "Score__c", "Rating__c"]
+        );
+    }
+
+    #[test]
+    fn a_removed_field_is_no_longer_read_and_named_with_why() {
+        let plan = plan(vec![violation(
+            "score",
+            "Score__c",
+            ViolationKind::ProviderFieldUnknown,
+        )]);
+        assert_eq!(plan.inbound_fields("contact"), ["LastName", "Rating__c"]);
+        assert_eq!(
+            plan.skipped("contact"),
+            Some(Skipped {
+                fields: vec!["Score__c".into()],
+                issue: "schema drift: Contact.Score__c no longer exists in the CRM; not read until the mapping is saved again".into(),
+            })
+        );
+        assert_eq!(plan.skipped("account"), None);
+    }
+
+    #[test]
+    fn a_field_another_kept_rule_reads_is_still_read() {
+        // Retyped: it no longer fits `rating`, but `rating_text` still takes it.
+        let plan = plan(vec![violation(
+            "rating",
+            "Rating__c",
+            ViolationKind::TypeIncompatible,
+        )]);
+        assert_eq!(
+            plan.inbound_fields("contact"),
+            ["LastName", "Score__c", "Rating__c"]
+        );
+        assert_eq!(plan.skipped("contact"), None);
+        assert_eq!(plan.broken.len(), 1);
+    }
+}
