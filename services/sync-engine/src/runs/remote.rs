@@ -127,7 +127,9 @@ impl Plan {
                 ),
             };
             fields.push(field);
-            reasons.push(what);
+            if !reasons.contains(&what) {
+                reasons.push(what);
+            }
         }
         if fields.is_empty() {
             return None;
@@ -142,13 +144,11 @@ impl Plan {
     }
 }
 
-/// A cached plan and when mapping was last asked about it.
+/// A cached plan and when mapping was last asked about it (or a check of it began).
 #[derive(Debug)]
 struct CachedPlan {
     plan: Arc<Plan>,
     checked: Instant,
-    /// A worker is asking mapping now; the others keep using `plan` meanwhile.
-    checking: bool,
 }
 
 type TenantKey = (String, String, String);
@@ -355,8 +355,8 @@ impl Remote {
 
     /// Plan `version` of the connection, compiled without the rules drift broke. Cached:
     /// a plan checked with mapping less than `plan_check` ago is returned at once (no
-    /// call); an older one is checked again by one caller while the others keep using it,
-    /// and a failing check keeps the cached plan until the next interval.
+    /// call); an older one is checked again by the first caller while the others keep
+    /// using it until the next interval, as they do when that check fails or is abandoned.
     pub async fn plan(
         &self,
         tenant: &TenantContext,
@@ -367,11 +367,13 @@ impl Remote {
         let cached = {
             let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
             match plans.get_mut(&cache_key) {
-                Some(entry) if entry.checking || entry.checked.elapsed() < self.plan_check => {
+                Some(entry) if entry.checked.elapsed() < self.plan_check => {
                     return Ok(entry.plan.clone());
                 }
                 Some(entry) => {
-                    entry.checking = true;
+                    // This caller checks; the others keep the cached plan until the next
+                    // interval (also when this check is abandoned or fails).
+                    entry.checked = Instant::now();
                     Some(entry.plan.clone())
                 }
                 None => None,
@@ -382,9 +384,9 @@ impl Remote {
             .await
             .map_err(|s| classify(s, "mapping plan"))
             .and_then(|proto| Plan::compile(&proto));
-        let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
-        let plan = match (fetched, cached) {
-            (Ok(fresh), Some(old)) if same_drift(&fresh, &old) => old,
+        let started_from = cached.clone();
+        let (plan, changed) = match (fetched, cached) {
+            (Ok(fresh), Some(old)) if same_drift(&fresh, &old) => (old, false),
             (Ok(fresh), old) => {
                 let fresh = Arc::new(fresh);
                 if !fresh.broken.is_empty() || old.is_some() {
@@ -396,22 +398,35 @@ impl Remote {
                         "schema drift changed what the mapping plan can apply; broken rules are left out"
                     );
                 }
-                fresh
+                (fresh, true)
             }
             (Err(error), Some(old)) => {
                 tracing::warn!(?error, "checking a cached mapping plan failed; keeping it");
-                old
+                return Ok(old);
             }
             (Err(error), None) => return Err(error),
         };
-        plans.insert(
-            cache_key,
-            CachedPlan {
-                plan: plan.clone(),
-                checked: Instant::now(),
-                checking: false,
-            },
-        );
+        if changed {
+            let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
+            match (plans.get_mut(&cache_key), started_from) {
+                (Some(entry), Some(old)) if Arc::ptr_eq(&entry.plan, &old) => {
+                    entry.plan = plan.clone();
+                    entry.checked = Instant::now();
+                }
+                // Dropped or replaced while this check ran (a refused field made a worker
+                // read the plan again): what is there now is at least as new.
+                (_, Some(_)) | (Some(_), None) => {}
+                (None, None) => {
+                    plans.insert(
+                        cache_key,
+                        CachedPlan {
+                            plan: plan.clone(),
+                            checked: Instant::now(),
+                        },
+                    );
+                }
+            }
+        }
         Ok(plan)
     }
 
@@ -529,6 +544,117 @@ mod tests {
             })
         );
         assert_eq!(plan.skipped("account"), None);
+    }
+
+    /// A mapping service answering GetMappingPlan with `plan` (its drift as set), counting
+    /// the calls.
+    #[derive(Clone, Default)]
+    struct FakeMapping {
+        calls: Arc<std::sync::atomic::AtomicUsize>,
+        drift: Arc<Mutex<Vec<FieldMappingViolation>>>,
+    }
+
+    #[tonic::async_trait]
+    impl syncline_proto::mapping::v1::mapping_service_server::MappingService for FakeMapping {
+        async fn get_mapping_plan(
+            &self,
+            request: tonic::Request<GetMappingPlanRequest>,
+        ) -> Result<tonic::Response<syncline_proto::mapping::v1::GetMappingPlanResponse>, Status>
+        {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            assert!(
+                request.get_ref().include_broken,
+                "workers read broken plans too"
+            );
+            let drift = self.drift.lock().unwrap().clone();
+            let mut plan = MappingPlan {
+                objects: vec![ObjectPlan {
+                    object: "contact".into(),
+                    provider_object: "Contact".into(),
+                    inbound: vec![rule("LastName", "last_name"), rule("Score__c", "score")],
+                    ..ObjectPlan::default()
+                }],
+                plan_version: 2,
+                ..MappingPlan::default()
+            };
+            plan.drift_violations = drift;
+            Ok(tonic::Response::new(
+                syncline_proto::mapping::v1::GetMappingPlanResponse { plan: Some(plan) },
+            ))
+        }
+    }
+
+    async fn remote_with(fake: &FakeMapping, plan_check: Duration) -> Remote {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = syncline_proto::mapping::v1::mapping_service_server::MappingServiceServer::new(
+            fake.clone(),
+        );
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(server)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let channel = Channel::from_shared(url).unwrap().connect_lazy();
+        let auth = Arc::new(syncline_service_kit::InternalAuth::new(
+            &secrecy::SecretString::from("test-internal-secret-0123456789abcdef".to_owned()),
+        ));
+        Remote::new(
+            ServiceCaller::new(auth, "sync-engine"),
+            Channels {
+                auth_vault: channel.clone(),
+                mapping: channel.clone(),
+                schema_discovery: channel,
+            },
+            plan_check,
+        )
+    }
+
+    fn tenant() -> TenantContext {
+        TenantContext {
+            project_id: syncline_domain::ProjectId::parse("p1").unwrap(),
+            tenant_id: syncline_domain::TenantId::parse("t1").unwrap(),
+            subject: "test".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fresh_plan_costs_no_call_and_a_stale_one_is_checked_again() {
+        let fake = FakeMapping::default();
+        let calls = || fake.calls.load(std::sync::atomic::Ordering::SeqCst);
+        let tenant = tenant();
+
+        // Checked within the interval: one call for any number of pages.
+        let patient = remote_with(&fake, Duration::from_secs(3600)).await;
+        for _ in 0..5 {
+            let plan = patient.plan(&tenant, "conn", 2).await.unwrap();
+            assert_eq!(plan.inbound_fields("contact"), ["LastName", "Score__c"]);
+        }
+        assert_eq!(calls(), 1);
+        // Drift found elsewhere is not seen before the interval…
+        *fake.drift.lock().unwrap() = vec![violation(
+            "score",
+            "Score__c",
+            ViolationKind::ProviderFieldUnknown,
+        )];
+        let plan = patient.plan(&tenant, "conn", 2).await.unwrap();
+        assert_eq!(plan.inbound_fields("contact"), ["LastName", "Score__c"]);
+        assert_eq!(calls(), 1);
+        // …unless the plan is dropped (a refused field), which reads it again.
+        patient.forget_plan(&tenant, "conn", 2);
+        let plan = patient.plan(&tenant, "conn", 2).await.unwrap();
+        assert_eq!(plan.inbound_fields("contact"), ["LastName"]);
+        assert_eq!(calls(), 2);
+
+        // A zero interval checks before every page and sees the drift at once, and that it
+        // went away.
+        let eager = remote_with(&fake, Duration::ZERO).await;
+        let plan = eager.plan(&tenant, "conn", 2).await.unwrap();
+        assert_eq!(plan.inbound_fields("contact"), ["LastName"]);
+        fake.drift.lock().unwrap().clear();
+        let plan = eager.plan(&tenant, "conn", 2).await.unwrap();
+        assert_eq!(plan.inbound_fields("contact"), ["LastName", "Score__c"]);
+        assert_eq!(calls(), 4);
     }
 
     #[test]
