@@ -24,7 +24,7 @@ use syncline_proto::sync::v1::{
     SyncRunState, SyncTrigger,
 };
 use syncline_storage::Database;
-use syncline_sync_engine::runs::schedule::store::ScheduleStore;
+use syncline_sync_engine::runs::schedule::store::{ScheduleStore, Scheduled};
 
 use super::{MANIFEST, Tenant, suite};
 
@@ -123,16 +123,19 @@ impl Tenant<'_> {
             .plan_version
     }
 
-    /// The connection's schedules as sync-engine stores them: (object, interval in ms,
-    /// stopped).
-    async fn schedules(&self, db: &Database) -> Vec<(String, i64, bool)> {
-        let tenant = syncline_domain::TenantContext {
+    fn context(&self) -> syncline_domain::TenantContext {
+        syncline_domain::TenantContext {
             project_id: syncline_domain::ProjectId::parse(&self.project).unwrap(),
             tenant_id: syncline_domain::TenantId::parse(&self.tenant).unwrap(),
             subject: "test".into(),
-        };
+        }
+    }
+
+    /// The connection's schedules as sync-engine stores them: (object, interval in ms,
+    /// stopped).
+    async fn schedules(&self, db: &Database) -> Vec<(String, i64, bool)> {
         ScheduleStore::new(db.clone())
-            .list(&tenant, &self.connection)
+            .list(&self.context(), &self.connection)
             .await
             .unwrap()
             .into_iter()
@@ -394,6 +397,39 @@ async fn a_deleted_connection_loses_its_schedules(storage: Storage) {
         matches!(still.state(), SyncRunState::Pending | SyncRunState::Running),
         "the backfill is still waiting for the org: {still:?}"
     );
+
+    // A connection deleted while no event reached sync-engine: the scheduler's start finds
+    // that auth-vault no longer knows it (NOT_FOUND) and removes its schedule.
+    let gone = Tenant {
+        connection: syncline_domain::ids::new_resource_id("conn"),
+        ..acme
+    };
+    ScheduleStore::new(db.clone())
+        .replace(
+            &gone.context(),
+            &gone.connection,
+            &[Scheduled {
+                object: "contact".into(),
+                interval_ms: 60_000,
+            }],
+            0,
+            |_| 0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        gone.schedules(&db).await,
+        [("contact".to_owned(), 60_000, false)]
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !gone.schedules(&db).await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the unknown connection's schedule was never removed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone.runs().await.is_empty(), "no run was started for it");
     db.close().await;
     suite.stop().await;
     sandboxes.stop().await;
