@@ -334,3 +334,36 @@ async fn properties_schemas_and_account_match_recordings() {
     assert_eq!(account.body["portalId"], DEMO_PORTAL_ID);
     env.hs.shutdown().await;
 }
+
+/// A forced permanent refusal answers like HubSpot refusing a token without the scope the
+/// call needs (403 `MISSING_SCOPES`, the recorded body's shape), naming the object's read
+/// scope; the next call is served again.
+#[tokio::test]
+async fn a_forced_refusal_answers_like_missing_scopes() {
+    let env: Env = spawn().await;
+    env.hs
+        .admin()
+        .force_faults(
+            DEMO_PORTAL_ID,
+            syncline_crm_sandbox::common::FaultOutcome::Refused,
+            1,
+        )
+        .unwrap();
+    let r = env.get("/crm/v3/objects/contacts?limit=1").await;
+    assert_eq!(r.status, 403);
+    assert_same_shape(
+        &fixture("error-403-missing-scopes.json"),
+        &r.body,
+        &strict(),
+        "forced refusal",
+    );
+    assert_eq!(
+        r.body["context"]["requiredGranularScopes"],
+        json!(["crm.objects.contacts.read"])
+    );
+    assert_eq!(
+        env.get("/crm/v3/objects/contacts?limit=1").await.status,
+        200
+    );
+    env.hs.shutdown().await;
+}
