@@ -48,6 +48,21 @@ impl SyncApi {
             runs,
         }
     }
+
+    /// `StreamChanges` for the calling tenant: changes as stored, after the request's checks.
+    pub async fn open_change_stream(
+        &self,
+        request: Request<StreamChangesRequest>,
+    ) -> Result<stream::ChangeStream, Status> {
+        let tenant = tenant(&request)?.clone();
+        stream::open(
+            self.engine.change_log().clone(),
+            tenant,
+            request.into_inner(),
+            self.engine.stream_options().clone(),
+        )
+        .await
+    }
 }
 
 /// The dead-letter filters shared by List and Replay, checked; `time_range` bounds are
@@ -153,18 +168,16 @@ fn required_id(value: &str, field: &str) -> Result<(), ApiError> {
 
 #[tonic::async_trait]
 impl SyncService for SyncApi {
+    /// Served by `change_route::SyncRoutes` from the stored encodings; this decoded form
+    /// answers only when the generated server is used on its own.
     async fn stream_changes(
         &self,
         request: Request<StreamChangesRequest>,
     ) -> Result<Response<BoxStream<StreamChangesResponse>>, Status> {
-        let tenant = tenant(&request)?.clone();
-        let stream = stream::open(
-            self.engine.change_log().clone(),
-            tenant,
-            request.into_inner(),
-            self.engine.stream_options().clone(),
-        )
-        .await?;
+        use tokio_stream::StreamExt;
+        let stream = self.open_change_stream(request).await?.map(|message| {
+            message.and_then(|m| m.to_response().map_err(|e| Status::internal(e.to_string())))
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 

@@ -12,6 +12,7 @@
 //! issues build them.
 
 mod api;
+mod change_route;
 pub mod changelog;
 pub mod delivery;
 mod engine;
@@ -152,7 +153,7 @@ pub async fn start_with(
         .await;
     let router = boot
         .router
-        .add_service(SyncServiceServer::new(api))
+        .add_service(change_route::SyncRoutes::new(api))
         .add_service(IntakeServiceServer::new(api::IntakeApi::new(
             engine.clone(),
             runner,

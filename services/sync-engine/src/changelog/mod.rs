@@ -10,6 +10,7 @@
 //! An append also writes the webhook outbox rows for the tenant's enabled endpoints in the
 //! same transaction, so a change is published and queued for delivery, or neither.
 
+pub mod encoded;
 pub mod stream;
 
 use std::collections::HashMap;
@@ -25,6 +26,8 @@ use syncline_storage::{Database, now_ms};
 use tokio::sync::{Notify, watch};
 
 use crate::delivery::outbox;
+
+use self::encoded::EncodedChange;
 
 /// The most changes one append takes.
 pub const MAX_APPEND: usize = 10_000;
@@ -368,6 +371,23 @@ impl ChangeLog {
         filter: &ChangeFilter,
         limit: usize,
     ) -> Result<Vec<Change>, ApiError> {
+        self.page_encoded(tenant, after, through, filter, limit)
+            .await?
+            .iter()
+            .map(|change| Change::decode(change.bytes.as_slice()).map_err(ApiError::internal))
+            .collect()
+    }
+
+    /// [`ChangeLog::page`] as stored: each change's encoding, with its provider record
+    /// appended when `filter` asks for it, never decoded (what `StreamChanges` sends).
+    pub async fn page_encoded(
+        &self,
+        tenant: &TenantContext,
+        after: u64,
+        through: u64,
+        filter: &ChangeFilter,
+        limit: usize,
+    ) -> Result<Vec<EncodedChange>, ApiError> {
         // Only placeholders are formatted into the statement.
         let mut next = 6;
         let mut conditions = String::new();
@@ -389,7 +409,7 @@ impl ChangeLog {
             "NULL AS provider_record"
         };
         let statement = format!(
-            "SELECT change, {provider_record} FROM changes
+            "SELECT sequence, change, {provider_record} FROM changes
              WHERE project_id = $1 AND tenant_id = $2 AND sequence > $3 AND sequence <= $4
              {conditions}
              ORDER BY sequence LIMIT $5"
@@ -407,23 +427,19 @@ impl ChangeLog {
             .fetch_all(self.db.pool())
             .await
             .map_err(ApiError::internal)?;
-        rows.iter()
+        rows.into_iter()
             .map(|row| {
-                let bytes: Vec<u8> = row.try_get("change").map_err(ApiError::internal)?;
-                let mut change = Change::decode(bytes.as_slice()).map_err(ApiError::internal)?;
-                if !filter.include_provider_record {
-                    // Rows written before migration 6 still hold it in `change`.
-                    change.provider_record = None;
-                } else if let Some(bytes) = row
-                    .try_get::<Option<Vec<u8>>, _>("provider_record")
-                    .map_err(ApiError::internal)?
-                {
-                    change.provider_record = Some(
-                        syncline_proto::common::v1::Record::decode(bytes.as_slice())
-                            .map_err(ApiError::internal)?,
-                    );
-                }
-                Ok(change)
+                let sequence: i64 = row.try_get("sequence").map_err(ApiError::internal)?;
+                let change: Vec<u8> = row.try_get("change").map_err(ApiError::internal)?;
+                let provider_record: Option<Vec<u8>> =
+                    row.try_get("provider_record").map_err(ApiError::internal)?;
+                EncodedChange::from_row(
+                    to_u64(sequence),
+                    change,
+                    provider_record.as_deref(),
+                    filter.include_provider_record,
+                )
+                .map_err(ApiError::internal)
             })
             .collect()
     }

@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use syncline_domain::{ApiError, TenantContext, Violation};
-use syncline_proto::sync::v1::{StreamChangesRequest, StreamChangesResponse};
+use syncline_proto::sync::v1::StreamChangesRequest;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use tracing::Instrument;
 
+use super::encoded::{EncodedChange, EncodedChanges};
 use super::{ChangeFilter, ChangeLog, Head};
 
 /// Changes per message when the request sets no `max_batch_size`.
@@ -56,8 +57,8 @@ impl Default for StreamOptions {
     }
 }
 
-/// The response stream of `StreamChanges`.
-pub type ChangeStream = ReceiverStream<Result<StreamChangesResponse, Status>>;
+/// The response stream of `StreamChanges`: messages written from the stored encodings.
+pub type ChangeStream = ReceiverStream<Result<EncodedChanges, Status>>;
 
 /// `OUT_OF_RANGE` with reason `CURSOR_EXPIRED` and how far the log was pruned.
 pub fn cursor_expired(after: u64, pruned_through: u64) -> Status {
@@ -113,8 +114,8 @@ struct Changes {
 }
 
 impl Source for Changes {
-    type Item = syncline_proto::sync::v1::Change;
-    type Message = StreamChangesResponse;
+    type Item = EncodedChange;
+    type Message = EncodedChanges;
 
     fn subscribe(&self, tenant: &TenantContext) -> watch::Receiver<u64> {
         self.log.subscribe(tenant)
@@ -131,7 +132,8 @@ impl Source for Changes {
         through: u64,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Self::Item>, ApiError>> + Send {
-        self.log.page(tenant, after, through, &self.filter, limit)
+        self.log
+            .page_encoded(tenant, after, through, &self.filter, limit)
     }
 
     fn sequence(item: &Self::Item) -> u64 {
@@ -139,14 +141,14 @@ impl Source for Changes {
     }
 
     fn messages(&self, page: Vec<Self::Item>, head: u64) -> Vec<Self::Message> {
-        vec![StreamChangesResponse {
-            changes: page,
+        vec![EncodedChanges {
+            changes: page.into_iter().map(|change| change.bytes).collect(),
             head_sequence: head,
         }]
     }
 
     fn heartbeat(&self, head: u64) -> Self::Message {
-        StreamChangesResponse {
+        EncodedChanges {
             changes: Vec::new(),
             head_sequence: head,
         }

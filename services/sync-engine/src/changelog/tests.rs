@@ -213,6 +213,8 @@ async fn next(
         .expect("a message within 10 s")
         .expect("the stream is open")
         .expect("not an error")
+        .to_response()
+        .expect("the message decodes as a StreamChangesResponse")
 }
 
 #[tokio::test]
