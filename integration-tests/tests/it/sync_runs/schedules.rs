@@ -1,8 +1,9 @@
 //! Scheduled incremental runs end to end: once a connection's plan carries the manifest's
 //! `schedule` and a run of it started, sync-engine reads the object again by itself (trigger
 //! SCHEDULE) and a record changed in the CRM arrives on StreamChanges without anyone
-//! calling StartSyncRun; a connection that needs re-authorization gets no scheduled runs
-//! until it is authorized again; a deleted connection loses its schedules. Time is driven by
+//! calling StartSyncRun; a connection with an active run is skipped (due again an interval
+//! later) until the run ends; a connection that needs re-authorization gets no scheduled
+//! runs until it is authorized again; a deleted connection loses its schedules. Time is driven by
 //! configuration: `schedule_speedup = 60` makes the manifest's minimum, `1m`, one second;
 //! tests wait on what they observe (runs, changes, stored schedules), with deadlines.
 
@@ -32,6 +33,7 @@ crate::both_storages!(
     a_scheduled_object_is_read_again_on_its_schedule,
     a_connection_needing_reauthorization_gets_no_scheduled_runs_until_authorized_again,
     a_deleted_connection_loses_its_schedules,
+    a_connection_with_an_active_run_is_skipped_until_it_ends,
 );
 
 /// The contacts manifest with `schedule: 1m` on contacts.
@@ -143,6 +145,16 @@ impl Tenant<'_> {
             .collect()
     }
 
+    /// When the connection's (only) schedule is due next, in epoch milliseconds.
+    async fn next_due(&self, db: &Database) -> i64 {
+        let schedules = ScheduleStore::new(db.clone())
+            .list(&self.context(), &self.connection)
+            .await
+            .unwrap();
+        assert_eq!(schedules.len(), 1, "{schedules:?}");
+        schedules[0].1
+    }
+
     /// Adopts the scheduled manifest, runs the first backfill and waits until a scheduled
     /// run of the connection succeeded; returns the last sequence the backfill published.
     async fn backfill_with_schedule(&self, contacts: usize) -> u64 {
@@ -182,7 +194,7 @@ async fn a_scheduled_object_is_read_again_on_its_schedule(storage: Storage) {
     // The product's first backfill gives the connection its schedule.
     let (backfill, created) = acme.start(SyncMode::Backfill).await;
     assert!(created);
-    acme.wait_state(&backfill.id, SyncRunState::Succeeded).await;
+    let backfilled_run = acme.wait_state(&backfill.id, SyncRunState::Succeeded).await;
     let backfilled = acme.changes(0, 30).await.last().unwrap().sequence;
 
     // Nobody calls StartSyncRun again: an incremental run with trigger SCHEDULE appears.
@@ -202,6 +214,15 @@ async fn a_scheduled_object_is_read_again_on_its_schedule(storage: Storage) {
     assert_eq!(first.objects, ["contact"]);
     assert_eq!(first.plan_version, 2);
     assert_eq!(first.trace_id.len(), 32, "the run has its root span");
+    // No scheduled run started while the backfill was active.
+    let ended = backfilled_run.end_time.unwrap();
+    for run in scheduled(&acme.runs().await) {
+        let created = run.create_time.unwrap();
+        assert!(
+            (created.seconds, created.nanos) >= (ended.seconds, ended.nanos),
+            "a scheduled run started while the backfill was active: {run:?}"
+        );
+    }
 
     // A contact renamed in the CRM arrives on StreamChanges from a scheduled run.
     let renamed = acme.contact_id(5);
@@ -430,6 +451,65 @@ async fn a_deleted_connection_loses_its_schedules(storage: Storage) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(gone.runs().await.is_empty(), "no run was started for it");
+    db.close().await;
+    suite.stop().await;
+    sandboxes.stop().await;
+}
+
+async fn a_connection_with_an_active_run_is_skipped_until_it_ends(storage: Storage) {
+    let sandboxes = Sandboxes::start().await;
+    let suite = fast_schedules(storage).await;
+    let db = suite
+        .service_database(ServiceName::SyncEngine, syncline_sync_engine::MIGRATIONS)
+        .await;
+    let acme = Tenant::connect(&suite, &sandboxes, 10).await;
+    assert_eq!(acme.adopt_manifest(&scheduled_manifest()).await, 2);
+    // The org fails every call, so the backfill stays active.
+    let admin = sandboxes.salesforce.admin();
+    let failing = FaultConfig {
+        error_5xx_rate: 1.0,
+        ..FaultConfig::default()
+    };
+    admin.set_faults(&acme.org, failing).unwrap();
+    let (backfill, created) = acme.start(SyncMode::Backfill).await;
+    assert!(created);
+
+    // The scheduler takes the schedule when it is due, finds the backfill and sets it due
+    // again an interval later, twice, without starting a run. (While a process holds its
+    // claim the schedule is a minute ahead; that is not a new due time.)
+    let mut due = acme.next_due(&db).await;
+    for _ in 0..2 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let next = acme.next_due(&db).await;
+            if next != due && next < syncline_storage::now_ms() + 30_000 {
+                assert!(next > due, "the next due time only moves on");
+                due = next;
+                break;
+            }
+            assert!(Instant::now() < deadline, "the schedule was never taken");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let runs = acme.runs().await;
+    assert_eq!(runs.len(), 1, "only the backfill: {runs:?}");
+    assert_eq!(runs[0].id, backfill.id);
+
+    // The org recovers: the backfill ends and the next scheduled run follows it.
+    admin.set_faults(&acme.org, FaultConfig::default()).unwrap();
+    let done = acme.wait_state(&backfill.id, SyncRunState::Succeeded).await;
+    let runs = wait_runs(&acme, "a scheduled run", |runs| {
+        scheduled(runs).next().is_some()
+    })
+    .await;
+    let ended = done.end_time.unwrap();
+    for run in scheduled(&runs) {
+        let created = run.create_time.unwrap();
+        assert!(
+            (created.seconds, created.nanos) >= (ended.seconds, ended.nanos),
+            "a scheduled run started beside the backfill: {run:?}"
+        );
+    }
     db.close().await;
     suite.stop().await;
     sandboxes.stop().await;
