@@ -6,23 +6,102 @@ use prost_types::value::Kind;
 
 use crate::ApiUsage;
 
-/// A JSON value as a `google.protobuf.Value` (numbers as doubles; nested objects such as
-/// Salesforce compound addresses as structs).
-pub fn to_proto(value: serde_json::Value) -> prost_types::Value {
-    use serde_json::Value as J;
-    let kind = match value {
-        J::Null => Kind::NullValue(0),
-        J::Bool(b) => Kind::BoolValue(b),
-        J::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
-        J::String(s) => Kind::StringValue(s),
-        J::Array(items) => Kind::ListValue(prost_types::ListValue {
-            values: items.into_iter().map(to_proto).collect(),
-        }),
-        J::Object(map) => Kind::StructValue(prost_types::Struct {
-            fields: map.into_iter().map(|(k, v)| (k, to_proto(v))).collect(),
-        }),
-    };
-    prost_types::Value { kind: Some(kind) }
+/// A JSON value read straight into a `google.protobuf.Value`, without building a
+/// `serde_json::Value` first (numbers as doubles; nested objects such as Salesforce compound
+/// addresses as structs). The readers deserialize CRM records field by field into these.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JsonValue(pub prost_types::Value);
+
+impl JsonValue {
+    fn of(kind: Kind) -> Self {
+        Self(prost_types::Value { kind: Some(kind) })
+    }
+
+    /// The text, when the value is a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.0.kind {
+            Some(Kind::StringValue(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The flag, when the value is a boolean.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self.0.kind {
+            Some(Kind::BoolValue(b)) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for JsonValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(JsonValueVisitor)
+    }
+}
+
+struct JsonValueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for JsonValueVisitor {
+    type Value = JsonValue;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<JsonValue, E> {
+        Ok(JsonValue::of(Kind::NullValue(0)))
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<JsonValue, E> {
+        self.visit_unit()
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<JsonValue, E> {
+        Ok(JsonValue::of(Kind::BoolValue(b)))
+    }
+
+    #[allow(clippy::cast_precision_loss)] // JSON numbers become doubles, as serde_json's as_f64.
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<JsonValue, E> {
+        Ok(JsonValue::of(Kind::NumberValue(n as f64)))
+    }
+
+    #[allow(clippy::cast_precision_loss)]
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<JsonValue, E> {
+        Ok(JsonValue::of(Kind::NumberValue(n as f64)))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<JsonValue, E> {
+        Ok(JsonValue::of(Kind::NumberValue(n)))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<JsonValue, E> {
+        Ok(JsonValue::of(Kind::StringValue(s.to_owned())))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, s: String) -> Result<JsonValue, E> {
+        Ok(JsonValue::of(Kind::StringValue(s)))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<JsonValue, A::Error> {
+        let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(JsonValue(value)) = seq.next_element()? {
+            values.push(value);
+        }
+        Ok(JsonValue::of(Kind::ListValue(prost_types::ListValue {
+            values,
+        })))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<JsonValue, A::Error> {
+        let mut fields = std::collections::BTreeMap::new();
+        while let Some((key, JsonValue(value))) = map.next_entry::<String, JsonValue>()? {
+            fields.insert(key, value);
+        }
+        Ok(JsonValue::of(Kind::StructValue(prost_types::Struct {
+            fields,
+        })))
+    }
 }
 
 /// Parses the date-time forms the providers send: RFC 3339 (`2024-04-09T20:19:25.123Z`),
@@ -103,7 +182,64 @@ pub fn hubspot_usage(headers: &reqwest::header::HeaderMap) -> ApiUsage {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use proptest::prelude::*;
     use reqwest::header::{HeaderMap, HeaderValue};
+
+    /// The conversion through `serde_json::Value`, which [`JsonValue`] must equal.
+    fn through_serde_json(value: serde_json::Value) -> prost_types::Value {
+        use serde_json::Value as J;
+        let kind = match value {
+            J::Null => Kind::NullValue(0),
+            J::Bool(b) => Kind::BoolValue(b),
+            J::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+            J::String(s) => Kind::StringValue(s),
+            J::Array(items) => Kind::ListValue(prost_types::ListValue {
+                values: items.into_iter().map(through_serde_json).collect(),
+            }),
+            J::Object(map) => Kind::StructValue(prost_types::Struct {
+                fields: map
+                    .into_iter()
+                    .map(|(k, v)| (k, through_serde_json(v)))
+                    .collect(),
+            }),
+        };
+        prost_types::Value { kind: Some(kind) }
+    }
+
+    fn json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<u64>().prop_map(serde_json::Value::from),
+            (-1e300f64..1e300).prop_map(serde_json::Value::from),
+            ".{0,12}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(".{0,6}", inner, 0..6)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn json_reads_into_the_same_protobuf_value_as_through_serde_json(value in json()) {
+            let text = serde_json::to_string(&value).unwrap();
+            let direct: JsonValue = serde_json::from_str(&text).unwrap();
+            let reference = through_serde_json(serde_json::from_str(&text).unwrap());
+            prop_assert_eq!(direct.0, reference);
+        }
+
+        #[test]
+        fn any_text_either_reads_as_json_or_is_refused_like_serde_json(text in ".{0,40}") {
+            let direct = serde_json::from_str::<JsonValue>(&text);
+            let reference = serde_json::from_str::<serde_json::Value>(&text);
+            prop_assert_eq!(direct.is_ok(), reference.is_ok());
+        }
+    }
 
     #[test]
     fn salesforce_usage_reads_bare_and_extended_forms() {

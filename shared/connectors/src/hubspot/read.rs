@@ -29,17 +29,17 @@
 //! The sweep of the first increment starts `look_back` before the backfill started, so
 //! records changed during the backfill are read again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use syncline_proto::common::v1::Record;
 
 use super::{HubSpotConnector, error_code};
 use crate::http;
-use crate::values::{hubspot_usage, parse_instant, timestamp, to_proto};
+use crate::values::{JsonValue, hubspot_usage, parse_instant, timestamp};
 use crate::{
     ApiUsage, ConnectorError, Credentials, ReadCursor, ReadRequest, RecordPage, RecordReader,
 };
@@ -164,7 +164,7 @@ impl Page {
 struct WireRecord {
     id: String,
     #[serde(default)]
-    properties: Map<String, Value>,
+    properties: BTreeMap<String, JsonValue>,
     #[serde(default)]
     updated_at: Option<String>,
     #[serde(default)]
@@ -177,7 +177,7 @@ impl WireRecord {
     fn modified(&self, property: &str) -> Option<DateTime<Utc>> {
         self.properties
             .get(property)
-            .and_then(Value::as_str)
+            .and_then(JsonValue::as_str)
             .and_then(parse_instant)
             .or_else(|| self.updated_at.as_deref().and_then(parse_instant))
     }
@@ -189,7 +189,7 @@ impl WireRecord {
             fields: self
                 .properties
                 .into_iter()
-                .map(|(k, v)| (k, to_proto(v)))
+                .map(|(k, JsonValue(v))| (k, v))
                 .collect(),
             system_modstamp: modified.map(timestamp),
             deleted,

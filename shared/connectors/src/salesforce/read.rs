@@ -29,12 +29,14 @@
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+use prost_types::value::Kind;
 use syncline_proto::common::v1::Record;
 
 use super::{API_VERSION, SalesforceConnector, error_code};
 use crate::http;
-use crate::values::{parse_instant, rfc3339_ms, salesforce_usage, timestamp, to_proto};
+use crate::values::{JsonValue, parse_instant, rfc3339_ms, salesforce_usage, timestamp};
 use crate::{
     ApiUsage, ConnectorError, Credentials, ReadCursor, ReadRequest, RecordPage, RecordReader,
 };
@@ -199,7 +201,7 @@ struct QueryPage {
     #[serde(default)]
     next_records_url: Option<String>,
     #[serde(default)]
-    records: Vec<Map<String, Value>>,
+    records: Vec<BTreeMap<String, JsonValue>>,
 }
 
 /// `/sobjects/X/deleted/` answer.
@@ -221,45 +223,48 @@ struct DeletedRecord {
 }
 
 /// `attributes` removed, recursively (relationship fields come back nested).
-fn strip_attributes(value: Value) -> Value {
-    match value {
-        Value::Object(mut map) => {
-            map.remove("attributes");
-            Value::Object(
-                map.into_iter()
-                    .map(|(k, v)| (k, strip_attributes(v)))
-                    .collect(),
-            )
+fn strip_attributes(value: &mut prost_types::Value) {
+    match &mut value.kind {
+        Some(Kind::StructValue(object)) => {
+            object.fields.remove("attributes");
+            object.fields.values_mut().for_each(strip_attributes);
         }
-        other => other,
+        Some(Kind::ListValue(list)) => list.values.iter_mut().for_each(strip_attributes),
+        _ => {}
     }
 }
 
 /// A query row as a record; its mark.
-fn record_of(object: &str, mut row: Map<String, Value>) -> Result<(Record, Mark), ConnectorError> {
+fn record_of(
+    object: &str,
+    mut row: BTreeMap<String, JsonValue>,
+) -> Result<(Record, Mark), ConnectorError> {
     row.remove("attributes");
     let id = row
         .get("Id")
-        .and_then(Value::as_str)
+        .and_then(JsonValue::as_str)
         .map(str::to_owned)
         .ok_or_else(|| ConnectorError::invalid(format!("query of {object}"), "a row has no Id"))?;
     let stamp = row
         .get("SystemModstamp")
-        .and_then(Value::as_str)
+        .and_then(JsonValue::as_str)
         .and_then(parse_instant)
         .ok_or_else(|| {
             ConnectorError::invalid(format!("query of {object}"), "a row has no SystemModstamp")
         })?;
     let deleted = row
         .get("IsDeleted")
-        .and_then(Value::as_bool)
+        .and_then(JsonValue::as_bool)
         .unwrap_or(false);
     let record = Record {
         object: object.to_owned(),
         id: id.clone(),
         fields: row
             .into_iter()
-            .map(|(k, v)| (k, to_proto(strip_attributes(v))))
+            .map(|(k, JsonValue(mut v))| {
+                strip_attributes(&mut v);
+                (k, v)
+            })
             .collect(),
         system_modstamp: Some(timestamp(stamp)),
         deleted,
@@ -530,7 +535,7 @@ mod tests {
                 .is_some()
         );
         // A row: attributes dropped (also nested), IsDeleted read, the mark taken.
-        let row: Map<String, Value> = serde_json::from_value(serde_json::json!({
+        let row: BTreeMap<String, JsonValue> = serde_json::from_value(serde_json::json!({
             "attributes": {"type": "Contact", "url": "/x"},
             "Id": "003ak000003dQCGAA2",
             "SystemModstamp": "2024-04-09T20:19:25.000+0000",
