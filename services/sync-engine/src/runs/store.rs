@@ -613,9 +613,7 @@ impl RunStore {
         let published = changes.len();
         let unchanged = total - published;
         let appended = ChangeLog::append_in_tx(&mut tx, tenant, changes, now).await?;
-        for letter in &page.dead_letters {
-            write_map_letter(&mut tx, tenant, letter, now).await?;
-        }
+        write_map_letters(&mut tx, tenant, &page.dead_letters, now).await?;
         sqlx::query(
             "UPDATE sync_slices SET changes_published = changes_published + $1,
                  records_unchanged = records_unchanged + $2
@@ -816,44 +814,62 @@ fn record_key(claim: &Claim, id: &str) -> String {
     )
 }
 
-/// Stores a MAP dead letter in the page's transaction, replacing the tenant's earlier one
-/// about the same record and field (see migration 7).
-async fn write_map_letter(
+/// Stores a page's MAP dead letters in its transaction, each replacing the tenant's earlier
+/// one about the same record and field (see migration 7); within the page the last letter
+/// about a record and field wins. A few statements per page, whatever the number of letters.
+async fn write_map_letters(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     tenant: &TenantContext,
-    letter: &DeadLetter,
+    letters: &[DeadLetter],
     now: i64,
 ) -> Result<(), ApiError> {
-    let key = format!(
-        "{}/{}/{}/{}",
-        letter.connection_id, letter.object, letter.record_id, letter.field
-    );
-    sqlx::query(
-        "DELETE FROM dead_letters WHERE project_id = $1 AND tenant_id = $2 AND letter_key = $3",
-    )
-    .bind(tenant.project_id.as_str())
-    .bind(tenant.tenant_id.as_str())
-    .bind(key.as_str())
-    .execute(&mut **tx)
-    .await
-    .map_err(internal)?;
-    sqlx::query(
-        "INSERT INTO dead_letters (id, project_id, tenant_id, stage, connection_id, object,
-                                   last_failure_at_ms, delivery_id, letter, letter_key)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, '', $8, $9)",
-    )
-    .bind(letter.id.as_str())
-    .bind(tenant.project_id.as_str())
-    .bind(tenant.tenant_id.as_str())
-    .bind(letter.stage)
-    .bind(letter.connection_id.as_str())
-    .bind(letter.object.as_str())
-    .bind(now)
-    .bind(letter.encode_to_vec())
-    .bind(key)
-    .execute(&mut **tx)
-    .await
-    .map_err(internal)?;
+    let mut by_key: HashMap<String, &DeadLetter> = HashMap::new();
+    for letter in letters {
+        let key = format!(
+            "{}/{}/{}/{}",
+            letter.connection_id, letter.object, letter.record_id, letter.field
+        );
+        by_key.insert(key, letter);
+    }
+    let letters: Vec<(String, &DeadLetter)> = by_key.into_iter().collect();
+    let params = Params::of(tx);
+    for chunk in letters.chunks(params.rows_per_statement()) {
+        let statement = format!(
+            "DELETE FROM dead_letters WHERE project_id = {} AND tenant_id = {}
+             AND letter_key IN ({})",
+            params.list(1, 1),
+            params.list(2, 1),
+            params.list(3, chunk.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(statement))
+            .bind(tenant.project_id.as_str())
+            .bind(tenant.tenant_id.as_str());
+        for (key, _) in chunk {
+            query = query.bind(key.as_str());
+        }
+        query.execute(&mut **tx).await.map_err(internal)?;
+        let statement = format!(
+            "INSERT INTO dead_letters (id, project_id, tenant_id, stage, connection_id, object,
+                                       last_failure_at_ms, delivery_id, letter, letter_key)
+             VALUES {}",
+            params.rows(chunk.len(), 10)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
+        for (key, letter) in chunk {
+            query = query
+                .bind(letter.id.as_str())
+                .bind(tenant.project_id.as_str())
+                .bind(tenant.tenant_id.as_str())
+                .bind(letter.stage)
+                .bind(letter.connection_id.as_str())
+                .bind(letter.object.as_str())
+                .bind(now)
+                .bind(String::new())
+                .bind(letter.encode_to_vec())
+                .bind(key.as_str());
+        }
+        query.execute(&mut **tx).await.map_err(internal)?;
+    }
     Ok(())
 }
 
