@@ -323,3 +323,103 @@ impl<S: Source> Pump<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::mpsc::UnboundedSender;
+    use tokio_stream::StreamExt;
+
+    /// A log of `last` entries in memory that reports each page read (its `after`).
+    struct CountedLog {
+        last: u64,
+        reads: UnboundedSender<u64>,
+        appended: watch::Sender<u64>,
+    }
+
+    impl Source for CountedLog {
+        type Item = u64;
+        type Message = Vec<u64>;
+
+        fn subscribe(&self, _tenant: &TenantContext) -> watch::Receiver<u64> {
+            self.appended.subscribe()
+        }
+
+        async fn head(&self, _tenant: &TenantContext) -> Result<Head, ApiError> {
+            Ok(Head {
+                last_sequence: self.last,
+                pruned_through: 0,
+            })
+        }
+
+        async fn page(
+            &self,
+            _tenant: &TenantContext,
+            after: u64,
+            through: u64,
+            limit: usize,
+        ) -> Result<Vec<u64>, ApiError> {
+            let _ = self.reads.send(after);
+            Ok((after + 1..=through).take(limit).collect())
+        }
+
+        fn sequence(item: &u64) -> u64 {
+            *item
+        }
+
+        fn messages(&self, page: Vec<u64>, _head: u64) -> Vec<Vec<u64>> {
+            vec![page]
+        }
+
+        fn heartbeat(&self, _head: u64) -> Vec<u64> {
+            Vec::new()
+        }
+    }
+
+    /// With the clock paused, this wait ends with `None` only once every task is idle and
+    /// the runtime has moved its clock a minute on: nothing was going to read another page.
+    async fn next_read(reads: &mut mpsc::UnboundedReceiver<u64>) -> Option<u64> {
+        tokio::time::timeout(Duration::from_secs(60), reads.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_consumer_that_stops_reading_stops_the_pump_reading_the_log() {
+        let (reads_tx, mut reads) = mpsc::unbounded_channel();
+        let log = CountedLog {
+            last: 1_000,
+            reads: reads_tx,
+            appended: watch::channel(0).0,
+        };
+        let options = StreamOptions {
+            buffer: 2,
+            heartbeat: Duration::from_secs(3_600),
+            ..StreamOptions::default()
+        };
+        let tenant = super::super::tests::tenant("p", "acme");
+        let mut stream = start(log, tenant, 0, 10, options).await.unwrap();
+        // Two messages fill the buffer and a third page waits to be sent; then it stops.
+        for after in [0, 10, 20] {
+            assert_eq!(next_read(&mut reads).await, Some(after));
+        }
+        assert_eq!(
+            next_read(&mut reads).await,
+            None,
+            "read on with nobody reading"
+        );
+        // Each message taken frees one place: exactly one more page is read.
+        let first = stream.next().await.unwrap().unwrap();
+        assert_eq!(first, (1..=10).collect::<Vec<u64>>());
+        assert_eq!(next_read(&mut reads).await, Some(30));
+        assert_eq!(next_read(&mut reads).await, None);
+        for _ in 0..3 {
+            stream.next().await.unwrap().unwrap();
+        }
+        assert_eq!(next_read(&mut reads).await, Some(40));
+        assert_eq!(next_read(&mut reads).await, Some(50));
+        assert_eq!(next_read(&mut reads).await, Some(60));
+        assert_eq!(next_read(&mut reads).await, None);
+    }
+}
