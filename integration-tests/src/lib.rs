@@ -136,6 +136,12 @@ impl TestSuite {
         self.authed(&self.token(project, tenant), message)
     }
 
+    /// `tenant` of `project` calling the gateway, for the sandbox CRM fixture
+    /// ([`syncline_test_support::crm`]).
+    pub fn caller(&self, project: &str, tenant: &str) -> syncline_test_support::crm::GatewayCaller {
+        syncline_test_support::crm::GatewayCaller::new(self.gateway(), self.token(project, tenant))
+    }
+
     /// The gateway's base URL (`http://127.0.0.1:port`), for HTTP routes.
     pub fn gateway_url(&self) -> String {
         self.suite.gateway_url()

@@ -1,7 +1,9 @@
-//! Helpers for tests: receive OTLP traces in process, mint tokens, find PostgreSQL.
+//! Helpers for tests: receive OTLP traces in process, mint tokens, find PostgreSQL,
+//! connect a sandbox CRM through the gateway.
 
 #![allow(clippy::expect_used)]
 
+pub mod crm;
 pub mod otlp;
 pub mod postgres;
 pub mod storage;
