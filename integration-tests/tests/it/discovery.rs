@@ -6,90 +6,22 @@
 use std::collections::BTreeMap;
 
 use syncline_crm_sandbox::hubspot::{DEMO_PORTAL_ID, SchemaChange};
-use syncline_crm_sandbox::salesforce::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, NewField};
+use syncline_crm_sandbox::salesforce::NewField;
 use syncline_integration_tests::{
     Sandboxes, Storage, TestSuite, spawn_suite, spawn_suite_with, unique_tenant,
 };
-use syncline_proto::authvault::v1::auth_vault_service_client::AuthVaultServiceClient;
-use syncline_proto::authvault::v1::{
-    CreateProviderAppRequest, ProviderApp, StartAuthorizationRequest,
-};
-use syncline_proto::common::v1::Provider;
 use syncline_proto::schema::v1::schema_service_client::SchemaServiceClient;
 use syncline_proto::schema::v1::{
     DriftKind, Field, FieldType, GetObjectRequest, GetSchemaDriftRequest, ListObjectsRequest,
     ListSchemaVersionsRequest, ObjectDrift, ObjectSchema, ObjectView, RefreshSchemaRequest,
     RefreshSchemaResponse,
 };
+use syncline_test_support::crm::{self, SandboxApp};
 use tonic::Code;
 
 const PROJECT: &str = "proj-discovery";
 
 crate::both_storages!(discovery_end_to_end, scheduled_refresh_finds_drift);
-
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// Registers the provider app and walks the OAuth flow (the sandboxes approve at once);
-/// returns the active connection's id.
-async fn connect(
-    suite: &TestSuite,
-    tenant: &str,
-    provider: Provider,
-    base_url: &str,
-    client: (&str, &str),
-    scopes: &[&str],
-) -> String {
-    let app = AuthVaultServiceClient::new(suite.gateway())
-        .create_provider_app(suite.as_tenant(
-            PROJECT,
-            tenant,
-            CreateProviderAppRequest {
-                provider_app: Some(ProviderApp {
-                    provider: provider as i32,
-                    display_name: format!("{provider:?}"),
-                    client_id: client.0.into(),
-                    client_secret: client.1.into(),
-                    scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-                    authorize_url: base_url.into(),
-                    token_url: base_url.into(),
-                    ..ProviderApp::default()
-                }),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .provider_app
-        .unwrap();
-    let started = AuthVaultServiceClient::new(suite.gateway())
-        .start_authorization(suite.as_tenant(
-            PROJECT,
-            tenant,
-            StartAuthorizationRequest {
-                provider_app_id: app.id,
-                display_name: "CRM".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let response = browser()
-        .get(&started.authorization_url)
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_redirection(), "{}", response.status());
-    let callback = response.headers()["location"].to_str().unwrap().to_owned();
-    let page = browser().get(&callback).send().await.unwrap();
-    assert_eq!(page.status(), reqwest::StatusCode::OK);
-    started.connection_id
-}
 
 fn schema(suite: &TestSuite) -> SchemaServiceClient<tonic::transport::Channel> {
     SchemaServiceClient::new(suite.gateway())
@@ -261,32 +193,16 @@ async fn discovery_end_to_end(storage: Storage) {
     let acme = unique_tenant("acme");
     let globex = unique_tenant("globex");
 
-    let sf_conn = connect(
-        &suite,
-        &acme,
-        Provider::Salesforce,
-        sf.base_url(),
-        (DEMO_CLIENT_ID, DEMO_CLIENT_SECRET),
-        &["api", "refresh_token"],
+    let sf_conn = crm::connect(
+        &suite.caller(PROJECT, &acme),
+        &SandboxApp::salesforce(sf.base_url()),
+        "",
     )
     .await;
-    let hs_conn = connect(
-        &suite,
-        &acme,
-        Provider::Hubspot,
-        hs.base_url(),
-        (
-            syncline_crm_sandbox::hubspot::DEMO_CLIENT_ID,
-            syncline_crm_sandbox::hubspot::DEMO_CLIENT_SECRET,
-        ),
-        &[
-            "oauth",
-            "crm.objects.contacts.read",
-            "crm.schemas.contacts.read",
-            "crm.schemas.companies.read",
-            "crm.schemas.deals.read",
-            "crm.schemas.custom.read",
-        ],
+    let hs_conn = crm::connect(
+        &suite.caller(PROJECT, &acme),
+        &SandboxApp::hubspot(hs.base_url(), crm::HUBSPOT_SCHEMA_SCOPES),
+        "",
     )
     .await;
 
@@ -699,13 +615,10 @@ async fn scheduled_refresh_finds_drift(storage: Storage) {
     .await;
     let sf = &sandboxes.salesforce;
     let acme = unique_tenant("acme");
-    let conn = connect(
-        &suite,
-        &acme,
-        Provider::Salesforce,
-        sf.base_url(),
-        (DEMO_CLIENT_ID, DEMO_CLIENT_SECRET),
-        &["api", "refresh_token"],
+    let conn = crm::connect(
+        &suite.caller(PROJECT, &acme),
+        &SandboxApp::salesforce(sf.base_url()),
+        "",
     )
     .await;
     assert_eq!(refresh(&suite, &acme, &conn).await.schema_version, 1);

@@ -16,6 +16,7 @@ use syncline_proto::mapping::v1::{
     SaveFieldMappingsRequest, Transform, UpdateInstallationRequest, ValidateFieldMappingsRequest,
     ValidateManifestRequest, ViolationKind,
 };
+use syncline_test_support::crm;
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -184,18 +185,8 @@ async fn field_mappings_compile_to_a_plan_preview_and_stay_with_their_tenant(sto
     let project = unique_tenant("proj");
     let (acme, globex) = (unique_tenant("acme"), unique_tenant("globex"));
     let conn = crate::mapping_schema::connect_salesforce(&suite, &sandboxes, &project, &acme).await;
+    crm::deploy_manifest(&suite.caller(&project, &acme), EXAMPLE).await;
     let mut mapping = MappingServiceClient::new(suite.gateway());
-    mapping
-        .deploy_manifest(suite.as_tenant(
-            &project,
-            &acme,
-            DeployManifestRequest {
-                content: EXAMPLE.into(),
-                description: String::new(),
-            },
-        ))
-        .await
-        .unwrap();
 
     let contact = ObjectMapping {
         object: "contact".into(),

@@ -6,23 +6,19 @@
 //! after a refresh, the installation and the plan name what drift broke.
 
 use syncline_crm_sandbox::hubspot::{DEMO_PORTAL_ID, SchemaChange};
-use syncline_crm_sandbox::salesforce::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, NewField};
+use syncline_crm_sandbox::salesforce::NewField;
 use syncline_integration_tests::{Sandboxes, Storage, TestSuite, spawn_suite, unique_tenant};
-use syncline_proto::authvault::v1::auth_vault_service_client::AuthVaultServiceClient;
-use syncline_proto::authvault::v1::{
-    CreateProviderAppRequest, ProviderApp, StartAuthorizationRequest,
-};
 use syncline_proto::common::v1::Provider;
 use syncline_proto::mapping::v1::mapping_service_client::MappingServiceClient;
 use syncline_proto::mapping::v1::transform::{self as pb};
 use syncline_proto::mapping::v1::{
-    DeployManifestRequest, FieldMapping, FieldMappingViolation, GetInstallationRequest,
-    GetMappingPlanRequest, Installation, InstallationState, MappingDirection, MappingPlan,
-    ObjectMapping, SaveFieldMappingsRequest, Transform, ValidateFieldMappingsRequest,
-    ViolationKind, WriteGuard,
+    FieldMapping, FieldMappingViolation, GetInstallationRequest, GetMappingPlanRequest,
+    Installation, InstallationState, MappingDirection, MappingPlan, ObjectMapping,
+    SaveFieldMappingsRequest, Transform, ValidateFieldMappingsRequest, ViolationKind, WriteGuard,
 };
 use syncline_proto::schema::v1::schema_service_client::SchemaServiceClient;
 use syncline_proto::schema::v1::{FieldType, ListObjectsRequest, RefreshSchemaRequest};
+use syncline_test_support::crm::{self, SandboxApp};
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
@@ -62,13 +58,6 @@ objects:
         values: [start, middle, end]
 "#;
 
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
 /// Registers the provider app and walks the OAuth flow (the sandboxes approve at once);
 /// returns the active connection's id.
 pub(crate) async fn connect(
@@ -80,51 +69,8 @@ pub(crate) async fn connect(
     client: (&str, &str),
     scopes: &[&str],
 ) -> String {
-    let app = AuthVaultServiceClient::new(suite.gateway())
-        .create_provider_app(suite.as_tenant(
-            project,
-            tenant,
-            CreateProviderAppRequest {
-                provider_app: Some(ProviderApp {
-                    provider: provider as i32,
-                    display_name: format!("{provider:?}"),
-                    client_id: client.0.into(),
-                    client_secret: client.1.into(),
-                    scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-                    authorize_url: base_url.into(),
-                    token_url: base_url.into(),
-                    ..ProviderApp::default()
-                }),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .provider_app
-        .unwrap();
-    let started = AuthVaultServiceClient::new(suite.gateway())
-        .start_authorization(suite.as_tenant(
-            project,
-            tenant,
-            StartAuthorizationRequest {
-                provider_app_id: app.id,
-                display_name: "CRM".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let response = browser()
-        .get(&started.authorization_url)
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_redirection(), "{}", response.status());
-    let callback = response.headers()["location"].to_str().unwrap().to_owned();
-    let page = browser().get(&callback).send().await.unwrap();
-    assert_eq!(page.status(), reqwest::StatusCode::OK);
-    started.connection_id
+    let app = SandboxApp::new(provider, base_url, client, scopes);
+    crm::connect(&suite.caller(project, tenant), &app, "").await
 }
 
 /// Connects the sandbox's demo Salesforce org for `tenant`.
@@ -134,16 +80,8 @@ pub(crate) async fn connect_salesforce(
     project: &str,
     tenant: &str,
 ) -> String {
-    connect(
-        suite,
-        project,
-        tenant,
-        Provider::Salesforce,
-        sandboxes.salesforce.base_url(),
-        (DEMO_CLIENT_ID, DEMO_CLIENT_SECRET),
-        &["api", "refresh_token"],
-    )
-    .await
+    let app = SandboxApp::salesforce(sandboxes.salesforce.base_url());
+    crm::connect(&suite.caller(project, tenant), &app, "").await
 }
 
 /// What one tenant of one project does with the mapping and schema services.
@@ -164,13 +102,7 @@ impl Tenant<'_> {
     }
 
     async fn deploy(&self) {
-        self.mapping()
-            .deploy_manifest(self.request(DeployManifestRequest {
-                content: MANIFEST.into(),
-                description: String::new(),
-            }))
-            .await
-            .unwrap();
+        crm::deploy_manifest(&self.suite.caller(&self.project, &self.tenant), MANIFEST).await;
     }
 
     async fn validate(&self, mapping: &ObjectMapping) -> (i64, Vec<FieldMappingViolation>) {
@@ -576,26 +508,8 @@ async fn hubspot_custom_object_properties_map_and_drift_is_flagged(storage: Stor
     let suite = spawn_suite(storage).await;
     let tenant = unique_tenant("acme");
     let project = unique_tenant("proj");
-    let connection = connect(
-        &suite,
-        &project,
-        &tenant,
-        Provider::Hubspot,
-        sandboxes.hubspot.base_url(),
-        (
-            syncline_crm_sandbox::hubspot::DEMO_CLIENT_ID,
-            syncline_crm_sandbox::hubspot::DEMO_CLIENT_SECRET,
-        ),
-        &[
-            "oauth",
-            "crm.objects.contacts.read",
-            "crm.schemas.contacts.read",
-            "crm.schemas.companies.read",
-            "crm.schemas.deals.read",
-            "crm.schemas.custom.read",
-        ],
-    )
-    .await;
+    let app = SandboxApp::hubspot(sandboxes.hubspot.base_url(), crm::HUBSPOT_SCHEMA_SCOPES);
+    let connection = crm::connect(&suite.caller(&project, &tenant), &app, "").await;
     let acme = Tenant {
         suite: &suite,
         project,

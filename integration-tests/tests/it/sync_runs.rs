@@ -17,23 +17,19 @@ use serde_json::json;
 use syncline_config::SynclineConfig;
 use syncline_crm_sandbox::common::faults::{FaultConfig, FaultOutcome};
 use syncline_crm_sandbox::hubspot::{PortalConfig, RateLimits, RecordCounts, SchemaChange};
-use syncline_crm_sandbox::salesforce::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, NewField, OrgConfig};
+use syncline_crm_sandbox::salesforce::{NewField, OrgConfig};
 use syncline_integration_tests::{Sandboxes, Storage, TestSuite, spawn_suite_with, unique_tenant};
 use syncline_proto::authvault::v1::auth_vault_service_client::AuthVaultServiceClient;
-use syncline_proto::authvault::v1::{
-    CreateProviderAppRequest, GetConnectionRequest, ProviderApp, StartAuthorizationRequest,
-};
+use syncline_proto::authvault::v1::{GetConnectionRequest, StartAuthorizationRequest};
 use syncline_proto::common::v1::{ErrorReason, Provider, RecordOperation};
 use syncline_proto::mapping::v1::mapping_service_client::MappingServiceClient;
-use syncline_proto::mapping::v1::{
-    DeployManifestRequest, FieldMapping, MappingDirection, ObjectMapping, SaveFieldMappingsRequest,
-};
 use syncline_proto::sync::v1::sync_service_client::SyncServiceClient;
 use syncline_proto::sync::v1::{
     CancelSyncRunRequest, Change, GetSyncRunRequest, ListSyncRunsRequest, PauseSyncRunRequest,
     ResumeSyncRunRequest, StartSyncRunRequest, StreamChangesRequest, SyncMode, SyncRun,
     SyncRunState,
 };
+use syncline_test_support::crm::{self, SandboxApp};
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -75,23 +71,6 @@ objects:
 
 fn uuid_u32() -> u32 {
     u32::from_str_radix(&unique_tenant("x")[2..10], 16).unwrap()
-}
-
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// Follows an authorization URL as the user's browser does (the sandbox consents at once)
-/// through the gateway's callback.
-async fn authorize_in_browser(url: &str) {
-    let response = browser().get(url).send().await.unwrap();
-    assert!(response.status().is_redirection(), "{}", response.status());
-    let callback = response.headers()["location"].to_str().unwrap().to_owned();
-    let page = browser().get(&callback).send().await.unwrap();
-    assert_eq!(page.status(), reqwest::StatusCode::OK);
 }
 
 /// The suite with fast retries and small pages, `configure` applied last.
@@ -167,103 +146,33 @@ impl<'a> Tenant<'a> {
     ) -> Self {
         let project = unique_tenant("proj");
         let tenant = unique_tenant("tenant");
-        let (base, client, scopes, choose, object, fields) = match provider {
+        let (app, choose, object, fields) = match provider {
             Provider::Hubspot => (
-                sandboxes.hubspot.base_url().to_owned(),
-                (
-                    syncline_crm_sandbox::hubspot::DEMO_CLIENT_ID,
-                    syncline_crm_sandbox::hubspot::DEMO_CLIENT_SECRET,
-                ),
-                vec![
-                    "oauth",
-                    "crm.objects.contacts.read",
-                    "crm.schemas.contacts.read",
-                    "crm.schemas.companies.read",
-                    "crm.schemas.deals.read",
-                    "crm.schemas.custom.read",
-                ],
+                SandboxApp::hubspot(sandboxes.hubspot.base_url(), crm::HUBSPOT_SCHEMA_SCOPES),
                 format!("&portal={org}"),
                 "contacts",
                 ("email", "lastname"),
             ),
             _ => (
-                sandboxes.salesforce.base_url().to_owned(),
-                (DEMO_CLIENT_ID, DEMO_CLIENT_SECRET),
-                vec!["api", "refresh_token"],
+                SandboxApp::salesforce(sandboxes.salesforce.base_url()),
                 format!("&org={org}"),
                 "Contact",
                 ("Email", "LastName"),
             ),
         };
-        let app = AuthVaultServiceClient::new(suite.gateway())
-            .create_provider_app(suite.as_tenant(
-                &project,
-                &tenant,
-                CreateProviderAppRequest {
-                    provider_app: Some(ProviderApp {
-                        provider: provider as i32,
-                        display_name: format!("{provider:?}"),
-                        client_id: client.0.into(),
-                        client_secret: client.1.into(),
-                        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-                        authorize_url: base.clone(),
-                        token_url: base,
-                        ..ProviderApp::default()
-                    }),
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .provider_app
-            .unwrap();
-        let started = AuthVaultServiceClient::new(suite.gateway())
-            .start_authorization(suite.as_tenant(
-                &project,
-                &tenant,
-                StartAuthorizationRequest {
-                    provider_app_id: app.id,
-                    display_name: "CRM".into(),
-                    ..Default::default()
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        authorize_in_browser(&format!("{}{choose}", started.authorization_url)).await;
+        let caller = suite.caller(&project, &tenant);
+        let connection = crm::connect(&caller, &app, &choose).await;
+        crm::deploy_manifest(&caller, MANIFEST).await;
         let this = Self {
             suite,
             sandboxes,
             project,
             tenant,
             org,
-            connection: started.connection_id,
+            connection,
         };
-        let mut mapping = MappingServiceClient::new(suite.gateway());
-        mapping
-            .deploy_manifest(this.request(DeployManifestRequest {
-                content: MANIFEST.into(),
-                description: String::new(),
-            }))
-            .await
-            .unwrap();
-        let field = |model: &str, provider: &str| FieldMapping {
-            model_fields: vec![model.into()],
-            provider_fields: vec![provider.into()],
-            direction: MappingDirection::Inbound as i32,
-            ..FieldMapping::default()
-        };
-        mapping
-            .save_field_mappings(this.request(SaveFieldMappingsRequest {
-                connection_id: this.connection.clone(),
-                objects: vec![ObjectMapping {
-                    object: "contact".into(),
-                    provider_object: object.into(),
-                    fields: vec![field("email", fields.0), field("last_name", fields.1)],
-                }],
-            }))
-            .await
-            .expect("the contact mapping saves");
+        this.map_contacts(object, &[("email", fields.0), ("last_name", fields.1)])
+            .await;
         this
     }
 
@@ -290,11 +199,16 @@ impl<'a> Tenant<'a> {
             .unwrap()
             .into_inner();
         assert_eq!(started.connection_id, self.connection);
-        authorize_in_browser(&format!("{}&org={}", started.authorization_url, self.org)).await;
+        crm::authorize_in_browser(&format!("{}&org={}", started.authorization_url, self.org)).await;
     }
 
     fn request<T>(&self, message: T) -> tonic::Request<T> {
         self.suite.as_tenant(&self.project, &self.tenant, message)
+    }
+
+    /// The tenant calling the gateway, for the sandbox CRM fixture.
+    fn caller(&self) -> crm::GatewayCaller {
+        self.suite.caller(&self.project, &self.tenant)
     }
 
     /// Describes the connection's schema again, as the scheduled refresh does.
@@ -314,26 +228,14 @@ impl<'a> Tenant<'a> {
 
     /// Saves the contact mappings: inbound (model field, CRM field) pairs.
     async fn map_contacts(&self, provider_object: &str, pairs: &[(&str, &str)]) {
-        let fields = pairs
-            .iter()
-            .map(|(model, provider)| FieldMapping {
-                model_fields: vec![(*model).into()],
-                provider_fields: vec![(*provider).into()],
-                direction: MappingDirection::Inbound as i32,
-                ..FieldMapping::default()
-            })
-            .collect();
-        MappingServiceClient::new(self.suite.gateway())
-            .save_field_mappings(self.request(SaveFieldMappingsRequest {
-                connection_id: self.connection.clone(),
-                objects: vec![ObjectMapping {
-                    object: "contact".into(),
-                    provider_object: provider_object.into(),
-                    fields,
-                }],
-            }))
-            .await
-            .expect("the contact mapping saves");
+        crm::save_inbound_mappings(
+            &self.caller(),
+            &self.connection,
+            "contact",
+            provider_object,
+            pairs,
+        )
+        .await;
     }
 
     /// The connection's installation, as mapping shows it now.

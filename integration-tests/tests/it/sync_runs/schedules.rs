@@ -15,10 +15,7 @@ use syncline_crm_sandbox::common::faults::FaultConfig;
 use syncline_integration_tests::{Sandboxes, Storage, TestSuite};
 use syncline_proto::common::v1::{ErrorReason, Event, EventType, RecordOperation};
 use syncline_proto::mapping::v1::mapping_service_client::MappingServiceClient;
-use syncline_proto::mapping::v1::{
-    DeployManifestRequest, FieldMapping, Installation, MappingDirection, ObjectMapping,
-    SaveFieldMappingsRequest, UpdateInstallationRequest,
-};
+use syncline_proto::mapping::v1::{DeployManifestRequest, Installation, UpdateInstallationRequest};
 use syncline_proto::sync::v1::intake_service_client::IntakeServiceClient;
 use syncline_proto::sync::v1::{
     CancelSyncRunRequest, ListSyncRunsRequest, PublishLifecycleEventRequest, SyncMode, SyncRun,
@@ -26,6 +23,7 @@ use syncline_proto::sync::v1::{
 };
 use syncline_storage::Database;
 use syncline_sync_engine::runs::schedule::store::{ScheduleStore, Scheduled};
+use syncline_test_support::crm;
 
 use super::{MANIFEST, Tenant, suite};
 
@@ -104,25 +102,15 @@ impl Tenant<'_> {
             }))
             .await
             .unwrap();
-        let field = |model: &str, provider: &str| FieldMapping {
-            model_fields: vec![model.into()],
-            provider_fields: vec![provider.into()],
-            direction: MappingDirection::Inbound as i32,
-            ..FieldMapping::default()
-        };
-        mapping
-            .save_field_mappings(self.request(SaveFieldMappingsRequest {
-                connection_id: self.connection.clone(),
-                objects: vec![ObjectMapping {
-                    object: "contact".into(),
-                    provider_object: "Contact".into(),
-                    fields: vec![field("email", "Email"), field("last_name", "LastName")],
-                }],
-            }))
-            .await
-            .unwrap()
-            .into_inner()
-            .plan_version
+        crm::save_inbound_mappings(
+            &self.caller(),
+            &self.connection,
+            "contact",
+            "Contact",
+            &[("email", "Email"), ("last_name", "LastName")],
+        )
+        .await
+        .plan_version
     }
 
     fn context(&self) -> syncline_domain::TenantContext {
