@@ -16,35 +16,18 @@ use syncline_proto::authvault::v1::{
     RotateKeyEncryptionKeyRequest, StartAuthorizationRequest, StartAuthorizationResponse,
 };
 use syncline_proto::common::v1::{ConnectionStatus, Provider};
+use syncline_test_support::crm::{SandboxApp, browser};
 use tonic::Code;
 
 const PROJECT: &str = "proj-connect";
 
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-async fn create_app(
-    suite: &TestSuite,
-    tenant: &str,
-    provider: Provider,
-    base_url: &str,
-    client_id: &str,
-    client_secret: &str,
-    scopes: &[&str],
-) -> ProviderApp {
+/// Registers `app` for `tenant` as `<provider> app`; checks its secret went in and does not
+/// come back.
+async fn create_app(suite: &TestSuite, tenant: &str, app: &SandboxApp) -> ProviderApp {
+    let app = app.provider_app();
     let app = ProviderApp {
-        provider: provider as i32,
-        display_name: format!("{provider:?} app"),
-        client_id: client_id.into(),
-        client_secret: client_secret.into(),
-        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-        authorize_url: base_url.into(),
-        token_url: base_url.into(),
-        ..ProviderApp::default()
+        display_name: format!("{} app", app.display_name),
+        ..app
     };
     let created = AuthVaultServiceClient::new(suite.gateway())
         .create_provider_app(suite.as_tenant(
@@ -228,24 +211,11 @@ async fn connect_flow_end_to_end(storage: Storage) {
     let acme = unique_tenant("acme");
 
     // Provider apps through the gateway; secrets go in and never come out.
-    let sf_app = create_app(
-        &suite,
-        &acme,
-        Provider::Salesforce,
-        sf.base_url(),
-        DEMO_CLIENT_ID,
-        DEMO_CLIENT_SECRET,
-        &["api", "refresh_token"],
-    )
-    .await;
+    let sf_app = create_app(&suite, &acme, &SandboxApp::salesforce(sf.base_url())).await;
     let hs_app = create_app(
         &suite,
         &acme,
-        Provider::Hubspot,
-        hs.base_url(),
-        syncline_crm_sandbox::hubspot::DEMO_CLIENT_ID,
-        syncline_crm_sandbox::hubspot::DEMO_CLIENT_SECRET,
-        &["crm.objects.contacts.read", "oauth"],
+        &SandboxApp::hubspot(hs.base_url(), &["crm.objects.contacts.read", "oauth"]),
     )
     .await;
 
@@ -550,16 +520,7 @@ async fn concurrent_token_requests_refresh_once(storage: Storage) {
     let suite = spawn_suite(storage).await;
     let sf = &sandboxes.salesforce;
     let tenant = unique_tenant("acme");
-    let app = create_app(
-        &suite,
-        &tenant,
-        Provider::Salesforce,
-        sf.base_url(),
-        DEMO_CLIENT_ID,
-        DEMO_CLIENT_SECRET,
-        &["api", "refresh_token"],
-    )
-    .await;
+    let app = create_app(&suite, &tenant, &SandboxApp::salesforce(sf.base_url())).await;
     let id = connect_salesforce(&suite, &sandboxes, &tenant, &app.id, "demo").await;
     let before = token(&suite, &tenant, &id).await.unwrap();
     assert_eq!(sf.admin().stats("demo").unwrap().stats.refresh_grants, 0);
@@ -653,16 +614,7 @@ async fn a_revoked_refresh_token_affects_only_its_connection(storage: Storage) {
         .unwrap();
     let acme = unique_tenant("acme");
     let globex = unique_tenant("globex");
-    let app_a = create_app(
-        &suite,
-        &acme,
-        Provider::Salesforce,
-        sf.base_url(),
-        DEMO_CLIENT_ID,
-        DEMO_CLIENT_SECRET,
-        &["api", "refresh_token"],
-    )
-    .await;
+    let app_a = create_app(&suite, &acme, &SandboxApp::salesforce(sf.base_url())).await;
     let a = connect_salesforce(&suite, &sandboxes, &acme, &app_a.id, "demo").await;
     let b = connect_salesforce(&suite, &sandboxes, &globex, &app_a.id, "globex").await;
 
@@ -699,11 +651,7 @@ async fn a_revoked_refresh_token_affects_only_its_connection(storage: Storage) {
     let hs_app = create_app(
         &suite,
         &acme,
-        Provider::Hubspot,
-        hs.base_url(),
-        syncline_crm_sandbox::hubspot::DEMO_CLIENT_ID,
-        syncline_crm_sandbox::hubspot::DEMO_CLIENT_SECRET,
-        &["oauth"],
+        &SandboxApp::hubspot(hs.base_url(), &["oauth"]),
     )
     .await;
     let started = start(&suite, &acme, &hs_app.id, "").await;
@@ -761,11 +709,12 @@ async fn two_vault_processes_share_one_refresh(storage: Storage) {
     let app = create_app(
         &suite,
         &tenant,
-        Provider::Salesforce,
-        sf.base_url(),
-        "rotating-app",
-        "rotating-secret",
-        &["api", "refresh_token"],
+        &SandboxApp::new(
+            Provider::Salesforce,
+            sf.base_url(),
+            ("rotating-app", "rotating-secret"),
+            &["api", "refresh_token"],
+        ),
     )
     .await;
     let id = connect_salesforce(&suite, &sandboxes, &tenant, &app.id, "demo").await;
@@ -907,16 +856,7 @@ async fn provider_apps_are_validated_updated_and_deleted(storage: Storage) {
         ]
     );
 
-    let app = create_app(
-        &suite,
-        &tenant,
-        Provider::Salesforce,
-        sf.base_url(),
-        DEMO_CLIENT_ID,
-        DEMO_CLIENT_SECRET,
-        &["api", "refresh_token"],
-    )
-    .await;
+    let app = create_app(&suite, &tenant, &SandboxApp::salesforce(sf.base_url())).await;
     let update = |app: ProviderApp, paths: &[&str]| {
         suite.as_tenant(
             PROJECT,
@@ -1049,16 +989,7 @@ async fn key_encryption_keys_rotate_online(storage: Storage) {
     .await;
     let sf = &sandboxes.salesforce;
     let tenant = unique_tenant("acme");
-    let app = create_app(
-        &suite,
-        &tenant,
-        Provider::Salesforce,
-        sf.base_url(),
-        DEMO_CLIENT_ID,
-        DEMO_CLIENT_SECRET,
-        &["api", "refresh_token"],
-    )
-    .await;
+    let app = create_app(&suite, &tenant, &SandboxApp::salesforce(sf.base_url())).await;
     let id = connect_salesforce(&suite, &sandboxes, &tenant, &app.id, "demo").await;
     let before = token(&suite, &tenant, &id).await.unwrap();
 
@@ -1163,16 +1094,7 @@ async fn imports_are_audited_and_refreshed_ahead_of_expiry(storage: Storage) {
     .await;
     let sf = &sandboxes.salesforce;
     let tenant = unique_tenant("acme");
-    let app = create_app(
-        &suite,
-        &tenant,
-        Provider::Salesforce,
-        sf.base_url(),
-        DEMO_CLIENT_ID,
-        DEMO_CLIENT_SECRET,
-        &["api", "refresh_token"],
-    )
-    .await;
+    let app = create_app(&suite, &tenant, &SandboxApp::salesforce(sf.base_url())).await;
     let mut vault = AuthVaultServiceClient::new(suite.gateway());
     let now = syncline_storage::now_ms();
     let mut imported = Vec::new();
