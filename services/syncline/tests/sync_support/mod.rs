@@ -8,22 +8,13 @@ use std::time::{Duration, Instant};
 use secrecy::SecretString;
 use syncline_config::{ServiceName, SynclineConfig};
 use syncline_crm_sandbox::salesforce::{
-    DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, OrgConfig, RunningSalesforce, SalesforceConfig,
-    SalesforceSandbox,
-};
-use syncline_proto::authvault::v1::auth_vault_service_client::AuthVaultServiceClient;
-use syncline_proto::authvault::v1::{
-    CreateProviderAppRequest, ProviderApp, StartAuthorizationRequest,
-};
-use syncline_proto::common::v1::Provider;
-use syncline_proto::mapping::v1::mapping_service_client::MappingServiceClient;
-use syncline_proto::mapping::v1::{
-    DeployManifestRequest, FieldMapping, MappingDirection, ObjectMapping, SaveFieldMappingsRequest,
+    OrgConfig, RunningSalesforce, SalesforceConfig, SalesforceSandbox,
 };
 use syncline_proto::sync::v1::sync_service_client::SyncServiceClient;
 use syncline_proto::sync::v1::{
     Change, GetSyncRunRequest, StartSyncRunRequest, StreamChangesRequest, SyncMode, SyncRun,
 };
+use syncline_test_support::crm::{self, GatewayCaller, SandboxApp};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
@@ -137,22 +128,7 @@ pub struct Tenant {
     pub org: String,
     pub connection: String,
     pub token: String,
-    channel: Channel,
-}
-
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
+    caller: GatewayCaller,
 }
 
 impl Tenant {
@@ -175,64 +151,15 @@ impl Tenant {
             })
             .unwrap();
         let token = Harness::token(&project, &tenant);
-        let channel = harness.channel();
-        let mut vault = AuthVaultServiceClient::new(channel.clone());
-        let base = harness.salesforce.base_url().to_owned();
-        let app = vault
-            .create_provider_app(authed(
-                &token,
-                CreateProviderAppRequest {
-                    provider_app: Some(ProviderApp {
-                        provider: Provider::Salesforce as i32,
-                        display_name: "Salesforce".into(),
-                        client_id: DEMO_CLIENT_ID.into(),
-                        client_secret: DEMO_CLIENT_SECRET.into(),
-                        scopes: vec!["api".into(), "refresh_token".into()],
-                        authorize_url: base.clone(),
-                        token_url: base,
-                        ..ProviderApp::default()
-                    }),
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .provider_app
-            .unwrap();
-        let started = vault
-            .start_authorization(authed(
-                &token,
-                StartAuthorizationRequest {
-                    provider_app_id: app.id,
-                    display_name: "CRM".into(),
-                    ..Default::default()
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        let url = format!("{}&org={org}", started.authorization_url);
-        let response = browser().get(&url).send().await.unwrap();
-        assert!(response.status().is_redirection(), "{}", response.status());
-        let callback = response.headers()["location"].to_str().unwrap().to_owned();
-        let page = browser().get(&callback).send().await.unwrap();
-        assert_eq!(page.status(), reqwest::StatusCode::OK);
-        let mut mapping = MappingServiceClient::new(channel.clone());
-        mapping
-            .deploy_manifest(authed(
-                &token,
-                DeployManifestRequest {
-                    content: MANIFEST.into(),
-                    description: String::new(),
-                },
-            ))
-            .await
-            .unwrap();
+        let caller = GatewayCaller::new(harness.channel(), token.clone());
+        let app = SandboxApp::salesforce(harness.salesforce.base_url());
+        let connection = crm::connect(&caller, &app, &format!("&org={org}")).await;
+        crm::deploy_manifest(&caller, MANIFEST).await;
         let tenant = Self {
             org,
-            connection: started.connection_id,
+            connection,
             token,
-            channel,
+            caller,
         };
         tenant
             .map_contacts(&[("email", "Email"), ("last_name", "LastName")])
@@ -242,26 +169,8 @@ impl Tenant {
 
     /// Saves the connection's inbound contact mappings: (model field, `Contact` field) pairs.
     async fn map_contacts(&self, pairs: &[(&str, &str)]) {
-        let fields = pairs
-            .iter()
-            .map(|(model, provider)| FieldMapping {
-                model_fields: vec![(*model).into()],
-                provider_fields: vec![(*provider).into()],
-                direction: MappingDirection::Inbound as i32,
-                ..FieldMapping::default()
-            })
-            .collect();
-        MappingServiceClient::new(self.channel.clone())
-            .save_field_mappings(self.request(SaveFieldMappingsRequest {
-                connection_id: self.connection.clone(),
-                objects: vec![ObjectMapping {
-                    object: "contact".into(),
-                    provider_object: "Contact".into(),
-                    fields,
-                }],
-            }))
-            .await
-            .expect("the contact mapping saves");
+        crm::save_inbound_mappings(&self.caller, &self.connection, "contact", "Contact", pairs)
+            .await;
     }
 
     /// Maps a new custom field `Score__c` of the org's contacts and then removes it from the
@@ -283,7 +192,7 @@ impl Tenant {
             )
             .unwrap();
         syncline_proto::schema::v1::schema_service_client::SchemaServiceClient::new(
-            self.channel.clone(),
+            self.caller.channel(),
         )
         .refresh_schema(
             self.request(syncline_proto::schema::v1::RefreshSchemaRequest {
@@ -316,11 +225,11 @@ impl Tenant {
     }
 
     pub fn sync(&self) -> SyncServiceClient<Channel> {
-        SyncServiceClient::new(self.channel.clone())
+        SyncServiceClient::new(self.caller.channel())
     }
 
     pub fn request<T>(&self, message: T) -> tonic::Request<T> {
-        authed(&self.token, message)
+        self.caller.request(message)
     }
 
     pub async fn get(&self, id: &str) -> SyncRun {
