@@ -7,6 +7,7 @@
 //! [`propagation`] carries W3C trace context across gRPC and HTTP hops, and [`spans`] names
 //! the server span of every RPC the same way in every service.
 
+mod fresh_filters;
 pub mod propagation;
 pub mod spans;
 
@@ -171,6 +172,7 @@ pub fn init(
     tracing_subscriber::registry()
         .with(otel_layer(&provider))
         .with(fmt.with_filter(filter))
+        .with(fresh_filters::FreshFilters)
         .try_init()
         .map_err(|_| TelemetryError::AlreadyInstalled)?;
     let meters = meter_provider(config.otlp_endpoint.as_deref(), service_name)?;
@@ -195,6 +197,7 @@ pub fn init_for_tests(
     match tracing_subscriber::registry()
         .with(otel_layer(&provider))
         .with(logs)
+        .with(fresh_filters::FreshFilters)
         .try_init()
     {
         Ok(()) => Ok(Some(TelemetryGuard {
