@@ -305,43 +305,21 @@ impl Remote {
         Ok(token)
     }
 
-    /// The connection's mapping plan `version` (0: the latest), as stored by mapping;
-    /// FAILED_PRECONDITION when schema drift broke it.
-    pub async fn fetch_plan(
-        &self,
-        tenant: &TenantContext,
-        connection_id: &str,
-        version: i64,
-    ) -> Result<MappingPlan, Status> {
-        self.get_mapping_plan(tenant, connection_id, version, false)
-            .await
-    }
-
-    /// [`Remote::fetch_plan`], also when schema drift broke the plan: then with its
-    /// `drift_violations` (what a worker leaves out).
+    /// The connection's mapping plan `version` (0: the latest), as stored by mapping, also
+    /// when schema drift broke it: then with its `drift_violations` (what a worker leaves
+    /// out).
     pub async fn fetch_plan_including_broken(
         &self,
         tenant: &TenantContext,
         connection_id: &str,
         version: i64,
     ) -> Result<MappingPlan, Status> {
-        self.get_mapping_plan(tenant, connection_id, version, true)
-            .await
-    }
-
-    async fn get_mapping_plan(
-        &self,
-        tenant: &TenantContext,
-        connection_id: &str,
-        version: i64,
-        include_broken: bool,
-    ) -> Result<MappingPlan, Status> {
         let mut request = self.caller.request(
             tenant,
             GetMappingPlanRequest {
                 connection_id: connection_id.to_owned(),
                 plan_version: version,
-                include_broken,
+                include_broken: true,
             },
         )?;
         request.set_timeout(Duration::from_secs(30));

@@ -129,12 +129,14 @@ impl Runner {
     }
 
     /// A run of the connection ended: rewrites its schedules from its latest plan (saved
-    /// mappings may have changed them while it ran). A connection or plan that is gone
+    /// mappings may have changed them while it ran), also when schema drift broke some of
+    /// its rules (runs leave those out; the schedules stand). A connection or plan that is gone
     /// (NOT_FOUND) loses them; other failures leave them as they are.
     pub(crate) async fn on_run_ended(&self, tenant: &TenantContext, connection_id: &str) {
         let fetched = tokio::time::timeout(
             END_PLAN_TIMEOUT,
-            self.remote.fetch_plan(tenant, connection_id, 0),
+            self.remote
+                .fetch_plan_including_broken(tenant, connection_id, 0),
         )
         .await
         .unwrap_or_else(|_| Err(Status::deadline_exceeded("mapping did not answer in time")));
