@@ -9,14 +9,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use syncline_config::ServiceName;
-use syncline_crm_sandbox::salesforce::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, OrgConfig};
+use syncline_crm_sandbox::salesforce::OrgConfig;
 use syncline_integration_tests::{Sandboxes, Storage, TestSuite, spawn_suite, unique_tenant};
-use syncline_proto::authvault::v1::auth_vault_service_client::AuthVaultServiceClient;
 use syncline_proto::authvault::v1::token_service_client::TokenServiceClient;
-use syncline_proto::authvault::v1::{
-    CreateProviderAppRequest, GetAccessTokenRequest, ProviderApp, ReportUnauthorizedRequest,
-    StartAuthorizationRequest,
-};
+use syncline_proto::authvault::v1::{GetAccessTokenRequest, ReportUnauthorizedRequest};
 use syncline_proto::common::v1::{ErrorReason, Event, EventType, Provider};
 use syncline_proto::sync::v1::intake_service_client::IntakeServiceClient;
 use syncline_proto::sync::v1::sync_service_client::SyncServiceClient;
@@ -25,71 +21,13 @@ use syncline_proto::sync::v1::{
     StreamLifecycleEventsResponse, WebhookEndpoint, WebhookTopic,
 };
 use syncline_sync_engine::delivery::signature;
+use syncline_test_support::crm;
 use tokio::sync::mpsc;
 use tonic::{Code, Streaming};
 
 crate::both_storages!(a_revoked_connection_reaches_its_tenant_as_stream_and_webhook_only,);
 
 const PROJECT: &str = "proj-lifecycle";
-
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-async fn create_salesforce_app(suite: &TestSuite, tenant: &str, base_url: &str) -> String {
-    let app = ProviderApp {
-        provider: Provider::Salesforce as i32,
-        display_name: "Salesforce app".into(),
-        client_id: DEMO_CLIENT_ID.into(),
-        client_secret: DEMO_CLIENT_SECRET.into(),
-        scopes: vec!["api".into(), "refresh_token".into()],
-        authorize_url: base_url.into(),
-        token_url: base_url.into(),
-        ..ProviderApp::default()
-    };
-    AuthVaultServiceClient::new(suite.gateway())
-        .create_provider_app(suite.as_tenant(
-            PROJECT,
-            tenant,
-            CreateProviderAppRequest {
-                provider_app: Some(app),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .provider_app
-        .unwrap()
-        .id
-}
-
-/// Connects `tenant` to the sandbox org `org` through the gateway's OAuth callback; returns
-/// the connection id.
-async fn connect_salesforce(suite: &TestSuite, tenant: &str, app_id: &str, org: &str) -> String {
-    let started = AuthVaultServiceClient::new(suite.gateway())
-        .start_authorization(suite.as_tenant(
-            PROJECT,
-            tenant,
-            StartAuthorizationRequest {
-                provider_app_id: app_id.into(),
-                display_name: "CRM".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let url = format!("{}&org={org}", started.authorization_url);
-    let approved = browser().get(url).send().await.unwrap();
-    assert!(approved.status().is_redirection(), "{}", approved.status());
-    let callback = approved.headers()["location"].to_str().unwrap().to_owned();
-    let response = browser().get(callback).send().await.unwrap();
-    assert_eq!(response.status(), reqwest::StatusCode::OK);
-    started.connection_id
-}
 
 async fn open(suite: &TestSuite, tenant: &str) -> Streaming<StreamLifecycleEventsResponse> {
     SyncServiceClient::new(suite.gateway())
@@ -165,8 +103,6 @@ async fn a_revoked_connection_reaches_its_tenant_as_stream_and_webhook_only(stor
         })
         .unwrap();
     let (acme, globex) = (unique_tenant("acme"), unique_tenant("globex"));
-    let app_a = create_salesforce_app(&suite, &acme, sf.base_url()).await;
-    let app_b = create_salesforce_app(&suite, &globex, sf.base_url()).await;
 
     // acme's product listens on the stream and on a webhook for NEEDS_REAUTH.
     let (url, mut hooks) = receiver().await;
@@ -190,8 +126,9 @@ async fn a_revoked_connection_reaches_its_tenant_as_stream_and_webhook_only(stor
     let mut acme_stream = open(&suite, &acme).await;
     let mut globex_stream = open(&suite, &globex).await;
 
-    let a = connect_salesforce(&suite, &acme, &app_a, "demo").await;
-    let b = connect_salesforce(&suite, &globex, &app_b, "globex").await;
+    let app = crm::SandboxApp::salesforce(sf.base_url());
+    let a = crm::connect(&suite.caller(PROJECT, &acme), &app, "&org=demo").await;
+    let b = crm::connect(&suite.caller(PROJECT, &globex), &app, "&org=globex").await;
 
     // Each tenant first hears of its own authorization, live.
     let authorized = next_event(&mut acme_stream).await;
