@@ -48,6 +48,7 @@ crate::both_storages!(
     a_run_the_crm_refuses_fails_with_its_reason,
     a_mapped_salesforce_field_removed_mid_run_is_left_out_and_the_run_succeeds,
     a_mapped_hubspot_property_removed_mid_run_is_left_out_and_the_run_succeeds,
+    salesforce_datetimes_arrive_in_rfc_3339_beside_the_provider_record_asked_for,
 );
 
 /// Contacts, read only: the fields a run maps.
@@ -67,6 +68,8 @@ objects:
         type: string
       score:
         type: decimal
+      modified_at:
+        type: datetime
 "#;
 
 fn uuid_u32() -> u32 {
@@ -950,6 +953,69 @@ async fn a_run_the_crm_refuses_fails_with_its_reason(storage: Storage) {
 }
 
 /// The model field of `change`'s record, when it has it.
+/// Salesforce writes datetimes as `2024-01-02T00:10:30.000+0000`; the product gets the same
+/// instant in RFC 3339 (`2024-01-02T00:10:30Z`), and with `include_provider_record` the
+/// record as the CRM sent it beside it, through the gateway.
+async fn salesforce_datetimes_arrive_in_rfc_3339_beside_the_provider_record_asked_for(
+    storage: Storage,
+) {
+    let sandboxes = Sandboxes::start().await;
+    let suite = suite(storage, |_| {}).await;
+    let acme = Tenant::connect(&suite, &sandboxes, 30).await;
+    acme.map_contacts(
+        "Contact",
+        &[
+            ("email", "Email"),
+            ("last_name", "LastName"),
+            ("modified_at", "LastModifiedDate"),
+        ],
+    )
+    .await;
+    let (run, _) = acme.start(SyncMode::Backfill).await;
+    let done = acme.wait_state(&run.id, SyncRunState::Succeeded).await;
+    assert_eq!(done.stats.unwrap_or_default().records_failed, 0, "{done:?}");
+
+    let mut stream = acme
+        .sync()
+        .stream_changes(acme.request(StreamChangesRequest {
+            include_provider_record: true,
+            max_batch_size: 500,
+            ..StreamChangesRequest::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut changes = Vec::new();
+    while changes.len() < 30 {
+        let message = tokio::time::timeout(Duration::from_secs(30), stream.next())
+            .await
+            .expect("changes arrive")
+            .expect("the stream stays open")
+            .unwrap();
+        changes.extend(message.changes);
+    }
+    let text = |value: Option<&prost_types::Value>| match value.and_then(|v| v.kind.as_ref()) {
+        Some(prost_types::value::Kind::StringValue(s)) => s.clone(),
+        other => panic!("not text: {other:?}"),
+    };
+    for change in &changes {
+        let provider = change.provider_record.as_ref().expect("asked for");
+        assert_eq!(provider.id, change.record.as_ref().unwrap().id);
+        let sent = text(provider.fields.get("LastModifiedDate"));
+        let (seconds, rest) = sent.split_at(19);
+        assert_eq!(&rest[4..], "+0000", "Salesforce's form: {sent}");
+        let millis = &rest[1..4];
+        let expected = if millis == "000" {
+            format!("{seconds}Z")
+        } else {
+            format!("{seconds}.{millis}Z")
+        };
+        assert_eq!(text(field(change, "modified_at")), expected, "from {sent}");
+    }
+    suite.stop().await;
+    sandboxes.stop().await;
+}
+
 fn field<'c>(change: &'c Change, name: &str) -> Option<&'c prost_types::Value> {
     change.record.as_ref().and_then(|r| r.fields.get(name))
 }
