@@ -463,3 +463,15 @@ async fn fields_that_fail_to_map_are_dead_lettered_once_per_record_and_field() {
     )
     .await;
 }
+
+proptest::proptest! {
+    /// Record-state hashes are stored: their text must not change from one version to the
+    /// next, or every record would be published again after an upgrade.
+    #[test]
+    fn hashes_are_written_as_two_lowercase_hex_digits_per_byte(
+        bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+    ) {
+        let formatted: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        proptest::prop_assert_eq!(super::worker::lower_hex(&bytes), formatted);
+    }
+}

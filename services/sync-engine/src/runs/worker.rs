@@ -51,7 +51,18 @@ pub fn content_hash(record: &syncline_mapping_plan::MappedRecord) -> String {
         hasher.update([0xff]);
     }
     let digest = hasher.finalize();
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    lower_hex(&digest[..16])
+}
+
+/// `bytes` as lowercase hex, two digits each (the form stored hashes have always had).
+pub(crate) fn lower_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
 }
 
 /// The wait before retry `attempt` (0-based: the slice's failed attempts so far), from the
