@@ -672,7 +672,8 @@ fn parse_temporal(s: &str, pattern: &DatePattern, zone: FixedOffset) -> Option<T
             if let Ok(naive) = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f") {
                 return in_zone(naive).map(Temporal::DateTime);
             }
-            NaiveTime::parse_from_str(s, "%H:%M:%S%.f")
+            // A time of day, also in UTC's form (Salesforce writes `13:30:00.000Z`).
+            NaiveTime::parse_from_str(s.strip_suffix('Z').unwrap_or(s), "%H:%M:%S%.f")
                 .ok()
                 .map(Temporal::Time)
         }

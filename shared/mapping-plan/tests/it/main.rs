@@ -309,6 +309,17 @@ proptest! {
 }
 
 #[test]
+fn times_of_day_are_read_with_and_without_utc_s_z() {
+    for sent in ["13:30:00", "13:30:00.000", "13:30:00.000Z", "08:05:09.250Z"] {
+        let kept = transform::coerce(string(sent), FieldType::Time).unwrap();
+        assert_eq!(text(&kept), sent, "a time is kept as sent");
+        let at = transform::coerce(string(sent), FieldType::Datetime);
+        assert!(at.is_err(), "a time alone is no datetime: {sent} -> {at:?}");
+    }
+    assert!(transform::coerce(string("25:00:00Z"), FieldType::Time).is_err());
+}
+
+#[test]
 fn a_failing_field_is_reported_and_left_out() {
     let plan = CompiledPlan::compile(&MappingPlan {
         objects: vec![ObjectPlan {
