@@ -216,17 +216,7 @@ impl<'a> Tenant<'a> {
 
     /// Describes the connection's schema again, as the scheduled refresh does.
     async fn refresh_schema(&self) {
-        syncline_proto::schema::v1::schema_service_client::SchemaServiceClient::new(
-            self.suite.gateway(),
-        )
-        .refresh_schema(
-            self.request(syncline_proto::schema::v1::RefreshSchemaRequest {
-                connection_id: self.connection.clone(),
-                ..Default::default()
-            }),
-        )
-        .await
-        .expect("the schema refreshes");
+        crm::refresh_schema(&self.caller(), &self.connection).await;
     }
 
     /// Saves the contact mappings: inbound (model field, CRM field) pairs.
@@ -313,12 +303,24 @@ impl<'a> Tenant<'a> {
     /// Reads the tenant's changes after `after` from StreamChanges until `count` arrived,
     /// and checks the head is the last of them (nothing more was published).
     async fn changes(&self, after: u64, count: usize) -> Vec<Change> {
+        self.read_changes(
+            StreamChangesRequest {
+                after_sequence: after,
+                ..StreamChangesRequest::default()
+            },
+            count,
+        )
+        .await
+    }
+
+    /// [`Tenant::changes`] for `request` (pages of 500).
+    async fn read_changes(&self, request: StreamChangesRequest, count: usize) -> Vec<Change> {
+        let after = request.after_sequence;
         let mut stream = self
             .sync()
             .stream_changes(self.request(StreamChangesRequest {
-                after_sequence: after,
                 max_batch_size: 500,
-                ..StreamChangesRequest::default()
+                ..request
             }))
             .await
             .unwrap()
@@ -952,7 +954,6 @@ async fn a_run_the_crm_refuses_fails_with_its_reason(storage: Storage) {
     sandboxes.stop().await;
 }
 
-/// The model field of `change`'s record, when it has it.
 /// Salesforce writes datetimes as `2024-01-02T00:10:30.000+0000`; the product gets the same
 /// instant in RFC 3339 (`2024-01-02T00:10:30Z`), and with `include_provider_record` the
 /// record as the CRM sent it beside it, through the gateway.
@@ -975,25 +976,15 @@ async fn salesforce_datetimes_arrive_in_rfc_3339_beside_the_provider_record_aske
     let done = acme.wait_state(&run.id, SyncRunState::Succeeded).await;
     assert_eq!(done.stats.unwrap_or_default().records_failed, 0, "{done:?}");
 
-    let mut stream = acme
-        .sync()
-        .stream_changes(acme.request(StreamChangesRequest {
-            include_provider_record: true,
-            max_batch_size: 500,
-            ..StreamChangesRequest::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner();
-    let mut changes = Vec::new();
-    while changes.len() < 30 {
-        let message = tokio::time::timeout(Duration::from_secs(30), stream.next())
-            .await
-            .expect("changes arrive")
-            .expect("the stream stays open")
-            .unwrap();
-        changes.extend(message.changes);
-    }
+    let changes = acme
+        .read_changes(
+            StreamChangesRequest {
+                include_provider_record: true,
+                ..StreamChangesRequest::default()
+            },
+            30,
+        )
+        .await;
     let text = |value: Option<&prost_types::Value>| match value.and_then(|v| v.kind.as_ref()) {
         Some(prost_types::value::Kind::StringValue(s)) => s.clone(),
         other => panic!("not text: {other:?}"),
@@ -1016,6 +1007,7 @@ async fn salesforce_datetimes_arrive_in_rfc_3339_beside_the_provider_record_aske
     sandboxes.stop().await;
 }
 
+/// The model field of `change`'s record, when it has it.
 fn field<'c>(change: &'c Change, name: &str) -> Option<&'c prost_types::Value> {
     change.record.as_ref().and_then(|r| r.fields.get(name))
 }

@@ -223,3 +223,19 @@ pub async fn save_inbound_mappings(
         .unwrap_or_else(|status| panic!("the {object} mapping saves: {status}"))
         .into_inner()
 }
+
+/// Describes the connection's schema again (schema-discovery's RefreshSchema), as the
+/// scheduled refresh does; returns the schema version it answers with.
+pub async fn refresh_schema(caller: &GatewayCaller, connection: &str) -> i64 {
+    use syncline_proto::schema::v1::RefreshSchemaRequest;
+    use syncline_proto::schema::v1::schema_service_client::SchemaServiceClient;
+    SchemaServiceClient::new(caller.channel())
+        .refresh_schema(caller.request(RefreshSchemaRequest {
+            connection_id: connection.to_owned(),
+            ..Default::default()
+        }))
+        .await
+        .expect("the schema refreshes")
+        .into_inner()
+        .schema_version
+}

@@ -54,21 +54,40 @@ async fn fast_schedules(storage: Storage) -> TestSuite {
     .await
 }
 
+/// sync-engine's database in `suite`, to look at the schedules' rows.
+async fn engine_database(suite: &TestSuite) -> Database {
+    suite
+        .service_database(ServiceName::SyncEngine, syncline_sync_engine::MIGRATIONS)
+        .await
+}
+
+/// Polls `check` every 100 ms until it answers `Ok` (at most 60 s); fails naming `what` and
+/// the last state `check` described in its `Err`.
+async fn poll<T, S: std::fmt::Debug>(
+    what: &str,
+    mut check: impl AsyncFnMut() -> Result<T, S>,
+) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(state) => assert!(Instant::now() < deadline, "never {what}: {state:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Polls until `done` holds for the connection's runs (at most 60 s); returns them.
 async fn wait_runs(
     tenant: &Tenant<'_>,
     what: &str,
     done: impl Fn(&[SyncRun]) -> bool,
 ) -> Vec<SyncRun> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    poll(what, async || {
         let runs = tenant.runs().await;
-        if done(&runs) {
-            return runs;
-        }
-        assert!(Instant::now() < deadline, "never {what}: {runs:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        if done(&runs) { Ok(runs) } else { Err(runs) }
+    })
+    .await
 }
 
 fn scheduled(runs: &[SyncRun]) -> impl Iterator<Item = &SyncRun> {
@@ -186,18 +205,12 @@ async fn a_scheduled_object_is_read_again_on_its_schedule(storage: Storage) {
     let backfilled = acme.changes(0, 30).await.last().unwrap().sequence;
 
     // Nobody calls StartSyncRun again: an incremental run with trigger SCHEDULE appears.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let first = loop {
+    let first = poll("a scheduled run appeared", async || {
         let runs = acme.runs().await;
-        if let Some(run) = runs.iter().find(|r| r.trigger() == SyncTrigger::Schedule) {
-            break run.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no scheduled run appeared: {runs:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        let found = scheduled(&runs).next().cloned();
+        found.ok_or(runs)
+    })
+    .await;
     assert_eq!(first.mode(), SyncMode::Incremental);
     assert_eq!(first.objects, ["contact"]);
     assert_eq!(first.plan_version, 2);
@@ -257,9 +270,7 @@ async fn a_connection_needing_reauthorization_gets_no_scheduled_runs_until_autho
 ) {
     let sandboxes = Sandboxes::start().await;
     let suite = fast_schedules(storage).await;
-    let db = suite
-        .service_database(ServiceName::SyncEngine, syncline_sync_engine::MIGRATIONS)
-        .await;
+    let db = engine_database(&suite).await;
     let acme = Tenant::connect(&suite, &sandboxes, 20).await;
     // Another tenant's scheduled connection shows that the scheduler keeps running.
     let globex = Tenant::connect(&suite, &sandboxes, 5).await;
@@ -293,15 +304,15 @@ async fn a_connection_needing_reauthorization_gets_no_scheduled_runs_until_autho
 
     // Its schedule is stopped (auth-vault's CONNECTION_NEEDS_REAUTH, or the scheduler
     // hearing NEEDS_REAUTH from auth-vault when it tries to start a run).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while acme.schedules(&db).await != [("contact".to_owned(), 60_000, true)] {
-        assert!(
-            Instant::now() < deadline,
-            "the schedule was never stopped: {:?}",
-            acme.schedules(&db).await
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    poll("the schedule stopped", async || {
+        let schedules = acme.schedules(&db).await;
+        if schedules == [("contact".to_owned(), 60_000, true)] {
+            Ok(())
+        } else {
+            Err(schedules)
+        }
+    })
+    .await;
     assert_eq!(
         globex.schedules(&db).await,
         [("contact".to_owned(), 60_000, false)]
@@ -353,9 +364,7 @@ async fn a_connection_needing_reauthorization_gets_no_scheduled_runs_until_autho
 async fn a_deleted_connection_loses_its_schedules(storage: Storage) {
     let sandboxes = Sandboxes::start().await;
     let suite = fast_schedules(storage).await;
-    let db = suite
-        .service_database(ServiceName::SyncEngine, syncline_sync_engine::MIGRATIONS)
-        .await;
+    let db = engine_database(&suite).await;
     let acme = Tenant::connect(&suite, &sandboxes, 10).await;
     assert_eq!(acme.adopt_manifest(&scheduled_manifest()).await, 2);
     // The org keeps failing, so the backfill stays active and no run ends (an ending run
@@ -430,14 +439,15 @@ async fn a_deleted_connection_loses_its_schedules(storage: Storage) {
         gone.schedules(&db).await,
         [("contact".to_owned(), 60_000, false)]
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !gone.schedules(&db).await.is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the unknown connection's schedule was never removed"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    poll("the unknown connection's schedule removed", async || {
+        let schedules = gone.schedules(&db).await;
+        if schedules.is_empty() {
+            Ok(())
+        } else {
+            Err(schedules)
+        }
+    })
+    .await;
     assert!(gone.runs().await.is_empty(), "no run was started for it");
     db.close().await;
     suite.stop().await;
@@ -447,9 +457,7 @@ async fn a_deleted_connection_loses_its_schedules(storage: Storage) {
 async fn a_connection_with_an_active_run_is_skipped_until_it_ends(storage: Storage) {
     let sandboxes = Sandboxes::start().await;
     let suite = fast_schedules(storage).await;
-    let db = suite
-        .service_database(ServiceName::SyncEngine, syncline_sync_engine::MIGRATIONS)
-        .await;
+    let db = engine_database(&suite).await;
     let acme = Tenant::connect(&suite, &sandboxes, 10).await;
     assert_eq!(acme.adopt_manifest(&scheduled_manifest()).await, 2);
     // The org fails every call, so the backfill stays active.
@@ -467,17 +475,17 @@ async fn a_connection_with_an_active_run_is_skipped_until_it_ends(storage: Stora
     // claim the schedule is a minute ahead; that is not a new due time.)
     let mut due = acme.next_due(&db).await;
     for _ in 0..2 {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        let next = poll("the schedule taken", async || {
             let next = acme.next_due(&db).await;
             if next != due && next < syncline_storage::now_ms() + 30_000 {
-                assert!(next > due, "the next due time only moves on");
-                due = next;
-                break;
+                Ok(next)
+            } else {
+                Err(next)
             }
-            assert!(Instant::now() < deadline, "the schedule was never taken");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await;
+        assert!(next > due, "the next due time only moves on");
+        due = next;
     }
     let runs = acme.runs().await;
     assert_eq!(runs.len(), 1, "only the backfill: {runs:?}");

@@ -16,7 +16,7 @@ use super::store::{
 };
 use crate::changelog::{ChangeFilter, ChangeLog, Notifier};
 
-async fn on_every_backend<F, Fut>(test: &str, check: F)
+pub(crate) async fn on_every_backend<F, Fut>(test: &str, check: F)
 where
     F: Fn(Database) -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -30,7 +30,7 @@ where
     .await;
 }
 
-fn tenant(name: &str) -> TenantContext {
+pub(crate) fn tenant(name: &str) -> TenantContext {
     TenantContext {
         project_id: ProjectId::parse("p1").unwrap(),
         tenant_id: TenantId::parse(name).unwrap(),

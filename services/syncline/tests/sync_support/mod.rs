@@ -191,17 +191,7 @@ impl Tenant {
                 },
             )
             .unwrap();
-        syncline_proto::schema::v1::schema_service_client::SchemaServiceClient::new(
-            self.caller.channel(),
-        )
-        .refresh_schema(
-            self.request(syncline_proto::schema::v1::RefreshSchemaRequest {
-                connection_id: self.connection.clone(),
-                ..Default::default()
-            }),
-        )
-        .await
-        .unwrap();
+        crm::refresh_schema(&self.caller, &self.connection).await;
         self.map_contacts(&[("last_name", "LastName"), ("score", "Score__c")])
             .await;
         admin

@@ -3,35 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use syncline_config::ServiceName;
-use syncline_domain::{ProjectId, TenantContext, TenantId};
+use syncline_domain::TenantContext;
 use syncline_proto::mapping::v1::{MappingPlan, ObjectPlan};
-use syncline_storage::Database;
 
 use super::scheduled_objects;
 use super::store::{ScheduleStore, Scheduled};
-
-async fn on_every_backend<F, Fut>(test: &str, check: F)
-where
-    F: Fn(Database) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    syncline_test_support::storage::on_every_backend(
-        test,
-        ServiceName::SyncEngine,
-        crate::MIGRATIONS,
-        check,
-    )
-    .await;
-}
-
-fn tenant(name: &str) -> TenantContext {
-    TenantContext {
-        project_id: ProjectId::parse("p1").unwrap(),
-        tenant_id: TenantId::parse(name).unwrap(),
-        subject: "test".into(),
-    }
-}
+use crate::runs::tests::{on_every_backend, tenant};
 
 fn every(object: &str, interval_ms: i64) -> Scheduled {
     Scheduled {
