@@ -8,6 +8,7 @@ mod connect;
 mod delivery;
 mod discovery;
 mod embed_page;
+mod embedded_storage;
 mod isolation;
 mod lifecycle;
 mod mapping;

@@ -100,11 +100,8 @@ impl Database {
         };
         let pool = pool_options(config, backend).connect(&url).await?;
         if backend == Backend::Sqlite {
-            // 16 KB pages for a new database (an existing one keeps its size): a sync page's
-            // change rows are ~2 KB each, several to a page instead of one to a 4 KB page,
-            // and every read and write moves four times the bytes per system call. Only
-            // possible before the first table is written, hence before WAL mode.
-            pool.execute("PRAGMA page_size = 16384").await?;
+            // Every connection asked for 16 KB pages on connect, so whichever runs this
+            // first write creates the file with them.
             pool.execute("PRAGMA journal_mode = WAL").await?;
         }
         let database = Self { pool, backend };
@@ -165,12 +162,17 @@ fn pool_options(config: &StorageConfig, backend: Backend) -> AnyPoolOptions {
         Backend::Postgres => options,
         Backend::Sqlite => options.after_connect(|conn, _meta| {
             Box::pin(async move {
+                // 16 KB pages for a new database (an existing one keeps its size; only the
+                // connection that first writes the file decides, so every one asks): a sync
+                // page's change rows are ~2.3 KB each, six to a page instead of one to a 4 KB
+                // page, and every read and write moves four times the bytes per system call.
                 // A 32 MiB page cache per connection (SQLite's default is 2 MiB), so a
                 // backfill's record-state lookups and inserts are served from memory rather
                 // than read back through system calls.
                 conn.execute(
-                    "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
-                     PRAGMA busy_timeout = 10000; PRAGMA cache_size = -32768",
+                    "PRAGMA page_size = 16384; PRAGMA foreign_keys = ON; \
+                     PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; \
+                     PRAGMA cache_size = -32768",
                 )
                 .await?;
                 Ok(())
