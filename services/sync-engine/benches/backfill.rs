@@ -32,8 +32,9 @@ use syncline_connectors::{
 use syncline_domain::{ProjectId, TenantContext, TenantId};
 use syncline_mapping_plan::CompiledPlan;
 use syncline_proto::mapping::v1::{CompiledFieldRule, MappingPlan, ObjectPlan};
-use syncline_proto::sync::v1::{Change, StreamChangesRequest, SyncMode, SyncRun};
+use syncline_proto::sync::v1::{StreamChangesRequest, SyncMode, SyncRun};
 use syncline_storage::Database;
+use syncline_sync_engine::changelog::prepared::PreparedChange;
 use syncline_sync_engine::changelog::stream::{self, StreamOptions};
 use syncline_sync_engine::changelog::{ChangeLog, Notifier};
 use syncline_sync_engine::runs::store::{
@@ -234,14 +235,13 @@ async fn engine(db: &Database, source: &Source, name: &str, expected: u64) -> (u
                 PageRecord {
                     id,
                     hash,
-                    change: Change {
-                        connection_id: "conn".into(),
-                        object: "project".into(),
-                        record: Some(mapped.into_record()),
-                        provider_record: Some(provider_record),
-                        sync_run_id: claim.run_id.clone(),
-                        ..Change::default()
-                    },
+                    change: PreparedChange::mapped(
+                        "conn",
+                        "project",
+                        &claim.run_id,
+                        &mapped.record_parts(),
+                        Some(&provider_record),
+                    ),
                 }
             })
             .collect();

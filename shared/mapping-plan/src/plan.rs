@@ -11,6 +11,7 @@ use syncline_proto::mapping::v1::{
     CompiledFieldRule, FieldMappingViolation, MappingPlan, ObjectPlan, ViolationKind, WriteGuard,
 };
 use syncline_proto::schema::v1::FieldType;
+use syncline_proto::wire::RecordParts;
 
 use crate::transform::{self, Step, TransformError};
 
@@ -84,6 +85,21 @@ impl MappedRecord {
             .iter()
             .find(|(name, _)| name.as_ref() == field)
             .map(|(_, v)| v)
+    }
+
+    /// As the parts of a `syncline.common.v1.Record`, fields in rule order: what a sync
+    /// encodes for each record read, without building the record's map first.
+    pub fn record_parts(&self) -> RecordParts<'_, impl Iterator<Item = (&str, &Value)> + Clone> {
+        RecordParts {
+            object: &self.object,
+            id: &self.id,
+            fields: self
+                .fields
+                .iter()
+                .map(|(name, value)| (name.as_ref(), value)),
+            system_modstamp: self.system_modstamp.as_ref(),
+            deleted: self.deleted,
+        }
     }
 
     /// As a `syncline.common.v1.Record`.

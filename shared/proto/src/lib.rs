@@ -10,6 +10,8 @@ macro_rules! include_generated {
     };
 }
 
+pub mod wire;
+
 /// Shared types: providers, records, connection status, lifecycle events, error reasons,
 /// the `visibility` service option.
 pub mod common {

@@ -11,6 +11,7 @@
 //! same transaction, so a change is published and queued for delivery, or neither.
 
 pub mod encoded;
+pub mod prepared;
 pub mod stream;
 
 use std::collections::HashMap;
@@ -28,6 +29,7 @@ use tokio::sync::{Notify, watch};
 use crate::delivery::outbox;
 
 use self::encoded::EncodedChange;
+use self::prepared::PreparedChange;
 
 /// The most changes one append takes.
 pub const MAX_APPEND: usize = 10_000;
@@ -185,41 +187,82 @@ impl Params {
     }
 }
 
-fn validate(changes: &[Change]) -> Result<(), ApiError> {
-    let mut violations = Vec::new();
-    if changes.len() > MAX_APPEND {
+/// What every change of an append needs: a connection, an object and an operation.
+fn check_change(
+    i: usize,
+    connection_id: &str,
+    object: &str,
+    operation: i32,
+    violations: &mut Vec<Violation>,
+) {
+    if connection_id.is_empty() {
+        violations.push(Violation::required(format!("changes[{i}].connection_id")));
+    }
+    if object.is_empty() {
+        violations.push(Violation::required(format!("changes[{i}].object")));
+    }
+    if matches!(
+        RecordOperation::try_from(operation),
+        Ok(RecordOperation::Unspecified) | Err(_)
+    ) {
         violations.push(Violation::new(
-            "changes",
-            "TOO_MANY",
-            format!("at most {MAX_APPEND} changes per append"),
+            format!("changes[{i}].operation"),
+            "INVALID_ENUM",
+            "must be CREATE, UPDATE or DELETE",
         ));
     }
-    for (i, change) in changes.iter().enumerate() {
-        if change.connection_id.is_empty() {
-            violations.push(Violation::required(format!("changes[{i}].connection_id")));
-        }
-        if change.object.is_empty() {
-            violations.push(Violation::required(format!("changes[{i}].object")));
-        }
-        if matches!(
-            RecordOperation::try_from(change.operation),
-            Ok(RecordOperation::Unspecified) | Err(_)
-        ) {
-            violations.push(Violation::new(
-                format!("changes[{i}].operation"),
-                "INVALID_ENUM",
-                "must be CREATE, UPDATE or DELETE",
-            ));
-        }
-        if change.record.is_none() {
-            violations.push(Violation::required(format!("changes[{i}].record")));
-        }
+}
+
+fn checked(count: usize, mut violations: Vec<Violation>) -> Result<(), ApiError> {
+    if count > MAX_APPEND {
+        violations.insert(
+            0,
+            Violation::new(
+                "changes",
+                "TOO_MANY",
+                format!("at most {MAX_APPEND} changes per append"),
+            ),
+        );
     }
     if violations.is_empty() {
         Ok(())
     } else {
         Err(ApiError::invalid(violations))
     }
+}
+
+/// Checks changes given to an append.
+fn validate(changes: &[Change]) -> Result<(), ApiError> {
+    let mut violations = Vec::new();
+    for (i, change) in changes.iter().enumerate() {
+        check_change(
+            i,
+            &change.connection_id,
+            &change.object,
+            change.operation,
+            &mut violations,
+        );
+        if change.record.is_none() {
+            violations.push(Violation::required(format!("changes[{i}].record")));
+        }
+    }
+    checked(changes.len(), violations)
+}
+
+/// Checks prepared changes (a sync builds them; the API's were checked by [`validate`]
+/// before they were prepared).
+fn validate_prepared(changes: &[PreparedChange]) -> Result<(), ApiError> {
+    let mut violations = Vec::new();
+    for (i, change) in changes.iter().enumerate() {
+        check_change(
+            i,
+            &change.connection_id,
+            &change.object,
+            change.operation as i32,
+            &mut violations,
+        );
+    }
+    checked(changes.len(), violations)
 }
 
 impl ChangeLog {
@@ -260,6 +303,10 @@ impl ChangeLog {
                 deliveries: 0,
             });
         }
+        let changes = changes
+            .into_iter()
+            .map(PreparedChange::from_change)
+            .collect();
         let now = now_ms();
         let mut tx = self.db.pool().begin().await.map_err(ApiError::internal)?;
         let appended = Self::append_in_tx(&mut tx, tenant, changes, now).await?;
@@ -268,17 +315,17 @@ impl ChangeLog {
         Ok(appended)
     }
 
-    /// Appends `changes` inside the caller's transaction `tx` (validated, non-empty or a
-    /// no-op), so they commit together with the caller's other writes (a sync page's record
-    /// state and checkpoint). The caller must call [`ChangeLog::published`] after the commit
-    /// to wake readers and the dispatcher.
+    /// Appends `changes` inside the caller's transaction `tx` (each with its operation set;
+    /// none is a no-op), so they commit together with the caller's other writes (a sync
+    /// page's record state and checkpoint). The caller must call [`ChangeLog::published`]
+    /// after the commit to wake readers and the dispatcher.
     pub(crate) async fn append_in_tx(
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         tenant: &TenantContext,
-        mut changes: Vec<Change>,
+        changes: Vec<PreparedChange>,
         now: i64,
     ) -> Result<Appended, ApiError> {
-        validate(&changes)?;
+        validate_prepared(&changes)?;
         if changes.is_empty() {
             return Ok(Appended {
                 first_sequence: 0,
@@ -304,14 +351,19 @@ impl ChangeLog {
         .and_then(|row| row.try_get(0))
         .map_err(ApiError::internal)?;
         let first = last - count + 1;
-        for (offset, change) in (0_i64..).zip(changes.iter_mut()) {
-            change.sequence = to_u64(first + offset);
-            change.publish_time = Some(time::timestamp(now));
-        }
+        let publish_time = time::timestamp(now);
+        let stored: Vec<Vec<u8>> = (0_i64..)
+            .zip(&changes)
+            .map(|(offset, change)| change.stored(to_u64(first + offset), &publish_time))
+            .collect();
         let params = Params::of(tx);
         // The provider record goes to its own column (and is not needed after: webhook
         // payloads never carry it).
-        for chunk in changes.chunks_mut(params.rows_per_statement()) {
+        let rows: Vec<(i64, &PreparedChange, &Vec<u8>)> = (first..)
+            .zip(changes.iter().zip(&stored))
+            .map(|(sequence, (change, bytes))| (sequence, change, bytes))
+            .collect();
+        for chunk in rows.chunks(params.rows_per_statement()) {
             let statement = format!(
                 "INSERT INTO changes (project_id, tenant_id, sequence, connection_id, object,
                                       published_at_ms, change, provider_record)
@@ -319,24 +371,29 @@ impl ChangeLog {
                 params.rows(chunk.len(), 8)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
-            for change in chunk {
-                let provider_record = change
-                    .provider_record
-                    .take()
-                    .map(|record| record.encode_to_vec());
+            for (sequence, change, bytes) in chunk {
                 query = query
                     .bind(tenant.project_id.as_str())
                     .bind(tenant.tenant_id.as_str())
-                    .bind(to_i64(change.sequence))
+                    .bind(*sequence)
                     .bind(change.connection_id.as_str())
                     .bind(change.object.as_str())
                     .bind(now)
-                    .bind(change.encode_to_vec())
-                    .bind(provider_record);
+                    .bind(bytes.as_slice())
+                    .bind(change.provider_record());
             }
             query.execute(&mut **tx).await.map_err(ApiError::internal)?;
         }
-        let deliveries = outbox::enqueue(tx, tenant, &changes, now).await?;
+        let stored: Vec<outbox::StoredChange<'_>> = changes
+            .iter()
+            .zip(&stored)
+            .map(|(change, bytes)| outbox::StoredChange {
+                connection_id: &change.connection_id,
+                object: &change.object,
+                bytes: bytes.as_slice(),
+            })
+            .collect();
+        let deliveries = outbox::enqueue(tx, tenant, &stored, now).await?;
         Ok(Appended {
             first_sequence: to_u64(first),
             last_sequence: to_u64(last),

@@ -99,12 +99,12 @@ fn wants_event(endpoint: &WebhookEndpoint, event: &Event) -> bool {
         && (endpoint.event_types.is_empty() || endpoint.event_types.contains(&event.r#type))
 }
 
-fn wants(endpoint: &WebhookEndpoint, change: &Change) -> bool {
+fn wants(endpoint: &WebhookEndpoint, connection_id: &str, object: &str) -> bool {
     !endpoint.disabled
         && endpoint.topics.contains(&(WebhookTopic::Changes as i32))
         && (endpoint.connection_ids.is_empty()
-            || endpoint.connection_ids.contains(&change.connection_id))
-        && (endpoint.objects.is_empty() || endpoint.objects.contains(&change.object))
+            || endpoint.connection_ids.iter().any(|c| c == connection_id))
+        && (endpoint.objects.is_empty() || endpoint.objects.iter().any(|o| o == object))
 }
 
 async fn enabled_endpoints(
@@ -128,12 +128,24 @@ async fn enabled_endpoints(
         .collect()
 }
 
+/// A change as the append stored it (without its provider record, which webhook payloads
+/// never carry).
+#[derive(Debug, Clone, Copy)]
+pub struct StoredChange<'a> {
+    /// `Change.connection_id`, for the endpoints' filters.
+    pub connection_id: &'a str,
+    /// `Change.object`, for the endpoints' filters.
+    pub object: &'a str,
+    /// The `Change` encoding; decoded only when an endpoint wants the change.
+    pub bytes: &'a [u8],
+}
+
 /// Queues a delivery of each change to each of the tenant's enabled endpoints that wants it;
 /// runs inside the append's transaction. Returns how many were queued.
 pub async fn enqueue(
     tx: &mut sqlx::Transaction<'_, Any>,
     tenant: &TenantContext,
-    changes: &[Change],
+    changes: &[StoredChange<'_>],
     now: i64,
 ) -> Result<usize, ApiError> {
     let endpoints = enabled_endpoints(tx, tenant).await?;
@@ -142,13 +154,19 @@ pub async fn enqueue(
     }
     let mut pairs: Vec<(&WebhookEndpoint, Payload)> = Vec::new();
     for change in changes {
-        let mut stored: Option<Change> = None;
-        for endpoint in endpoints.iter().filter(|e| wants(e, change)) {
-            let body = stored.get_or_insert_with(|| Change {
-                provider_record: None,
-                ..change.clone()
-            });
-            pairs.push((endpoint, Payload::Change(body.clone())));
+        let mut decoded: Option<Change> = None;
+        for endpoint in endpoints
+            .iter()
+            .filter(|e| wants(e, change.connection_id, change.object))
+        {
+            let body = match &decoded {
+                Some(body) => body.clone(),
+                None => {
+                    let body = Change::decode(change.bytes).map_err(ApiError::internal)?;
+                    decoded.insert(body).clone()
+                }
+            };
+            pairs.push((endpoint, Payload::Change(body)));
         }
     }
     insert_deliveries(tx, tenant, &pairs, now).await

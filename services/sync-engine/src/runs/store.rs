@@ -8,12 +8,11 @@ use prost::Message;
 use sqlx::Row;
 use syncline_domain::{ApiError, TenantContext};
 use syncline_proto::common::v1::{ErrorReason, RecordOperation};
-use syncline_proto::sync::v1::{
-    Change, DeadLetter, ObjectProgress, SyncRun, SyncRunState, SyncStats,
-};
+use syncline_proto::sync::v1::{DeadLetter, ObjectProgress, SyncRun, SyncRunState, SyncStats};
 use syncline_service_kit::time;
 use syncline_storage::{Backend, Database};
 
+use crate::changelog::prepared::PreparedChange;
 use crate::changelog::{Appended, ChangeLog, Params, placeholders};
 
 /// The hash stored for a deleted record.
@@ -68,8 +67,9 @@ pub struct PageRecord {
     pub id: String,
     /// Content hash of the mapped record, or [`DELETED_HASH`].
     pub hash: String,
-    /// The change to publish when the content differs from what was published last.
-    pub change: Change,
+    /// The change to publish when the content differs from what was published last (its
+    /// operation is decided at commit).
+    pub change: PreparedChange,
 }
 
 /// What a worker commits for one page.
@@ -598,14 +598,14 @@ impl RunStore {
         }
         drop(rows);
         let total = page.records.len();
-        let changes: Vec<Change> = page
+        let changes: Vec<PreparedChange> = page
             .records
             .into_iter()
             .zip(operations)
             .filter_map(|(record, operation)| {
                 operation.map(|operation| {
                     let mut change = record.change;
-                    change.operation = operation as i32;
+                    change.operation = operation;
                     change
                 })
             })

@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use super::store::{
     Claim, Committed, DELETED_HASH, NewRun, NewSlice, PageCommit, PageRecord, RunStore,
 };
+use crate::changelog::prepared::PreparedChange;
 use crate::changelog::{ChangeFilter, ChangeLog, Notifier};
 
 pub(crate) async fn on_every_backend<F, Fut>(test: &str, check: F)
@@ -74,7 +75,7 @@ fn record(claim: &Claim, id: &str, hash: &str) -> PageRecord {
     PageRecord {
         id: id.into(),
         hash: hash.into(),
-        change: Change {
+        change: PreparedChange::from_change(Change {
             connection_id: claim.connection_id.clone(),
             object: claim.object.clone(),
             record: Some(Record {
@@ -85,7 +86,7 @@ fn record(claim: &Claim, id: &str, hash: &str) -> PageRecord {
             }),
             sync_run_id: claim.run_id.clone(),
             ..Change::default()
-        },
+        }),
     }
 }
 

@@ -23,7 +23,7 @@ use syncline_connectors::{
 };
 use syncline_domain::ApiError;
 use syncline_proto::common::v1::ErrorReason;
-use syncline_proto::sync::v1::{Change, DeadLetter, DeadLetterStage};
+use syncline_proto::sync::v1::{DeadLetter, DeadLetterStage};
 use syncline_storage::now_ms;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
@@ -32,6 +32,7 @@ use tracing::Instrument;
 use super::remote::RemoteError;
 use super::store::{Claim, Committed, DELETED_HASH, PageCommit, PageRecord};
 use super::{RunOptions, Runner};
+use crate::changelog::prepared::PreparedChange;
 
 /// The content hash of a mapped record: its fields in rule order and its deleted flag
 /// (not its modified time: a record touched without a change is unchanged).
@@ -384,18 +385,17 @@ impl Runner {
                 dead_letters.extend(map_letters(claim, &mapped, &provider_record, now));
             }
             let hash = content_hash(&mapped);
-            let id = mapped.id.clone();
+            let change = PreparedChange::mapped(
+                &claim.connection_id,
+                &claim.object,
+                &claim.run_id,
+                &mapped.record_parts(),
+                Some(&provider_record),
+            );
             records.push(PageRecord {
-                id,
+                id: mapped.id,
                 hash,
-                change: Change {
-                    connection_id: claim.connection_id.clone(),
-                    object: claim.object.clone(),
-                    record: Some(mapped.into_record()),
-                    provider_record: Some(provider_record),
-                    sync_run_id: claim.run_id.clone(),
-                    ..Change::default()
-                },
+                change,
             });
         }
         // HubSpot's ten-second window: wait for the next one instead of hitting 429.

@@ -303,6 +303,12 @@ proptest! {
         ]);
         let model = plan.apply_inbound(&provider).unwrap();
         prop_assert!(model.errors.is_empty());
+        // What a sync stores (encoded from the rule-ordered parts) is the record itself.
+        let stored = model.record_parts().encode_to_vec();
+        prop_assert_eq!(
+            <Record as prost::Message>::decode(stored.as_slice()).unwrap(),
+            model.clone().into_record()
+        );
         let back = plan.apply_outbound(&model.into_record()).unwrap().into_record();
         prop_assert_eq!(back.fields, provider.fields);
     }
