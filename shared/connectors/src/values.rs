@@ -16,22 +16,6 @@ impl JsonValue {
     fn of(kind: Kind) -> Self {
         Self(prost_types::Value { kind: Some(kind) })
     }
-
-    /// The text, when the value is a string.
-    pub fn as_str(&self) -> Option<&str> {
-        match &self.0.kind {
-            Some(Kind::StringValue(s)) => Some(s),
-            _ => None,
-        }
-    }
-
-    /// The flag, when the value is a boolean.
-    pub fn as_bool(&self) -> Option<bool> {
-        match self.0.kind {
-            Some(Kind::BoolValue(b)) => Some(b),
-            _ => None,
-        }
-    }
 }
 
 impl<'de> serde::Deserialize<'de> for JsonValue {
@@ -101,6 +85,45 @@ impl<'de> serde::de::Visitor<'de> for JsonValueVisitor {
         Ok(JsonValue::of(Kind::StructValue(prost_types::Struct {
             fields,
         })))
+    }
+}
+
+/// A JSON object read straight into the field map of a `syncline.common.v1.Record` (a CRM
+/// record as a query returns it), so the reader moves the map into the record instead of
+/// building it again.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JsonObject(pub std::collections::BTreeMap<String, prost_types::Value>);
+
+impl JsonObject {
+    /// The text of `field`, when it is a string.
+    pub fn text(&self, field: &str) -> Option<&str> {
+        match self.0.get(field).and_then(|v| v.kind.as_ref()) {
+            Some(Kind::StringValue(text)) => Some(text),
+            _ => None,
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for JsonObject {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(JsonObjectVisitor)
+    }
+}
+
+struct JsonObjectVisitor;
+
+impl<'de> serde::de::Visitor<'de> for JsonObjectVisitor {
+    type Value = JsonObject;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<JsonObject, A::Error> {
+        match JsonValueVisitor.visit_map(map)?.0.kind {
+            Some(Kind::StructValue(object)) => Ok(JsonObject(object.fields)),
+            _ => Ok(JsonObject::default()),
+        }
     }
 }
 

@@ -29,7 +29,7 @@
 //! The sweep of the first increment starts `look_back` before the backfill started, so
 //! records changed during the backfill are read again.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -39,7 +39,7 @@ use syncline_proto::common::v1::Record;
 
 use super::{HubSpotConnector, error_code};
 use crate::http;
-use crate::values::{JsonValue, hubspot_usage, parse_instant, timestamp};
+use crate::values::{JsonObject, hubspot_usage, parse_instant, timestamp};
 use crate::{
     ApiUsage, ConnectorError, Credentials, ReadCursor, ReadRequest, RecordPage, RecordReader,
 };
@@ -164,7 +164,7 @@ impl Page {
 struct WireRecord {
     id: String,
     #[serde(default)]
-    properties: BTreeMap<String, JsonValue>,
+    properties: JsonObject,
     #[serde(default)]
     updated_at: Option<String>,
     #[serde(default)]
@@ -176,8 +176,7 @@ impl WireRecord {
     /// `updatedAt`.
     fn modified(&self, property: &str) -> Option<DateTime<Utc>> {
         self.properties
-            .get(property)
-            .and_then(JsonValue::as_str)
+            .text(property)
             .and_then(parse_instant)
             .or_else(|| self.updated_at.as_deref().and_then(parse_instant))
     }
@@ -186,11 +185,7 @@ impl WireRecord {
         Record {
             object: object.to_owned(),
             id: self.id,
-            fields: self
-                .properties
-                .into_iter()
-                .map(|(k, JsonValue(v))| (k, v))
-                .collect(),
+            fields: self.properties.0,
             system_modstamp: modified.map(timestamp),
             deleted,
         }

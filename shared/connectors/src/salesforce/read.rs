@@ -29,14 +29,13 @@
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 use prost_types::value::Kind;
 use syncline_proto::common::v1::Record;
 
 use super::{API_VERSION, SalesforceConnector, error_code};
 use crate::http;
-use crate::values::{JsonValue, parse_instant, rfc3339_ms, salesforce_usage, timestamp};
+use crate::values::{JsonObject, parse_instant, rfc3339_ms, salesforce_usage, timestamp};
 use crate::{
     ApiUsage, ConnectorError, Credentials, ReadCursor, ReadRequest, RecordPage, RecordReader,
 };
@@ -201,7 +200,7 @@ struct QueryPage {
     #[serde(default)]
     next_records_url: Option<String>,
     #[serde(default)]
-    records: Vec<BTreeMap<String, JsonValue>>,
+    records: Vec<JsonObject>,
 }
 
 /// `/sobjects/X/deleted/` answer.
@@ -235,37 +234,27 @@ fn strip_attributes(value: &mut prost_types::Value) {
 }
 
 /// A query row as a record; its mark.
-fn record_of(
-    object: &str,
-    mut row: BTreeMap<String, JsonValue>,
-) -> Result<(Record, Mark), ConnectorError> {
-    row.remove("attributes");
+fn record_of(object: &str, mut row: JsonObject) -> Result<(Record, Mark), ConnectorError> {
+    row.0.remove("attributes");
     let id = row
-        .get("Id")
-        .and_then(JsonValue::as_str)
+        .text("Id")
         .map(str::to_owned)
         .ok_or_else(|| ConnectorError::invalid(format!("query of {object}"), "a row has no Id"))?;
     let stamp = row
-        .get("SystemModstamp")
-        .and_then(JsonValue::as_str)
+        .text("SystemModstamp")
         .and_then(parse_instant)
         .ok_or_else(|| {
             ConnectorError::invalid(format!("query of {object}"), "a row has no SystemModstamp")
         })?;
-    let deleted = row
-        .get("IsDeleted")
-        .and_then(JsonValue::as_bool)
-        .unwrap_or(false);
+    let deleted = matches!(
+        row.0.get("IsDeleted").and_then(|v| v.kind.as_ref()),
+        Some(Kind::BoolValue(true))
+    );
+    row.0.values_mut().for_each(strip_attributes);
     let record = Record {
         object: object.to_owned(),
         id: id.clone(),
-        fields: row
-            .into_iter()
-            .map(|(k, JsonValue(mut v))| {
-                strip_attributes(&mut v);
-                (k, v)
-            })
-            .collect(),
+        fields: row.0,
         system_modstamp: Some(timestamp(stamp)),
         deleted,
     };
@@ -535,7 +524,7 @@ mod tests {
                 .is_some()
         );
         // A row: attributes dropped (also nested), IsDeleted read, the mark taken.
-        let row: BTreeMap<String, JsonValue> = serde_json::from_value(serde_json::json!({
+        let row: JsonObject = serde_json::from_value(serde_json::json!({
             "attributes": {"type": "Contact", "url": "/x"},
             "Id": "003ak000003dQCGAA2",
             "SystemModstamp": "2024-04-09T20:19:25.000+0000",
