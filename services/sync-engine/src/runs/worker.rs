@@ -26,6 +26,7 @@ use syncline_proto::common::v1::ErrorReason;
 use syncline_proto::sync::v1::{DeadLetter, DeadLetterStage};
 use syncline_storage::now_ms;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use tonic::Status;
 use tracing::Instrument;
 
@@ -134,75 +135,117 @@ impl Runner {
     }
 
     /// Works `claim` for one turn: pages one after another until the object is caught up,
-    /// the turn (`sync_engine.runs.turn_ms`) is over or something stops it. Within a turn the
-    /// next page is read and mapped in a task of its own while the previous one commits, so
-    /// the CRM call, the parsing and mapping, and the database write overlap (on different
-    /// threads: parsing a page in this task would hold up the commit's statements); the
-    /// slice is given back at the end of the turn so that other slices waiting for a worker
-    /// get theirs.
-    async fn process(self: &Arc<Self>, mut claim: Claim) {
+    /// the turn (`sync_engine.runs.turn_ms`) is over or something stops it, then gives the
+    /// slice back so that other slices waiting for a worker get theirs.
+    ///
+    /// The pages go through three stages at once, on different threads: a reader task asks
+    /// the CRM for page k+2 (its cursor came with page k+1), a task of its own maps page
+    /// k+1, and this task commits page k. Pages are committed in order and the cursor only
+    /// moves with a commit, so whatever was read ahead when the turn stops is simply read
+    /// again by whoever works the slice next.
+    async fn process(self: &Arc<Self>, claim: Claim) {
         let turn_ends = tokio::time::Instant::now() + self.options.turn;
-        let mut span = page_span(&claim);
-        let mut fetched: Option<Result<Fetched, Outcome>> = None;
+        let (ahead, mut pages) = tokio::sync::mpsc::channel(1);
+        let _reader = AbortOnDropHandle::new(tokio::spawn(Arc::clone(self).read_ahead(
+            claim.clone(),
+            turn_ends,
+            ahead,
+        )));
+        // The page the reader owes next; its claim settles a reader that ended without it.
+        let mut expected = claim;
         loop {
+            let Some(Ahead {
+                claim,
+                span,
+                mapped,
+                more,
+            }) = pages.recv().await
+            else {
+                let outcome = Outcome::Retry(backoff(&self.options, 0, None));
+                self.settle_logged(&expected, outcome, page_span(&expected))
+                    .await;
+                return;
+            };
             let step = async {
-                let page = match fetched.take() {
-                    Some(result) => result?,
-                    None => self.fetch(&claim).await?,
+                let page = mapped.fetched(&self.options).await?;
+                let lease_until = if more {
+                    now_ms() + millis(self.options.lease)
+                } else {
+                    0
                 };
-                let keep = !page.caught_up
-                    && page.not_before_ms == 0
-                    && !matches!(page.quota, QuotaDecision::Pause { .. })
-                    && tokio::time::Instant::now() < turn_ends;
-                if !keep {
-                    return self.commit(&claim, page, 0).await.map(|_| None);
-                }
-                let mut next = claim.clone();
-                next.cursor.clone_from(&page.cursor);
-                next.attempts = 0;
-                let next_span = page_span(&next);
-                let lease_until = now_ms() + millis(self.options.lease);
-                let runner = Arc::clone(self);
-                let reading = next.clone();
-                let prefetch = tokio::spawn(
-                    async move { runner.fetch(&reading).await }.instrument(next_span.clone()),
-                );
-                let kept = match self.commit(&claim, page, lease_until).await {
-                    Ok(kept) => kept,
-                    Err(outcome) => {
-                        prefetch.abort();
-                        return Err(outcome);
-                    }
-                };
-                if !kept {
-                    // The turn ended (run paused or cancelled, slice lost): whoever works the
-                    // slice next reads that page again.
-                    prefetch.abort();
-                    return Ok(None);
-                }
-                let prefetched = prefetch.await.unwrap_or_else(|error| {
-                    tracing::warn!(%error, "reading the next sync page failed");
-                    Err(Outcome::Retry(backoff(&self.options, 0, None)))
-                });
-                Ok(Some((next, next_span, prefetched)))
+                let next_cursor = page.cursor.clone();
+                let kept = self.commit(&claim, page, lease_until).await?;
+                Ok((more && kept).then_some(next_cursor))
             }
             .instrument(span.clone())
             .await;
             match step {
-                Ok(Some((next, next_span, prefetched))) => {
-                    claim = next;
-                    span = next_span;
-                    fetched = Some(prefetched);
+                Ok(Some(cursor)) => {
+                    expected = claim;
+                    expected.cursor = cursor;
+                    expected.attempts = 0;
                 }
+                // The turn ended (last page, run paused or cancelled, slice lost): whoever
+                // works the slice next reads what was read ahead again.
                 Ok(None) => return,
                 Err(outcome) => {
-                    if let Err(error) = self.settle(&claim, outcome).instrument(span).await {
-                        tracing::warn!(%error, sync_run.id = %claim.run_id, "recording a sync page failed");
-                        // The lease runs out and another attempt takes the slice over.
-                    }
+                    self.settle_logged(&claim, outcome, span).await;
                     return;
                 }
             }
+        }
+    }
+
+    /// Reads the slice's pages from `claim`'s cursor on, handing each to a mapping task and
+    /// sending them in order, until a page ends the turn (caught up, a wait or pause, the
+    /// turn over) or fails, or nobody takes them any more.
+    async fn read_ahead(
+        self: Arc<Self>,
+        mut claim: Claim,
+        turn_ends: tokio::time::Instant,
+        pages: tokio::sync::mpsc::Sender<Ahead>,
+    ) {
+        loop {
+            let span = page_span(&claim);
+            let read = self.read(&claim).instrument(span.clone()).await;
+            let (mapped, next_cursor) = match read {
+                Err(outcome) => (Mapped::Failed(outcome), None),
+                Ok(read) => {
+                    let more = !read.page.caught_up
+                        && read.not_before_ms == 0
+                        && !matches!(read.quota, QuotaDecision::Pause { .. })
+                        && tokio::time::Instant::now() < turn_ends;
+                    let next_cursor = more.then(|| read.page.cursor.0.clone());
+                    let runner = Arc::clone(&self);
+                    let page_claim = claim.clone();
+                    let task = tokio::spawn(
+                        async move { runner.map_page(&page_claim, read) }.instrument(span.clone()),
+                    );
+                    (Mapped::Task(AbortOnDropHandle::new(task)), next_cursor)
+                }
+            };
+            let more = next_cursor.is_some();
+            let page = Ahead {
+                claim: claim.clone(),
+                span,
+                mapped,
+                more,
+            };
+            if pages.send(page).await.is_err() {
+                return;
+            }
+            let Some(cursor) = next_cursor else {
+                return;
+            };
+            claim.cursor = cursor;
+            claim.attempts = 0;
+        }
+    }
+
+    async fn settle_logged(&self, claim: &Claim, outcome: Outcome, span: tracing::Span) {
+        if let Err(error) = self.settle(claim, outcome).instrument(span).await {
+            tracing::warn!(%error, sync_run.id = %claim.run_id, "recording a sync page failed");
+            // The lease runs out and another attempt takes the slice over.
         }
     }
 
@@ -278,8 +321,9 @@ impl Runner {
         }
     }
 
-    /// Reads the page at `claim`'s cursor from the CRM and maps it with the tenant's plan.
-    async fn fetch(&self, claim: &Claim) -> Result<Fetched, Outcome> {
+    /// Reads the page at `claim`'s cursor from the CRM, with the plan to map it and what the
+    /// tenant's budget says after it.
+    async fn read(&self, claim: &Claim) -> Result<Read, Outcome> {
         let options = &self.options;
         if let Err(wait) = self.admit(&claim.connection_id) {
             return Err(Outcome::Retry(wait));
@@ -363,6 +407,30 @@ impl Runner {
                 }
             }
         };
+        // HubSpot's ten-second window: wait for the next one instead of hitting 429.
+        let not_before_ms = options
+            .budget
+            .window_wait(&page.usage)
+            .map_or(0, |wait| now_ms() + millis(wait));
+        let quota = options
+            .budget
+            .decide(provider, &page.usage, chrono::Utc::now(), None);
+        Ok(Read {
+            plan,
+            page,
+            not_before_ms,
+            quota,
+        })
+    }
+
+    /// Maps a page read with the tenant's plan and encodes its changes.
+    fn map_page(&self, claim: &Claim, read: Read) -> Result<Fetched, Outcome> {
+        let Read {
+            plan,
+            page,
+            not_before_ms,
+            quota,
+        } = read;
         let Some(object) = plan.compiled.object(&claim.object) else {
             return Err(Outcome::Fail(
                 ErrorReason::FailedPrecondition,
@@ -398,14 +466,6 @@ impl Runner {
                 change,
             });
         }
-        // HubSpot's ten-second window: wait for the next one instead of hitting 429.
-        let not_before_ms = options
-            .budget
-            .window_wait(&page.usage)
-            .map_or(0, |wait| now + millis(wait));
-        let quota = options
-            .budget
-            .decide(provider, &page.usage, chrono::Utc::now(), None);
         Ok(Fetched {
             skipped: plan.skipped(&claim.object),
             quota,
@@ -583,6 +643,43 @@ fn page_span(claim: &Claim) -> tracing::Span {
         syncline_telemetry::propagation::adopt_remote_parent(&span, &headers);
     }
     span
+}
+
+/// A page read ahead: the claim it was read at (its cursor), its span, its mapping and
+/// whether the reader goes on to the next page (the commit then keeps the slice).
+struct Ahead {
+    claim: Claim,
+    span: tracing::Span,
+    mapped: Mapped,
+    more: bool,
+}
+
+/// A page read ahead, being mapped, or the reason it could not be read.
+enum Mapped {
+    Task(AbortOnDropHandle<Result<Fetched, Outcome>>),
+    Failed(Outcome),
+}
+
+impl Mapped {
+    /// The mapped page, once its task is done.
+    async fn fetched(self, options: &RunOptions) -> Result<Fetched, Outcome> {
+        match self {
+            Self::Failed(outcome) => Err(outcome),
+            Self::Task(task) => task.await.unwrap_or_else(|error| {
+                tracing::warn!(%error, "mapping a sync page failed");
+                Err(Outcome::Retry(backoff(options, 0, None)))
+            }),
+        }
+    }
+}
+
+/// A page read from the CRM, with the plan to map it and the budget's word after it.
+struct Read {
+    plan: Arc<super::remote::Plan>,
+    page: RecordPage,
+    /// The slice's next page waits until then (0: no wait).
+    not_before_ms: i64,
+    quota: QuotaDecision,
 }
 
 /// A page read from the CRM and mapped, with what the commit and the budget need to know.
