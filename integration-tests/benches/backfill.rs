@@ -648,7 +648,12 @@ mod child {
             .scan(Duration::ZERO, |last, t| {
                 let part = *t - *last;
                 *last = *t;
-                Some(format!("{:.0}", records as f64 / 10.0 / part.as_secs_f64()))
+                // Tenths that arrived in one message (a small run) have no rate of their own.
+                Some(if part < Duration::from_millis(1) {
+                    "-".to_owned()
+                } else {
+                    format!("{:.0}", records as f64 / 10.0 / part.as_secs_f64())
+                })
             })
             .collect();
         eprintln!(
