@@ -573,6 +573,20 @@ async fn killed_sync_engine_resumes_and_delivers_every_record_once(postgres: Opt
     const CONTACTS: u64 = 3000;
     let harness = Harness::start(postgres, 0).await;
     let acme = Tenant::connect(&harness, CONTACTS).await;
+    // Each CRM call takes 100 ms, as a real one does, so the run's 15 pages cannot all be
+    // committed between an observed page and the kill that follows it (20 ms polls): every
+    // kill lands mid-run however fast the engine maps and commits.
+    harness
+        .salesforce
+        .admin()
+        .set_faults(
+            &acme.org,
+            syncline_crm_sandbox::common::FaultConfig {
+                latency_ms: 100,
+                ..Default::default()
+            },
+        )
+        .unwrap();
     let port = free_port();
     let addr = |service| format!("http://{}", harness.suite.addr(service).unwrap());
     let spawn = || {
