@@ -37,15 +37,31 @@ impl EncodedChange {
             (false, _) => without_field(change, PROVIDER_RECORD)?,
             (true, None) => change,
             (true, Some(record)) => {
-                let mut bytes = without_field(change, PROVIDER_RECORD)?;
-                bytes.reserve(record.len() + 6);
-                encoding::encode_key(PROVIDER_RECORD, WireType::LengthDelimited, &mut bytes);
-                encoding::encode_varint(record.len() as u64, &mut bytes);
-                bytes.extend_from_slice(record);
-                bytes
+                let change = without_field(change, PROVIDER_RECORD)?;
+                return Ok(Self::with_provider_record(sequence, &change, Some(record)));
             }
         };
         Ok(Self { sequence, bytes })
+    }
+}
+
+impl EncodedChange {
+    /// A change stored by this version (its provider record, if any, in the column and
+    /// never inside `change`), with `provider_record` appended when given.
+    pub fn with_provider_record(
+        sequence: u64,
+        change: &[u8],
+        provider_record: Option<&[u8]>,
+    ) -> Self {
+        let mut bytes =
+            Vec::with_capacity(change.len() + provider_record.map_or(0, |r| r.len() + 6));
+        bytes.extend_from_slice(change);
+        if let Some(record) = provider_record {
+            encoding::encode_key(PROVIDER_RECORD, WireType::LengthDelimited, &mut bytes);
+            encoding::encode_varint(record.len() as u64, &mut bytes);
+            bytes.extend_from_slice(record);
+        }
+        Self { sequence, bytes }
     }
 }
 

@@ -13,6 +13,7 @@
 pub mod encoded;
 pub mod prepared;
 pub mod stream;
+pub mod tail;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,6 +31,7 @@ use crate::delivery::outbox;
 
 use self::encoded::EncodedChange;
 use self::prepared::PreparedChange;
+use self::tail::Tail;
 
 /// The most changes one append takes.
 pub const MAX_APPEND: usize = 10_000;
@@ -43,6 +45,14 @@ pub struct Appended {
     pub last_sequence: u64,
     /// Webhook deliveries queued.
     pub deliveries: usize,
+}
+
+/// An append inside a transaction: what it did and its changes as stored, for
+/// [`ChangeLog::published`] once the transaction has committed.
+#[derive(Debug)]
+pub(crate) struct Stored {
+    pub(crate) appended: Appended,
+    entries: Vec<tail::Entry>,
 }
 
 /// Where a tenant's log stands.
@@ -88,6 +98,15 @@ impl Notifier {
             .subscribe()
     }
 
+    /// Whether a reader of this process follows the tenant's log.
+    pub(crate) fn has_readers(&self, tenant: &TenantContext) -> bool {
+        self.senders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&Self::key(tenant))
+            .is_some_and(|sender| sender.receiver_count() > 0)
+    }
+
     pub(crate) fn publish(&self, tenant: &TenantContext, last_sequence: u64) {
         let mut senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
         let key = Self::key(tenant);
@@ -107,6 +126,7 @@ pub struct ChangeLog {
     db: Database,
     notifier: Arc<Notifier>,
     delivery_wake: Arc<Notify>,
+    tail: Arc<Tail>,
 }
 
 pub(crate) fn to_i64(value: u64) -> i64 {
@@ -272,6 +292,7 @@ impl ChangeLog {
             db,
             notifier,
             delivery_wake,
+            tail: Arc::new(Tail::default()),
         }
     }
 
@@ -309,9 +330,10 @@ impl ChangeLog {
             .collect();
         let now = now_ms();
         let mut tx = self.db.pool().begin().await.map_err(ApiError::internal)?;
-        let appended = Self::append_in_tx(&mut tx, tenant, changes, now).await?;
+        let stored = Self::append_in_tx(&mut tx, tenant, changes, now).await?;
         tx.commit().await.map_err(ApiError::internal)?;
-        self.published(tenant, &appended);
+        let appended = stored.appended;
+        self.published(tenant, stored);
         Ok(appended)
     }
 
@@ -324,13 +346,16 @@ impl ChangeLog {
         tenant: &TenantContext,
         changes: Vec<PreparedChange>,
         now: i64,
-    ) -> Result<Appended, ApiError> {
+    ) -> Result<Stored, ApiError> {
         validate_prepared(&changes)?;
         if changes.is_empty() {
-            return Ok(Appended {
-                first_sequence: 0,
-                last_sequence: 0,
-                deliveries: 0,
+            return Ok(Stored {
+                appended: Appended {
+                    first_sequence: 0,
+                    last_sequence: 0,
+                    deliveries: 0,
+                },
+                entries: Vec::new(),
             });
         }
         let count = i64::try_from(changes.len()).map_err(ApiError::internal)?;
@@ -384,7 +409,7 @@ impl ChangeLog {
             }
             query.execute(&mut **tx).await.map_err(ApiError::internal)?;
         }
-        let stored: Vec<outbox::StoredChange<'_>> = changes
+        let outgoing: Vec<outbox::StoredChange<'_>> = changes
             .iter()
             .zip(&stored)
             .map(|(change, bytes)| outbox::StoredChange {
@@ -393,19 +418,34 @@ impl ChangeLog {
                 bytes: bytes.as_slice(),
             })
             .collect();
-        let deliveries = outbox::enqueue(tx, tenant, &stored, now).await?;
-        Ok(Appended {
-            first_sequence: to_u64(first),
-            last_sequence: to_u64(last),
-            deliveries,
+        let deliveries = outbox::enqueue(tx, tenant, &outgoing, now).await?;
+        drop(outgoing);
+        let entries = (first..)
+            .zip(changes.into_iter().zip(stored))
+            .map(|(sequence, (change, bytes))| change.into_entry(to_u64(sequence), bytes))
+            .collect();
+        Ok(Stored {
+            appended: Appended {
+                first_sequence: to_u64(first),
+                last_sequence: to_u64(last),
+                deliveries,
+            },
+            entries,
         })
     }
 
     /// Wakes this process's readers of `tenant`'s log and the dispatcher after a committed
     /// [`ChangeLog::append_in_tx`].
-    pub(crate) fn published(&self, tenant: &TenantContext, appended: &Appended) {
+    pub(crate) fn published(&self, tenant: &TenantContext, stored: Stored) {
+        let Stored { appended, entries } = stored;
         if appended.last_sequence == 0 {
             return;
+        }
+        // Kept before readers wake, so that they find the changes in memory.
+        if self.notifier.has_readers(tenant) {
+            self.tail.keep(tenant, entries);
+        } else {
+            self.tail.forget(tenant);
         }
         self.notifier.publish(tenant, appended.last_sequence);
         if appended.deliveries > 0 {
@@ -445,6 +485,9 @@ impl ChangeLog {
         filter: &ChangeFilter,
         limit: usize,
     ) -> Result<Vec<EncodedChange>, ApiError> {
+        if let Some(kept) = self.tail.page(tenant, after, through, filter, limit) {
+            return Ok(kept);
+        }
         // Only placeholders are formatted into the statement.
         let mut next = 6;
         let mut conditions = String::new();

@@ -107,6 +107,17 @@ impl PreparedChange {
         bytes
     }
 
+    /// The change as stored with `sequence` (its stored encoding `change`), for the tail.
+    pub(crate) fn into_entry(self, sequence: u64, change: Vec<u8>) -> super::tail::Entry {
+        super::tail::Entry {
+            sequence,
+            connection_id: self.connection_id,
+            object: self.object,
+            change,
+            provider_record: self.provider_record,
+        }
+    }
+
     /// The provider record's encoding, for its column.
     pub(crate) fn provider_record(&self) -> Option<&[u8]> {
         self.provider_record.as_deref()

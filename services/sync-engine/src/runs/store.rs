@@ -13,7 +13,7 @@ use syncline_service_kit::time;
 use syncline_storage::{Backend, Database};
 
 use crate::changelog::prepared::PreparedChange;
-use crate::changelog::{Appended, ChangeLog, Params, placeholders};
+use crate::changelog::{ChangeLog, Params, placeholders};
 
 /// The hash stored for a deleted record.
 pub const DELETED_HASH: &str = "deleted";
@@ -612,7 +612,7 @@ impl RunStore {
             .collect();
         let published = changes.len();
         let unchanged = total - published;
-        let appended = ChangeLog::append_in_tx(&mut tx, tenant, changes, now).await?;
+        let stored = ChangeLog::append_in_tx(&mut tx, tenant, changes, now).await?;
         write_map_letters(&mut tx, tenant, &page.dead_letters, now).await?;
         sqlx::query(
             "UPDATE sync_slices SET changes_published = changes_published + $1,
@@ -673,7 +673,7 @@ impl RunStore {
             }
         }
         tx.commit().await.map_err(internal)?;
-        notify(log, tenant, &appended);
+        log.published(tenant, stored);
         Ok(Committed::Stored {
             published,
             unchanged,
@@ -871,8 +871,4 @@ async fn write_map_letters(
         query.execute(&mut **tx).await.map_err(internal)?;
     }
     Ok(())
-}
-
-fn notify(log: &ChangeLog, tenant: &TenantContext, appended: &Appended) {
-    log.published(tenant, appended);
 }

@@ -1,0 +1,166 @@
+use std::sync::Arc;
+
+use syncline_config::ServiceName;
+use syncline_proto::sync::v1::Change;
+use tokio::sync::Notify;
+
+use super::super::tests::{change, tenant};
+use super::super::{ChangeFilter, ChangeLog};
+use super::*;
+
+/// Runs `check` with a log whose tenant `acme` has a live reader (its appends are kept in
+/// memory) and a second log over the same database that keeps nothing (it reads every page
+/// from the database, as another process would).
+async fn with_two_logs<F, Fut>(test: &str, check: F)
+where
+    F: Fn(ChangeLog, ChangeLog) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    syncline_test_support::storage::on_every_backend(
+        test,
+        ServiceName::SyncEngine,
+        crate::MIGRATIONS,
+        |db| {
+            let streamed = ChangeLog::new(db.clone(), Arc::default(), Arc::new(Notify::new()));
+            let plain = ChangeLog::new(db, Arc::default(), Arc::new(Notify::new()));
+            check(streamed, plain)
+        },
+    )
+    .await;
+}
+
+fn filters() -> Vec<ChangeFilter> {
+    vec![
+        ChangeFilter::default(),
+        ChangeFilter {
+            connection_ids: vec!["conn_b".into()],
+            ..ChangeFilter::default()
+        },
+        ChangeFilter {
+            objects: vec!["deal".into()],
+            include_provider_record: true,
+            ..ChangeFilter::default()
+        },
+        ChangeFilter {
+            include_provider_record: true,
+            ..ChangeFilter::default()
+        },
+    ]
+}
+
+/// Every page a reader can ask for, from both logs: they must be the same.
+async fn assert_same_pages(streamed: &ChangeLog, plain: &ChangeLog, head: u64) {
+    let acme = tenant("p", "acme");
+    for filter in filters() {
+        for after in 0..=head {
+            for through in [after, (after + 4).min(head), head] {
+                for limit in [1, 3, 100] {
+                    let kept = streamed
+                        .page_encoded(&acme, after, through, &filter, limit)
+                        .await
+                        .unwrap();
+                    let read = plain
+                        .page_encoded(&acme, after, through, &filter, limit)
+                        .await
+                        .unwrap();
+                    assert_eq!(kept, read, "after {after}, through {through}, {filter:?}");
+                }
+            }
+        }
+    }
+}
+
+fn batch(round: usize) -> Vec<Change> {
+    (0..7)
+        .map(|i| {
+            let connection = if i % 2 == 0 { "conn_a" } else { "conn_b" };
+            let object = if i % 3 == 0 { "deal" } else { "contact" };
+            change(connection, object, &format!("r{round}_{i}"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn pages_of_a_streamed_tenant_come_from_memory_and_equal_the_database() {
+    with_two_logs(
+        "pages_of_a_streamed_tenant_come_from_memory_and_equal_the_database",
+        |streamed, plain| async move {
+            let acme = tenant("p", "acme");
+            let _reader = streamed.subscribe(&acme);
+            for round in 0..3 {
+                streamed.append(&acme, batch(round)).await.unwrap();
+            }
+            assert!(
+                streamed
+                    .tail
+                    .page(&acme, 0, 21, &ChangeFilter::default(), 100)
+                    .is_some_and(|page| page.len() == 21),
+                "all 21 changes are kept"
+            );
+            assert_same_pages(&streamed, &plain, 21).await;
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn appends_of_another_process_send_readers_to_the_database() {
+    with_two_logs(
+        "appends_of_another_process_send_readers_to_the_database",
+        |streamed, other| async move {
+            let acme = tenant("p", "acme");
+            let _reader = streamed.subscribe(&acme);
+            streamed.append(&acme, batch(0)).await.unwrap();
+            other.append(&acme, batch(1)).await.unwrap();
+            streamed.append(&acme, batch(2)).await.unwrap();
+            // The third append did not follow the first (the other process took 8–14), so
+            // only 15–21 are kept.
+            let all = ChangeFilter::default();
+            assert!(streamed.tail.page(&acme, 0, 21, &all, 100).is_none());
+            assert!(streamed.tail.page(&acme, 14, 21, &all, 100).is_some());
+            // Sequences 8–14 are not in memory here: read from the database, in order.
+            let page = streamed.page(&acme, 0, 21, &all, 100).await.unwrap();
+            assert_eq!(
+                page.iter().map(|c| c.sequence).collect::<Vec<_>>(),
+                (1..=21).collect::<Vec<_>>()
+            );
+            assert_same_pages(&streamed, &other, 21).await;
+
+            // A tenant nobody streams here keeps nothing in memory.
+            let globex = tenant("p", "globex");
+            streamed.append(&globex, batch(3)).await.unwrap();
+            assert!(streamed.tail.page(&globex, 0, 7, &all, 100).is_none());
+        },
+    )
+    .await;
+}
+
+#[test]
+fn a_tenant_keeps_at_most_its_byte_budget_newest_first() {
+    let tail = Tail::default();
+    let acme = tenant("p", "acme");
+    let entry = |sequence: u64| Entry {
+        sequence,
+        connection_id: "conn_a".into(),
+        object: "contact".into(),
+        change: vec![7; 64 * 1024],
+        provider_record: None,
+    };
+    let count = (MAX_BYTES_PER_TENANT / (64 * 1024)) as u64 * 2;
+    for first in (1..=count).step_by(10) {
+        tail.keep(&acme, (first..first + 10).map(entry).collect());
+    }
+    let last = count.div_ceil(10) * 10;
+    let all = ChangeFilter::default();
+    assert!(
+        tail.page(&acme, 0, last, &all, 10_000).is_none(),
+        "the oldest were dropped"
+    );
+    let kept = tail
+        .page(&acme, last - 20, last, &all, 10_000)
+        .expect("the newest are kept");
+    assert_eq!(kept.len(), 20);
+    assert_eq!(kept[0].sequence, last - 19);
+    let bytes: usize = tail.tenants.lock().unwrap()[&key(&acme)].bytes;
+    assert!(bytes <= MAX_BYTES_PER_TENANT, "{bytes}");
+}
