@@ -453,6 +453,14 @@ impl ChangeLog {
         }
     }
 
+    /// After a stream of `tenant`'s changes ended: drops what was kept in memory for it when
+    /// no reader of this process follows the tenant any more.
+    pub(crate) fn stream_ended(&self, tenant: &TenantContext) {
+        if !self.notifier.has_readers(tenant) {
+            self.tail.forget(tenant);
+        }
+    }
+
     /// The tenant's head and retention mark.
     pub async fn head(&self, tenant: &TenantContext) -> Result<Head, ApiError> {
         read_head(&self.db, "tenant_sequences", tenant).await

@@ -111,6 +111,15 @@ pub trait Source: Send + Sync + 'static {
 struct Changes {
     log: ChangeLog,
     filter: ChangeFilter,
+    tenant: TenantContext,
+}
+
+impl Drop for Changes {
+    /// The stream is over: when it was the tenant's last in this process, the changes kept
+    /// for it are dropped.
+    fn drop(&mut self) {
+        self.log.stream_ended(&self.tenant);
+    }
 }
 
 impl Source for Changes {
@@ -201,7 +210,11 @@ pub async fn open(
         include_provider_record: request.include_provider_record,
     };
     start(
-        Changes { log, filter },
+        Changes {
+            log,
+            filter,
+            tenant: tenant.clone(),
+        },
         tenant,
         request.after_sequence,
         batch,

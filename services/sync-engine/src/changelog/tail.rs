@@ -4,7 +4,8 @@
 //! back from the database costs a query, a copy per row and the database's own reads of what
 //! it has just written. This process's appends leave their stored bytes here instead (only
 //! for tenants with a live reader in this process, at most [`MAX_BYTES_PER_TENANT`] each,
-//! oldest dropped first), and a page is served from here when every sequence it covers is
+//! oldest dropped first, all dropped when the tenant's last stream ends), and a page is
+//! served from here when every sequence it covers is
 //! here. Anything else — a reader further behind, appends by other processes sharing a
 //! PostgreSQL database, a gap after a restart — is read from the database as before: the
 //! entries of a tenant are always consecutive sequences, and a page is served from memory

@@ -164,3 +164,27 @@ fn a_tenant_keeps_at_most_its_byte_budget_newest_first() {
     let bytes: usize = tail.tenants.lock().unwrap()[&key(&acme)].bytes;
     assert!(bytes <= MAX_BYTES_PER_TENANT, "{bytes}");
 }
+
+#[tokio::test]
+async fn what_was_kept_for_a_tenant_goes_when_its_last_stream_ends() {
+    with_two_logs(
+        "what_was_kept_for_a_tenant_goes_when_its_last_stream_ends",
+        |streamed, _plain| async move {
+            let acme = tenant("p", "acme");
+            let all = ChangeFilter::default();
+            let first = streamed.subscribe(&acme);
+            let second = streamed.subscribe(&acme);
+            streamed.append(&acme, batch(0)).await.unwrap();
+            drop(first);
+            streamed.stream_ended(&acme);
+            assert!(
+                streamed.tail.page(&acme, 0, 7, &all, 100).is_some(),
+                "another stream still follows acme"
+            );
+            drop(second);
+            streamed.stream_ended(&acme);
+            assert!(streamed.tail.page(&acme, 0, 7, &all, 100).is_none());
+        },
+    )
+    .await;
+}
