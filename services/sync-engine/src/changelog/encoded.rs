@@ -37,8 +37,9 @@ impl EncodedChange {
             (false, _) => without_field(change, PROVIDER_RECORD)?,
             (true, None) => change,
             (true, Some(record)) => {
-                let change = without_field(change, PROVIDER_RECORD)?;
-                return Ok(Self::with_provider_record(sequence, &change, Some(record)));
+                let mut bytes = without_field(change, PROVIDER_RECORD)?;
+                append_provider_record(&mut bytes, record);
+                bytes
             }
         };
         Ok(Self { sequence, bytes })
@@ -57,12 +58,18 @@ impl EncodedChange {
             Vec::with_capacity(change.len() + provider_record.map_or(0, |r| r.len() + 6));
         bytes.extend_from_slice(change);
         if let Some(record) = provider_record {
-            encoding::encode_key(PROVIDER_RECORD, WireType::LengthDelimited, &mut bytes);
-            encoding::encode_varint(record.len() as u64, &mut bytes);
-            bytes.extend_from_slice(record);
+            append_provider_record(&mut bytes, record);
         }
         Self { sequence, bytes }
     }
+}
+
+/// Appends `record` to a `Change` encoding as its `provider_record` field.
+fn append_provider_record(bytes: &mut Vec<u8>, record: &[u8]) {
+    bytes.reserve(record.len() + 6);
+    encoding::encode_key(PROVIDER_RECORD, WireType::LengthDelimited, bytes);
+    encoding::encode_varint(record.len() as u64, bytes);
+    bytes.extend_from_slice(record);
 }
 
 /// `bytes`, a protobuf message, without its top-level occurrences of field `field`. The

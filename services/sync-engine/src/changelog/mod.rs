@@ -47,12 +47,24 @@ pub struct Appended {
     pub deliveries: usize,
 }
 
+/// One change as an append stores it: the row's columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredChange {
+    pub(crate) sequence: u64,
+    pub(crate) connection_id: String,
+    pub(crate) object: String,
+    /// The `change` column: the `Change` encoding, without its provider record.
+    pub(crate) change: Vec<u8>,
+    /// The `provider_record` column.
+    pub(crate) provider_record: Option<Vec<u8>>,
+}
+
 /// An append inside a transaction: what it did and its changes as stored, for
 /// [`ChangeLog::published`] once the transaction has committed.
 #[derive(Debug)]
 pub(crate) struct Stored {
     pub(crate) appended: Appended,
-    entries: Vec<tail::Entry>,
+    changes: Vec<StoredChange>,
 }
 
 /// Where a tenant's log stands.
@@ -81,19 +93,20 @@ pub struct Notifier {
     senders: Mutex<HashMap<(String, String), watch::Sender<u64>>>,
 }
 
-impl Notifier {
-    fn key(tenant: &TenantContext) -> (String, String) {
-        (
-            tenant.project_id.as_str().to_owned(),
-            tenant.tenant_id.as_str().to_owned(),
-        )
-    }
+/// The key of a tenant's entries in this process's maps.
+pub(crate) fn tenant_key(tenant: &TenantContext) -> (String, String) {
+    (
+        tenant.project_id.as_str().to_owned(),
+        tenant.tenant_id.as_str().to_owned(),
+    )
+}
 
+impl Notifier {
     /// A receiver that changes whenever this process appends to the tenant's log.
     pub fn subscribe(&self, tenant: &TenantContext) -> watch::Receiver<u64> {
         let mut senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
         senders
-            .entry(Self::key(tenant))
+            .entry(tenant_key(tenant))
             .or_insert_with(|| watch::channel(0).0)
             .subscribe()
     }
@@ -103,13 +116,13 @@ impl Notifier {
         self.senders
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&Self::key(tenant))
+            .get(&tenant_key(tenant))
             .is_some_and(|sender| sender.receiver_count() > 0)
     }
 
     pub(crate) fn publish(&self, tenant: &TenantContext, last_sequence: u64) {
         let mut senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
-        let key = Self::key(tenant);
+        let key = tenant_key(tenant);
         if let Some(sender) = senders.get(&key) {
             if sender.receiver_count() == 0 {
                 senders.remove(&key);
@@ -355,7 +368,7 @@ impl ChangeLog {
                     last_sequence: 0,
                     deliveries: 0,
                 },
-                entries: Vec::new(),
+                changes: Vec::new(),
             });
         }
         let count = i64::try_from(changes.len()).map_err(ApiError::internal)?;
@@ -377,18 +390,12 @@ impl ChangeLog {
         .map_err(ApiError::internal)?;
         let first = last - count + 1;
         let publish_time = time::timestamp(now);
-        let stored: Vec<Vec<u8>> = (0_i64..)
-            .zip(&changes)
-            .map(|(offset, change)| change.stored(to_u64(first + offset), &publish_time))
+        let stored: Vec<StoredChange> = (first..)
+            .zip(changes)
+            .map(|(sequence, change)| change.into_stored(to_u64(sequence), &publish_time))
             .collect();
         let params = Params::of(tx);
-        // The provider record goes to its own column (and is not needed after: webhook
-        // payloads never carry it).
-        let rows: Vec<(i64, &PreparedChange, &Vec<u8>)> = (first..)
-            .zip(changes.iter().zip(&stored))
-            .map(|(sequence, (change, bytes))| (sequence, change, bytes))
-            .collect();
-        for chunk in rows.chunks(params.rows_per_statement()) {
+        for chunk in stored.chunks(params.rows_per_statement()) {
             let statement = format!(
                 "INSERT INTO changes (project_id, tenant_id, sequence, connection_id, object,
                                       published_at_ms, change, provider_record)
@@ -396,54 +403,40 @@ impl ChangeLog {
                 params.rows(chunk.len(), 8)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
-            for (sequence, change, bytes) in chunk {
+            for change in chunk {
                 query = query
                     .bind(tenant.project_id.as_str())
                     .bind(tenant.tenant_id.as_str())
-                    .bind(*sequence)
+                    .bind(to_i64(change.sequence))
                     .bind(change.connection_id.as_str())
                     .bind(change.object.as_str())
                     .bind(now)
-                    .bind(bytes.as_slice())
-                    .bind(change.provider_record());
+                    .bind(change.change.as_slice())
+                    .bind(change.provider_record.as_deref());
             }
             query.execute(&mut **tx).await.map_err(ApiError::internal)?;
         }
-        let outgoing: Vec<outbox::StoredChange<'_>> = changes
-            .iter()
-            .zip(&stored)
-            .map(|(change, bytes)| outbox::StoredChange {
-                connection_id: &change.connection_id,
-                object: &change.object,
-                bytes: bytes.as_slice(),
-            })
-            .collect();
-        let deliveries = outbox::enqueue(tx, tenant, &outgoing, now).await?;
-        drop(outgoing);
-        let entries = (first..)
-            .zip(changes.into_iter().zip(stored))
-            .map(|(sequence, (change, bytes))| change.into_entry(to_u64(sequence), bytes))
-            .collect();
+        let deliveries = outbox::enqueue(tx, tenant, &stored, now).await?;
         Ok(Stored {
             appended: Appended {
                 first_sequence: to_u64(first),
                 last_sequence: to_u64(last),
                 deliveries,
             },
-            entries,
+            changes: stored,
         })
     }
 
     /// Wakes this process's readers of `tenant`'s log and the dispatcher after a committed
     /// [`ChangeLog::append_in_tx`].
     pub(crate) fn published(&self, tenant: &TenantContext, stored: Stored) {
-        let Stored { appended, entries } = stored;
+        let Stored { appended, changes } = stored;
         if appended.last_sequence == 0 {
             return;
         }
         // Kept before readers wake, so that they find the changes in memory.
         if self.notifier.has_readers(tenant) {
-            self.tail.keep(tenant, entries);
+            self.tail.keep(tenant, changes);
         } else {
             self.tail.forget(tenant);
         }

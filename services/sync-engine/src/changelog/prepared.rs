@@ -14,6 +14,8 @@ use syncline_proto::common::v1::{Record, RecordOperation};
 use syncline_proto::sync::v1::Change;
 use syncline_proto::wire::{self, RecordParts};
 
+use super::StoredChange;
+
 /// `Change` field numbers written here.
 mod field {
     pub const SEQUENCE: u32 = 1;
@@ -92,35 +94,25 @@ impl PreparedChange {
         }
     }
 
-    /// The stored encoding: the change with `sequence` and `publish_time` set (its provider
-    /// record left out).
-    pub(crate) fn stored(&self, sequence: u64, publish_time: &Timestamp) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(self.body.len() + 32);
+    /// The change as the append stores it, with `sequence` and `publish_time` set in its
+    /// encoding (its provider record kept apart, for its column).
+    pub(crate) fn into_stored(self, sequence: u64, publish_time: &Timestamp) -> StoredChange {
+        let mut change = Vec::with_capacity(self.body.len() + 32);
         if sequence != 0 {
-            encoding::uint64::encode(field::SEQUENCE, &sequence, &mut bytes);
+            encoding::uint64::encode(field::SEQUENCE, &sequence, &mut change);
         }
         if self.operation != RecordOperation::Unspecified {
-            encoding::int32::encode(field::OPERATION, &(self.operation as i32), &mut bytes);
+            encoding::int32::encode(field::OPERATION, &(self.operation as i32), &mut change);
         }
-        encoding::message::encode(field::PUBLISH_TIME, publish_time, &mut bytes);
-        bytes.extend_from_slice(&self.body);
-        bytes
-    }
-
-    /// The change as stored with `sequence` (its stored encoding `change`), for the tail.
-    pub(crate) fn into_entry(self, sequence: u64, change: Vec<u8>) -> super::tail::Entry {
-        super::tail::Entry {
+        encoding::message::encode(field::PUBLISH_TIME, publish_time, &mut change);
+        change.extend_from_slice(&self.body);
+        StoredChange {
             sequence,
             connection_id: self.connection_id,
             object: self.object,
             change,
             provider_record: self.provider_record,
         }
-    }
-
-    /// The provider record's encoding, for its column.
-    pub(crate) fn provider_record(&self) -> Option<&[u8]> {
-        self.provider_record.as_deref()
     }
 }
 

@@ -16,39 +16,25 @@ use std::sync::Mutex;
 
 use syncline_domain::TenantContext;
 
-use super::ChangeFilter;
 use super::encoded::EncodedChange;
+use super::{ChangeFilter, StoredChange, tenant_key as key};
 
 /// Bytes of changes kept per streamed tenant.
 pub const MAX_BYTES_PER_TENANT: usize = 4 << 20;
 
-/// One committed change as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Entry {
-    pub(crate) sequence: u64,
-    pub(crate) connection_id: String,
-    pub(crate) object: String,
-    /// The `change` column.
-    pub(crate) change: Vec<u8>,
-    /// The `provider_record` column.
-    pub(crate) provider_record: Option<Vec<u8>>,
+fn size(change: &StoredChange) -> usize {
+    change.change.len() + change.provider_record.as_ref().map_or(0, Vec::len) + 64
 }
 
-impl Entry {
-    fn size(&self) -> usize {
-        self.change.len() + self.provider_record.as_ref().map_or(0, Vec::len) + 64
-    }
-
-    fn matches(&self, filter: &ChangeFilter) -> bool {
-        (filter.connection_ids.is_empty() || filter.connection_ids.contains(&self.connection_id))
-            && (filter.objects.is_empty() || filter.objects.contains(&self.object))
-    }
+fn matches(change: &StoredChange, filter: &ChangeFilter) -> bool {
+    (filter.connection_ids.is_empty() || filter.connection_ids.contains(&change.connection_id))
+        && (filter.objects.is_empty() || filter.objects.contains(&change.object))
 }
 
 /// Consecutive committed changes of one tenant, oldest first.
 #[derive(Debug, Default)]
 struct Entries {
-    entries: VecDeque<Entry>,
+    entries: VecDeque<StoredChange>,
     bytes: usize,
 }
 
@@ -58,17 +44,10 @@ pub struct Tail {
     tenants: Mutex<HashMap<(String, String), Entries>>,
 }
 
-fn key(tenant: &TenantContext) -> (String, String) {
-    (
-        tenant.project_id.as_str().to_owned(),
-        tenant.tenant_id.as_str().to_owned(),
-    )
-}
-
 impl Tail {
     /// Keeps `committed` (consecutive sequences, as one append commits them) after the
     /// tenant's entries; when they do not follow on, the older entries are dropped.
-    pub(crate) fn keep(&self, tenant: &TenantContext, committed: Vec<Entry>) {
+    pub(crate) fn keep(&self, tenant: &TenantContext, committed: Vec<StoredChange>) {
         let Some(first) = committed.first().map(|e| e.sequence) else {
             return;
         };
@@ -83,14 +62,14 @@ impl Tail {
             kept.bytes = 0;
         }
         for entry in committed {
-            kept.bytes += entry.size();
+            kept.bytes += size(&entry);
             kept.entries.push_back(entry);
         }
         while kept.bytes > MAX_BYTES_PER_TENANT {
             let Some(oldest) = kept.entries.pop_front() else {
                 break;
             };
-            kept.bytes -= oldest.size();
+            kept.bytes -= size(&oldest);
         }
     }
 
@@ -124,7 +103,7 @@ impl Tail {
             kept.iter()
                 .skip(start)
                 .take_while(|entry| entry.sequence <= through)
-                .filter(|entry| entry.matches(filter))
+                .filter(|entry| matches(entry, filter))
                 .take(limit)
                 .map(|entry| {
                     EncodedChange::with_provider_record(

@@ -18,7 +18,7 @@ use syncline_service_kit::pagination::PageRequest;
 use syncline_service_kit::time;
 use syncline_storage::Database;
 
-use crate::changelog::Params;
+use crate::changelog::{Params, StoredChange};
 
 /// Delivery states.
 pub const PENDING: i32 = 1;
@@ -128,24 +128,12 @@ async fn enabled_endpoints(
         .collect()
 }
 
-/// A change as the append stored it (without its provider record, which webhook payloads
-/// never carry).
-#[derive(Debug, Clone, Copy)]
-pub struct StoredChange<'a> {
-    /// `Change.connection_id`, for the endpoints' filters.
-    pub connection_id: &'a str,
-    /// `Change.object`, for the endpoints' filters.
-    pub object: &'a str,
-    /// The `Change` encoding; decoded only when an endpoint wants the change.
-    pub bytes: &'a [u8],
-}
-
 /// Queues a delivery of each change to each of the tenant's enabled endpoints that wants it;
 /// runs inside the append's transaction. Returns how many were queued.
-pub async fn enqueue(
+pub(crate) async fn enqueue(
     tx: &mut sqlx::Transaction<'_, Any>,
     tenant: &TenantContext,
-    changes: &[StoredChange<'_>],
+    changes: &[StoredChange],
     now: i64,
 ) -> Result<usize, ApiError> {
     let endpoints = enabled_endpoints(tx, tenant).await?;
@@ -157,12 +145,14 @@ pub async fn enqueue(
         let mut decoded: Option<Change> = None;
         for endpoint in endpoints
             .iter()
-            .filter(|e| wants(e, change.connection_id, change.object))
+            .filter(|e| wants(e, &change.connection_id, &change.object))
         {
             let body = match &decoded {
                 Some(body) => body.clone(),
                 None => {
-                    let body = Change::decode(change.bytes).map_err(ApiError::internal)?;
+                    // Stored without its provider record, which webhook payloads never carry.
+                    let body =
+                        Change::decode(change.change.as_slice()).map_err(ApiError::internal)?;
                     decoded.insert(body).clone()
                 }
             };

@@ -79,14 +79,15 @@ proptest! {
         prop_assert_eq!(&prepared.connection_id, &change.connection_id);
         prop_assert_eq!(&prepared.object, &change.object);
         let publish_time = Timestamp { seconds, nanos: 7 };
-        let stored = decode(&prepared.stored(sequence, &publish_time));
-        prop_assert_eq!(stored, Change {
+        let stored = prepared.into_stored(sequence, &publish_time);
+        prop_assert_eq!(stored.sequence, sequence);
+        prop_assert_eq!(decode(&stored.change), Change {
             sequence,
             publish_time: Some(publish_time),
             provider_record: None,
             ..change
         });
-        let column = prepared.provider_record().map(|b| Record::decode(b).unwrap());
+        let column = stored.provider_record.as_deref().map(|b| Record::decode(b).unwrap());
         prop_assert_eq!(column, provider);
     }
 
@@ -115,8 +116,8 @@ proptest! {
         let mut prepared = PreparedChange::mapped("conn_1", "contact", "run_1", &parts, Some(&provider));
         prepared.operation = operation;
         let publish_time = Timestamp { seconds: 1_700_000_000, nanos: 0 };
-        let stored = decode(&prepared.stored(sequence, &publish_time));
-        prop_assert_eq!(stored, Change {
+        let stored = prepared.into_stored(sequence, &publish_time);
+        prop_assert_eq!(decode(&stored.change), Change {
             sequence,
             connection_id: "conn_1".into(),
             object: "contact".into(),
@@ -131,7 +132,7 @@ proptest! {
             changed_fields: Vec::new(),
         });
         prop_assert_eq!(
-            Record::decode(prepared.provider_record().unwrap()).unwrap(),
+            Record::decode(stored.provider_record.as_deref().unwrap()).unwrap(),
             provider
         );
     }

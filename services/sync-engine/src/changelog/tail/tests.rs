@@ -5,7 +5,7 @@ use syncline_proto::sync::v1::Change;
 use tokio::sync::Notify;
 
 use super::super::tests::{change, tenant};
-use super::super::{ChangeFilter, ChangeLog};
+use super::super::{ChangeFilter, ChangeLog, StoredChange};
 use super::*;
 
 /// Runs `check` with a log whose tenant `acme` has a live reader (its appends are kept in
@@ -139,7 +139,7 @@ async fn appends_of_another_process_send_readers_to_the_database() {
 fn a_tenant_keeps_at_most_its_byte_budget_newest_first() {
     let tail = Tail::default();
     let acme = tenant("p", "acme");
-    let entry = |sequence: u64| Entry {
+    let entry = |sequence: u64| StoredChange {
         sequence,
         connection_id: "conn_a".into(),
         object: "contact".into(),
