@@ -77,11 +77,8 @@ impl<'de> serde::de::Visitor<'de> for JsonValueVisitor {
         })))
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<JsonValue, A::Error> {
-        let mut fields = std::collections::BTreeMap::new();
-        while let Some((key, JsonValue(value))) = map.next_entry::<String, JsonValue>()? {
-            fields.insert(key, value);
-        }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<JsonValue, A::Error> {
+        let JsonObject(fields) = JsonObjectVisitor.visit_map(map)?;
         Ok(JsonValue::of(Kind::StructValue(prost_types::Struct {
             fields,
         })))
@@ -119,11 +116,12 @@ impl<'de> serde::de::Visitor<'de> for JsonObjectVisitor {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<JsonObject, A::Error> {
-        match JsonValueVisitor.visit_map(map)?.0.kind {
-            Some(Kind::StructValue(object)) => Ok(JsonObject(object.fields)),
-            _ => Ok(JsonObject::default()),
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<JsonObject, A::Error> {
+        let mut fields = std::collections::BTreeMap::new();
+        while let Some((key, JsonValue(value))) = map.next_entry::<String, JsonValue>()? {
+            fields.insert(key, value);
         }
+        Ok(JsonObject(fields))
     }
 }
 
