@@ -135,20 +135,25 @@ async fn appends_of_another_process_send_readers_to_the_database() {
     .await;
 }
 
+/// A kept change of `bytes` bytes in all (as [`size`] counts them).
+fn entry_of(bytes: usize) -> impl Fn(u64) -> StoredChange {
+    move |sequence| StoredChange {
+        sequence,
+        connection_id: "conn_a".into(),
+        object: "contact".into(),
+        change: vec![7; bytes - 64],
+        provider_record: None,
+    }
+}
+
 #[test]
 fn a_tenant_keeps_at_most_its_byte_budget_newest_first() {
     let tail = Tail::default();
     let acme = tenant("p", "acme");
-    let entry = |sequence: u64| StoredChange {
-        sequence,
-        connection_id: "conn_a".into(),
-        object: "contact".into(),
-        change: vec![7; 64 * 1024],
-        provider_record: None,
-    };
+    let entry = entry_of(64 * 1024 + 64);
     let count = (MAX_BYTES_PER_TENANT / (64 * 1024)) as u64 * 2;
     for first in (1..=count).step_by(10) {
-        tail.keep(&acme, (first..first + 10).map(entry).collect());
+        tail.keep(&acme, (first..first + 10).map(&entry).collect());
     }
     let last = count.div_ceil(10) * 10;
     let all = ChangeFilter::default();
@@ -161,7 +166,7 @@ fn a_tenant_keeps_at_most_its_byte_budget_newest_first() {
         .expect("the newest are kept");
     assert_eq!(kept.len(), 20);
     assert_eq!(kept[0].sequence, last - 19);
-    let bytes: usize = tail.tenants.lock().unwrap()[&key(&acme)].bytes;
+    let bytes: usize = tail.tenants.lock().unwrap().kept[&key(&acme)].bytes;
     assert!(bytes <= MAX_BYTES_PER_TENANT, "{bytes}");
 }
 
@@ -187,4 +192,65 @@ async fn what_was_kept_for_a_tenant_goes_when_its_last_stream_ends() {
         },
     )
     .await;
+}
+
+#[test]
+fn tenants_together_keep_at_most_the_process_budget_the_biggest_giving_up_its_oldest() {
+    // Entries of 1,000 bytes; 12 per tenant, 20 for all.
+    let tail = Tail::with_limits(12_000, 20_000);
+    let entry = entry_of(1_000);
+    let all = ChangeFilter::default();
+    let bytes = |t: &TenantContext| {
+        tail.tenants
+            .lock()
+            .unwrap()
+            .kept
+            .get(&key(t))
+            .map_or(0, |kept| kept.bytes)
+    };
+    let total = || tail.tenants.lock().unwrap().bytes;
+    let (small, medium, big) = (
+        tenant("p", "small"),
+        tenant("p", "medium"),
+        tenant("p", "big"),
+    );
+    tail.keep(&small, (1..=3).map(&entry).collect());
+    tail.keep(&medium, (1..=6).map(&entry).collect());
+    tail.keep(&big, (1..=10).map(&entry).collect());
+    assert_eq!(total(), 19_000, "under both limits nothing goes");
+
+    // Four more of the big tenant: its own limit keeps 3–14 (12), which makes 21 in all,
+    // so the biggest (big) gives up one more: 4–14.
+    tail.keep(&big, (11..=14).map(&entry).collect());
+    assert!(tail.page(&big, 3, 14, &all, 100).is_some());
+    assert!(tail.page(&big, 2, 14, &all, 100).is_none(), "3 went");
+    assert_eq!(total(), 20_000);
+
+    // Four more of the medium tenant make 24: the biggest comes down to the next biggest,
+    // then both take turns; the small tenant keeps everything.
+    tail.keep(&medium, (7..=10).map(&entry).collect());
+    assert_eq!(total(), 20_000);
+    assert_eq!(bytes(&small), 3_000);
+    assert_eq!(bytes(&big) + bytes(&medium), 17_000);
+    assert!(bytes(&big).min(bytes(&medium)) >= 8_000, "levelled");
+    assert!(tail.page(&small, 0, 3, &all, 100).is_some());
+    assert!(
+        tail.page(&medium, 2, 10, &all, 100).is_some(),
+        "the newest 8 stay"
+    );
+    assert!(
+        tail.page(&big, 6, 14, &all, 100).is_some(),
+        "the newest 8 stay"
+    );
+
+    // A tenant whose last stream ends gives its bytes back to the others.
+    let medium_bytes = bytes(&medium);
+    tail.forget(&medium);
+    assert_eq!(total(), 20_000 - medium_bytes);
+    tail.keep(&big, (15..=16).map(&entry).collect());
+    assert_eq!(total(), 3_000 + bytes(&big));
+    assert!(
+        tail.page(&big, 6, 16, &all, 100).is_some(),
+        "nothing went this time"
+    );
 }
