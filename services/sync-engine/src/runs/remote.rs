@@ -1,6 +1,6 @@
 //! What workers need from the other services: access tokens from auth-vault (one per
 //! connection, reused until near expiry; a 401 reported once), compiled mapping plans
-//! (cached per plan version, checked with mapping again at most every
+//! (cached per plan version, two versions per connection, checked with mapping again at most every
 //! `sync_engine.runs.plan_check_secs`, applied without the rules schema drift broke) and
 //! schema refreshes from schema-discovery (when the CRM refuses a field the plan reads).
 
@@ -159,6 +159,28 @@ fn key(tenant: &TenantContext, connection: &str) -> TenantKey {
         tenant.tenant_id.as_str().to_owned(),
         connection.to_owned(),
     )
+}
+
+/// Plan versions cached per connection: a run keeps the version it started with, and a
+/// connection has at most a backfill and an incremental run at once.
+const PLAN_VERSIONS_KEPT: usize = 2;
+
+/// Drops the cached plans of `connection` but `kept` and the newest others, at most
+/// [`PLAN_VERSIONS_KEPT`] in all, so that every saved mapping does not leave a compiled plan
+/// behind for the process's life.
+fn keep_newest_versions(
+    plans: &mut HashMap<(TenantKey, i64), CachedPlan>,
+    (connection, kept): &(TenantKey, i64),
+) {
+    let mut others: Vec<i64> = plans
+        .keys()
+        .filter(|(key, version)| key == connection && version != kept)
+        .map(|(_, version)| *version)
+        .collect();
+    others.sort_unstable_by(|a, b| b.cmp(a));
+    for old in others.into_iter().skip(PLAN_VERSIONS_KEPT - 1) {
+        plans.remove(&(connection.clone(), old));
+    }
 }
 
 /// The other services a worker calls.
@@ -396,12 +418,13 @@ impl Remote {
                 (_, Some(_)) | (Some(_), None) => {}
                 (None, None) => {
                     plans.insert(
-                        cache_key,
+                        cache_key.clone(),
                         CachedPlan {
                             plan: plan.clone(),
                             checked: Instant::now(),
                         },
                     );
+                    keep_newest_versions(&mut plans, &cache_key);
                 }
             }
         }
@@ -633,6 +656,47 @@ mod tests {
         let plan = eager.plan(&tenant, "conn", 2).await.unwrap();
         assert_eq!(plan.inbound_fields("contact"), ["LastName", "Score__c"]);
         assert_eq!(calls(), 4);
+    }
+
+    #[tokio::test]
+    async fn only_the_two_newest_plan_versions_of_a_connection_stay_cached() {
+        let fake = FakeMapping::default();
+        let calls = || fake.calls.load(std::sync::atomic::Ordering::SeqCst);
+        let tenant = tenant();
+        let remote = remote_with(&fake, Duration::from_secs(3600)).await;
+        for version in [1, 2, 3] {
+            remote.plan(&tenant, "conn", version).await.unwrap();
+            remote.plan(&tenant, "other", version).await.unwrap();
+        }
+        assert_eq!(calls(), 6);
+        let mut cached: Vec<(String, i64)> = remote
+            .plans
+            .lock()
+            .unwrap()
+            .keys()
+            .map(|((_, _, connection), version)| (connection.clone(), *version))
+            .collect();
+        cached.sort();
+        assert_eq!(
+            cached,
+            [
+                ("conn".to_owned(), 2),
+                ("conn".to_owned(), 3),
+                ("other".to_owned(), 2),
+                ("other".to_owned(), 3)
+            ]
+        );
+        // The newest two cost no call; the dropped one is asked for again and stays, beside
+        // the newest.
+        remote.plan(&tenant, "conn", 3).await.unwrap();
+        remote.plan(&tenant, "conn", 2).await.unwrap();
+        assert_eq!(calls(), 6);
+        remote.plan(&tenant, "conn", 1).await.unwrap();
+        remote.plan(&tenant, "conn", 1).await.unwrap();
+        remote.plan(&tenant, "conn", 3).await.unwrap();
+        assert_eq!(calls(), 7);
+        remote.plan(&tenant, "conn", 2).await.unwrap();
+        assert_eq!(calls(), 8);
     }
 
     #[test]
