@@ -26,7 +26,8 @@
 //! `--runs R` (measurements of the big size, default 1), `--postgres` (or
 //! `BENCH_POSTGRES=1`; URL from `BENCH_DATABASE_URL`, default
 //! `postgres://postgres@127.0.0.1:5432/test`). `BENCH_PAGE_SIZE` sets
-//! `sync_engine.runs.page_size` (default 500), which the baseline's batches follow.
+//! `sync_engine.runs.page_size` (default 500), which the baseline's batches follow;
+//! `BENCH_KEEP_PROVIDER_RECORDS=0` turns `sync_engine.runs.keep_provider_records` off.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -387,6 +388,9 @@ mod child {
                 .and_then(|v| v.parse().ok())
             {
                 config.sync_engine.runs.page_size = size;
+            }
+            if std::env::var("BENCH_KEEP_PROVIDER_RECORDS").is_ok_and(|v| v == "0") {
+                config.sync_engine.runs.keep_provider_records = false;
             }
             config.gateway.jwt.hs256_secret = Some(SecretString::from(jwt_secret.clone()));
             if let Some(url) = &postgres {

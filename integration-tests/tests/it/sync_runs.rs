@@ -49,6 +49,7 @@ crate::both_storages!(
     a_mapped_salesforce_field_removed_mid_run_is_left_out_and_the_run_succeeds,
     a_mapped_hubspot_property_removed_mid_run_is_left_out_and_the_run_succeeds,
     salesforce_datetimes_arrive_in_rfc_3339_beside_the_provider_record_asked_for,
+    changes_keep_no_provider_record_when_the_engine_is_told_not_to,
 );
 
 /// Contacts, read only: the fields a run maps.
@@ -1016,6 +1017,37 @@ async fn salesforce_datetimes_arrive_in_rfc_3339_beside_the_provider_record_aske
             format!("{seconds}.{millis}Z")
         };
         assert_eq!(text(field(change, "modified_at")), expected, "from {sent}");
+    }
+    suite.stop().await;
+    sandboxes.stop().await;
+}
+
+/// With `sync_engine.runs.keep_provider_records` off, changes hold the mapped record alone:
+/// a reader asking for provider records gets every change, none with one.
+async fn changes_keep_no_provider_record_when_the_engine_is_told_not_to(storage: Storage) {
+    let sandboxes = Sandboxes::start().await;
+    let suite = suite(storage, |config| {
+        config.sync_engine.runs.keep_provider_records = false;
+    })
+    .await;
+    let acme = Tenant::connect(&suite, &sandboxes, 30).await;
+    acme.map_contacts("Contact", &[("email", "Email"), ("last_name", "LastName")])
+        .await;
+    let (run, _) = acme.start(SyncMode::Backfill).await;
+    acme.wait_state(&run.id, SyncRunState::Succeeded).await;
+    let changes = acme
+        .read_changes(
+            StreamChangesRequest {
+                include_provider_record: true,
+                ..StreamChangesRequest::default()
+            },
+            30,
+        )
+        .await;
+    assert_eq!(changes.len(), 30);
+    for change in &changes {
+        assert!(change.provider_record.is_none(), "{change:?}");
+        assert!(field(change, "last_name").is_some(), "{change:?}");
     }
     suite.stop().await;
     sandboxes.stop().await;

@@ -781,6 +781,12 @@ pub struct SyncRunsConfig {
     /// RefreshSchema call) leaves the broken rules out mid-run; in seconds, 0 checks before
     /// every page.
     pub plan_check_secs: u64,
+    /// Whether each change keeps the provider record as read beside the mapped record, for
+    /// `StreamChanges` readers that ask for it (`include_provider_record`). Off, a change
+    /// holds only the mapped record: about half the bytes written per record, and no CRM
+    /// values are kept beyond what the mapping made of them; `include_provider_record` then
+    /// has nothing to send. Dead letters keep the provider record either way.
+    pub keep_provider_records: bool,
 }
 
 impl Default for SyncRunsConfig {
@@ -798,6 +804,7 @@ impl Default for SyncRunsConfig {
             turn_ms: 2_000,
             schedule_poll_secs: 15,
             schedule_speedup: 1,
+            keep_provider_records: true,
             plan_check_secs: 60,
         }
     }

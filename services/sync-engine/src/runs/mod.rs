@@ -70,6 +70,8 @@ pub struct RunOptions {
     /// How long a cached mapping plan is used before mapping is asked about it again
     /// (`sync_engine.runs.plan_check_secs`).
     pub plan_check: Duration,
+    /// Whether changes keep the provider record (`sync_engine.runs.keep_provider_records`).
+    pub keep_provider_records: bool,
 }
 
 impl RunOptions {
@@ -100,6 +102,7 @@ impl RunOptions {
             schedule_poll: Duration::from_secs(config.schedule_poll_secs),
             schedule_speedup: config.schedule_speedup,
             plan_check: Duration::from_secs(config.plan_check_secs),
+            keep_provider_records: config.keep_provider_records,
         }
     }
 }

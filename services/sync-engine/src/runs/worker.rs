@@ -458,7 +458,7 @@ impl Runner {
                 &claim.object,
                 &claim.run_id,
                 &mapped.record_parts(),
-                Some(&provider_record),
+                Some(&provider_record).filter(|_| self.options.keep_provider_records),
             );
             records.push(PageRecord {
                 id: mapped.id,
