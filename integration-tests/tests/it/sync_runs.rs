@@ -346,6 +346,15 @@ impl<'a> Tenant<'a> {
         changes
     }
 
+    /// The first `count` changes, asking for their provider records.
+    async fn read_changes_with_provider_records(&self, count: usize) -> Vec<Change> {
+        let request = StreamChangesRequest {
+            include_provider_record: true,
+            ..StreamChangesRequest::default()
+        };
+        self.read_changes(request, count).await
+    }
+
     fn contact_id(&self, index: u64) -> String {
         self.sandboxes
             .salesforce
@@ -991,15 +1000,7 @@ async fn salesforce_datetimes_arrive_in_rfc_3339_beside_the_provider_record_aske
     let done = acme.wait_state(&run.id, SyncRunState::Succeeded).await;
     assert_eq!(done.stats.unwrap_or_default().records_failed, 0, "{done:?}");
 
-    let changes = acme
-        .read_changes(
-            StreamChangesRequest {
-                include_provider_record: true,
-                ..StreamChangesRequest::default()
-            },
-            30,
-        )
-        .await;
+    let changes = acme.read_changes_with_provider_records(30).await;
     let text = |value: Option<&prost_types::Value>| match value.and_then(|v| v.kind.as_ref()) {
         Some(prost_types::value::Kind::StringValue(s)) => s.clone(),
         other => panic!("not text: {other:?}"),
@@ -1035,15 +1036,7 @@ async fn changes_keep_no_provider_record_when_the_engine_is_told_not_to(storage:
         .await;
     let (run, _) = acme.start(SyncMode::Backfill).await;
     acme.wait_state(&run.id, SyncRunState::Succeeded).await;
-    let changes = acme
-        .read_changes(
-            StreamChangesRequest {
-                include_provider_record: true,
-                ..StreamChangesRequest::default()
-            },
-            30,
-        )
-        .await;
+    let changes = acme.read_changes_with_provider_records(30).await;
     assert_eq!(changes.len(), 30);
     for change in &changes {
         assert!(change.provider_record.is_none(), "{change:?}");
