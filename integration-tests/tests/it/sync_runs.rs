@@ -8,7 +8,8 @@
 //! budget pauses with QUOTA_EXHAUSTED and resumes by itself; a mapped field removed from the
 //! CRM mid-run (Salesforce refuses the read, HubSpot leaves the property out) is left out of
 //! the rest of the run, which succeeds and says what it skipped, while a refusal for another
-//! reason fails the run.
+//! reason fails the run; a CRM value the mapping cannot convert is a MAP dead letter while
+//! its record is published without it; changes can be kept without provider records.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -23,6 +24,11 @@ use syncline_proto::authvault::v1::auth_vault_service_client::AuthVaultServiceCl
 use syncline_proto::authvault::v1::{GetConnectionRequest, StartAuthorizationRequest};
 use syncline_proto::common::v1::{ErrorReason, Provider, RecordOperation};
 use syncline_proto::mapping::v1::mapping_service_client::MappingServiceClient;
+use syncline_proto::mapping::v1::transform::{CoerceType, Kind as TransformKind};
+use syncline_proto::mapping::v1::{
+    FieldMapping, MappingDirection, ObjectMapping, SaveFieldMappingsRequest, Transform,
+};
+use syncline_proto::schema::v1::FieldType;
 use syncline_proto::sync::v1::sync_service_client::SyncServiceClient;
 use syncline_proto::sync::v1::{
     CancelSyncRunRequest, Change, GetSyncRunRequest, ListSyncRunsRequest, PauseSyncRunRequest,
@@ -50,6 +56,7 @@ crate::both_storages!(
     a_mapped_hubspot_property_removed_mid_run_is_left_out_and_the_run_succeeds,
     salesforce_datetimes_arrive_in_rfc_3339_beside_the_provider_record_asked_for,
     changes_keep_no_provider_record_when_the_engine_is_told_not_to,
+    a_value_the_mapping_cannot_take_is_dead_lettered_and_its_record_published_without_it,
 );
 
 /// Contacts, read only: the fields a run maps.
@@ -361,6 +368,78 @@ impl<'a> Tenant<'a> {
             .admin()
             .record_id(&self.org, "Contact", index)
             .unwrap()
+    }
+
+    /// Gives the org's `contacts` contacts a text field `Score_Text__c` holding "7.5", except
+    /// contact `unreadable`, whose "n/a" no number mapping takes, and maps email, last name
+    /// and score (that field coerced to a decimal).
+    async fn map_scores_from_text(&self, contacts: u64, unreadable: u64) {
+        let admin = self.sandboxes.salesforce.admin();
+        let field = NewField {
+            name: "Score_Text__c".into(),
+            label: None,
+            ftype: "string".into(),
+            picklist: vec![],
+            reference_to: None,
+        };
+        admin.add_field(&self.org, "Contact", field).unwrap();
+        for index in 0..contacts {
+            let score = if index == unreadable { "n/a" } else { "7.5" };
+            let value = json!({ "Score_Text__c": score });
+            let id = self.contact_id(index);
+            admin
+                .update_record(
+                    &self.org,
+                    "Contact",
+                    &id,
+                    value.as_object().unwrap().clone(),
+                )
+                .unwrap();
+        }
+        self.refresh_schema().await;
+        let rule = |model: &str, provider: &str, inbound_transforms: Vec<Transform>| FieldMapping {
+            model_fields: vec![model.into()],
+            provider_fields: vec![provider.into()],
+            direction: MappingDirection::Inbound as i32,
+            inbound_transforms,
+            ..FieldMapping::default()
+        };
+        // Text becomes a number only through an explicit coercion.
+        let to_decimal = Transform {
+            kind: Some(TransformKind::CoerceType(CoerceType {
+                target_type: FieldType::Decimal as i32,
+            })),
+        };
+        let request = SaveFieldMappingsRequest {
+            connection_id: self.connection.clone(),
+            objects: vec![ObjectMapping {
+                object: "contact".into(),
+                provider_object: "Contact".into(),
+                fields: vec![
+                    rule("email", "Email", vec![]),
+                    rule("last_name", "LastName", vec![]),
+                    rule("score", "Score_Text__c", vec![to_decimal]),
+                ],
+            }],
+        };
+        MappingServiceClient::new(self.suite.gateway())
+            .save_field_mappings(self.request(request))
+            .await
+            .expect("the contact mapping saves");
+    }
+
+    /// The tenant's MAP dead letters.
+    async fn map_dead_letters(&self) -> Vec<syncline_proto::sync::v1::DeadLetter> {
+        let request = syncline_proto::sync::v1::ListDeadLettersRequest {
+            stage: syncline_proto::sync::v1::DeadLetterStage::Map as i32,
+            ..Default::default()
+        };
+        self.sync()
+            .list_dead_letters(self.request(request))
+            .await
+            .unwrap()
+            .into_inner()
+            .dead_letters
     }
 }
 
@@ -1024,7 +1103,8 @@ async fn salesforce_datetimes_arrive_in_rfc_3339_beside_the_provider_record_aske
 }
 
 /// With `sync_engine.runs.keep_provider_records` off, changes hold the mapped record alone:
-/// a reader asking for provider records gets every change, none with one.
+/// a reader asking for provider records gets every change, none with one. A field that
+/// fails to map still leaves its dead letter with the provider record, to fix and replay.
 async fn changes_keep_no_provider_record_when_the_engine_is_told_not_to(storage: Storage) {
     let sandboxes = Sandboxes::start().await;
     let suite = suite(storage, |config| {
@@ -1032,8 +1112,7 @@ async fn changes_keep_no_provider_record_when_the_engine_is_told_not_to(storage:
     })
     .await;
     let acme = Tenant::connect(&suite, &sandboxes, 30).await;
-    acme.map_contacts("Contact", &[("email", "Email"), ("last_name", "LastName")])
-        .await;
+    acme.map_scores_from_text(30, 4).await;
     let (run, _) = acme.start(SyncMode::Backfill).await;
     acme.wait_state(&run.id, SyncRunState::Succeeded).await;
     let changes = acme.read_changes_with_provider_records(30).await;
@@ -1042,6 +1121,79 @@ async fn changes_keep_no_provider_record_when_the_engine_is_told_not_to(storage:
         assert!(change.provider_record.is_none(), "{change:?}");
         assert!(field(change, "last_name").is_some(), "{change:?}");
     }
+    let letters = acme.map_dead_letters().await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let provider = letters[0].record.as_ref().expect("the provider record");
+    assert_eq!(provider.id, acme.contact_id(4));
+    assert!(
+        provider.fields.contains_key("Score_Text__c"),
+        "{provider:?}"
+    );
+    suite.stop().await;
+    sandboxes.stop().await;
+}
+
+/// A CRM value the tenant's mapping cannot convert (text "n/a" into a decimal) loses nothing:
+/// the record is published with its other fields and counted failed, and the field's failure
+/// is a MAP dead letter carrying the provider record as read, the error and the trace.
+async fn a_value_the_mapping_cannot_take_is_dead_lettered_and_its_record_published_without_it(
+    storage: Storage,
+) {
+    let sandboxes = Sandboxes::start().await;
+    let suite = suite(storage, |_| {}).await;
+    let acme = Tenant::connect(&suite, &sandboxes, 30).await;
+    acme.map_scores_from_text(30, 7).await;
+    let (run, _) = acme.start(SyncMode::Backfill).await;
+    let done = acme.wait_state(&run.id, SyncRunState::Succeeded).await;
+    let run_stats = done.stats.unwrap_or_default();
+    assert_eq!(
+        (
+            run_stats.records_read,
+            run_stats.changes_published,
+            run_stats.records_failed
+        ),
+        (30, 30, 1)
+    );
+
+    let unreadable = acme.contact_id(7);
+    let changes = acme.changes(0, 30).await;
+    for change in &changes {
+        let record = change.record.as_ref().unwrap();
+        assert!(field(change, "last_name").is_some(), "{change:?}");
+        if record.id == unreadable {
+            assert!(field(change, "score").is_none(), "{change:?}");
+        } else {
+            assert!(field(change, "score").is_some(), "{change:?}");
+        }
+    }
+
+    let letters = acme.map_dead_letters().await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let letter = &letters[0];
+    assert_eq!(letter.record_id, unreadable);
+    assert_eq!(letter.connection_id, acme.connection);
+    assert_eq!(
+        (letter.object.as_str(), letter.field.as_str()),
+        ("contact", "score")
+    );
+    assert!(
+        !letter.error_message.is_empty() && !letter.trace_id.is_empty(),
+        "{letter:?}"
+    );
+    let provider = letter.record.as_ref().expect("the provider record as read");
+    assert_eq!(provider.id, unreadable);
+    assert_eq!(
+        provider
+            .fields
+            .get("Score_Text__c")
+            .and_then(|v| v.kind.clone()),
+        Some(prost_types::value::Kind::StringValue("n/a".into()))
+    );
+
+    // Read again, the record fails again: still one letter for (record, field).
+    let (again, _) = acme.start(SyncMode::Backfill).await;
+    acme.wait_state(&again.id, SyncRunState::Succeeded).await;
+    assert_eq!(acme.map_dead_letters().await.len(), 1);
     suite.stop().await;
     sandboxes.stop().await;
 }
