@@ -244,7 +244,9 @@ impl RunStore {
     }
 
     /// Moves the tenant's run `id` from one of `from` to `to`; returns whether it moved
-    /// (false: missing, foreign, or in another state). Final states end the run.
+    /// (false: missing, foreign, or in another state). Final states end the run. Pending and
+    /// paused (the caller's own pause) drop why the run was paused and when it would resume
+    /// by itself: a run the user paused waits for the user, whatever paused it before.
     pub async fn transition(
         &self,
         tenant: &TenantContext,
@@ -257,8 +259,8 @@ impl RunStore {
         let statement = format!(
             "UPDATE sync_runs SET state = $1, active = $2, resume_at_ms = NULL,
                  ended_at_ms = CASE WHEN $2 = 0 THEN $3 ELSE ended_at_ms END,
-                 error_reason = CASE WHEN $1 = {PENDING} THEN 0 ELSE error_reason END,
-                 error_message = CASE WHEN $1 = {PENDING} THEN '' ELSE error_message END
+                 error_reason = CASE WHEN $1 IN ({PENDING}, {PAUSED}) THEN 0 ELSE error_reason END,
+                 error_message = CASE WHEN $1 IN ({PENDING}, {PAUSED}) THEN '' ELSE error_message END
              WHERE project_id = $4 AND tenant_id = $5 AND id = $6 AND state IN ({})",
             placeholders(7, from.len())
         );

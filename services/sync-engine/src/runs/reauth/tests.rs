@@ -148,3 +148,39 @@ fn authorized_and_recovered_events_with_a_connection_reauthorize() {
         assert!(!reauthorizes(&event(kind, "c")), "{kind:?}");
     }
 }
+
+#[tokio::test]
+async fn a_run_its_user_paused_while_it_waited_for_reauthorization_waits_for_the_user() {
+    syncline_test_support::storage::on_every_backend(
+        "a_run_its_user_paused_while_it_waited_for_reauthorization_waits_for_the_user",
+        ServiceName::SyncEngine,
+        crate::MIGRATIONS,
+        |db| async move {
+            let store = RunStore::new(db.clone());
+            let acme = tenant("acme");
+            insert(&store, &acme, "r_1", "conn_a", SyncMode::Backfill).await;
+            assert!(
+                store
+                    .pause_with_reason("r_1", ErrorReason::NeedsReauth, "refused", None)
+                    .await
+                    .unwrap()
+            );
+            // PauseSyncRun on the paused run, as the API moves it.
+            let all = [PENDING, RUNNING, PAUSED];
+            assert!(
+                store
+                    .transition(&acme, "r_1", &all, PAUSED, 2)
+                    .await
+                    .unwrap()
+            );
+            assert_eq!(
+                state(&db, &acme, "r_1").await,
+                (SyncRunState::Paused, ErrorReason::Unspecified)
+            );
+            // The connection is authorized again: the run stays paused for its user.
+            assert_eq!(store.resume_reauthorized(&acme, "conn_a").await.unwrap(), 0);
+            assert_eq!(state(&db, &acme, "r_1").await.0, SyncRunState::Paused);
+        },
+    )
+    .await;
+}
