@@ -370,33 +370,42 @@ impl<'a> Tenant<'a> {
             .unwrap()
     }
 
-    /// Gives the org's `contacts` contacts a text field `Score_Text__c` holding "7.5", except
-    /// contact `unreadable`, whose "n/a" no number mapping takes, and maps email, last name
-    /// and score (that field coerced to a decimal).
-    async fn map_scores_from_text(&self, contacts: u64, unreadable: u64) {
+    /// Adds a custom field `name` of Salesforce type `ftype` to the org's contacts, sets it on
+    /// the first `contacts` to `value(index)` and has the schema described again.
+    async fn add_contact_field(
+        &self,
+        name: &str,
+        ftype: &str,
+        contacts: u64,
+        value: impl Fn(u64) -> serde_json::Value,
+    ) {
         let admin = self.sandboxes.salesforce.admin();
         let field = NewField {
-            name: "Score_Text__c".into(),
+            name: name.into(),
             label: None,
-            ftype: "string".into(),
+            ftype: ftype.into(),
             picklist: vec![],
             reference_to: None,
         };
         admin.add_field(&self.org, "Contact", field).unwrap();
         for index in 0..contacts {
-            let score = if index == unreadable { "n/a" } else { "7.5" };
-            let value = json!({ "Score_Text__c": score });
-            let id = self.contact_id(index);
+            let mut fields = serde_json::Map::new();
+            fields.insert(name.into(), value(index));
             admin
-                .update_record(
-                    &self.org,
-                    "Contact",
-                    &id,
-                    value.as_object().unwrap().clone(),
-                )
+                .update_record(&self.org, "Contact", &self.contact_id(index), fields)
                 .unwrap();
         }
         self.refresh_schema().await;
+    }
+
+    /// Gives the org's `contacts` contacts a text field `Score_Text__c` holding "7.5", except
+    /// contact `unreadable`, whose "n/a" no number mapping takes, and maps email, last name
+    /// and score (that field coerced to a decimal).
+    async fn map_scores_from_text(&self, contacts: u64, unreadable: u64) {
+        self.add_contact_field("Score_Text__c", "string", contacts, |index| {
+            json!(if index == unreadable { "n/a" } else { "7.5" })
+        })
+        .await;
         let rule = |model: &str, provider: &str, inbound_transforms: Vec<Transform>| FieldMapping {
             model_fields: vec![model.into()],
             provider_fields: vec![provider.into()],
@@ -1210,32 +1219,9 @@ async fn a_mapped_salesforce_field_removed_mid_run_is_left_out_and_the_run_succe
     let sandboxes = Sandboxes::start().await;
     let suite = suite(storage, |_| {}).await;
     let acme = Tenant::connect(&suite, &sandboxes, CONTACTS).await;
+    acme.add_contact_field("Score__c", "double", CONTACTS, |_| json!(7.5))
+        .await;
     let admin = sandboxes.salesforce.admin();
-    admin
-        .add_field(
-            &acme.org,
-            "Contact",
-            NewField {
-                name: "Score__c".into(),
-                label: None,
-                ftype: "double".into(),
-                picklist: vec![],
-                reference_to: None,
-            },
-        )
-        .unwrap();
-    for index in 0..CONTACTS {
-        let id = acme.contact_id(index);
-        admin
-            .update_record(
-                &acme.org,
-                "Contact",
-                &id,
-                json!({"Score__c": 7.5}).as_object().unwrap().clone(),
-            )
-            .unwrap();
-    }
-    acme.refresh_schema().await;
     acme.map_contacts(
         "Contact",
         &[
