@@ -91,6 +91,14 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
         sql: include_str!("../migrations/0009_slice_skipped_fields.sql"),
         postgres_sql: None,
     },
+    EmbeddedMigration {
+        version: 10,
+        description: "record state stored once on SQLite (without rowid)",
+        sql: include_str!("../migrations/0010_record_state_without_rowid.sql"),
+        postgres_sql: Some(include_str!(
+            "../migrations/0010_record_state_without_rowid.postgres.sql"
+        )),
+    },
 ];
 
 /// Starts the service on `listener` with the default delivery options; it drains and stops

@@ -476,3 +476,59 @@ proptest::proptest! {
         proptest::prop_assert_eq!(super::worker::lower_hex(&bytes), formatted);
     }
 }
+
+/// Migration 10 moves SQLite's record state into a table without rowid (the key stored
+/// once) and keeps every row; PostgreSQL's variant changes nothing (its tables are always
+/// apart from their indexes), so this is SQLite's alone.
+#[tokio::test]
+async fn record_state_keeps_its_rows_when_sqlite_stores_it_without_rowid() {
+    let dir = std::env::temp_dir().join(syncline_domain::ids::new_resource_id("migration"));
+    let config = syncline_config::StorageConfig::default();
+    let before_10 = &crate::MIGRATIONS[..9];
+    assert_eq!(before_10.last().map(|m| m.version), Some(9));
+    let db = Database::open(&config, &dir, ServiceName::SyncEngine, before_10)
+        .await
+        .unwrap();
+    for (key, hash) in [
+        ("p1/acme/conn/contact/a", "h1"),
+        ("p1/acme/conn/contact/b", "h2"),
+    ] {
+        sqlx::query(
+            "INSERT INTO sync_record_hashes (record_key, project_id, tenant_id, hash)
+             VALUES ($1, 'p1', 'acme', $2)",
+        )
+        .bind(key)
+        .bind(hash)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    }
+    db.close().await;
+
+    let db = Database::open(&config, &dir, ServiceName::SyncEngine, crate::MIGRATIONS)
+        .await
+        .unwrap();
+    let (schema,): (String,) =
+        sqlx::query_as("SELECT sql FROM sqlite_master WHERE name = 'sync_record_hashes'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert!(schema.ends_with("WITHOUT ROWID"), "{schema}");
+    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT record_key, project_id, tenant_id, hash FROM sync_record_hashes
+         ORDER BY record_key",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    let row = |key: &str, hash: &str| (key.into(), "p1".into(), "acme".into(), hash.into());
+    assert_eq!(
+        rows,
+        [
+            row("p1/acme/conn/contact/a", "h1"),
+            row("p1/acme/conn/contact/b", "h2")
+        ]
+    );
+    db.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
