@@ -309,6 +309,13 @@ impl ChangeLog {
         }
     }
 
+    /// A log over `db` on its own, as another engine process would have it: its appends
+    /// wake only its own readers and no webhook dispatcher. For tests.
+    #[cfg(test)]
+    pub(crate) fn standalone(db: Database) -> Self {
+        Self::new(db, Arc::default(), Arc::new(Notify::new()))
+    }
+
     /// The database.
     pub fn database(&self) -> &Database {
         &self.db

@@ -1,4 +1,3 @@
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -6,7 +5,6 @@ use syncline_config::ServiceName;
 use syncline_domain::{ProjectId, TenantId};
 use syncline_proto::common::v1::Record;
 use syncline_proto::sync::v1::StreamChangesRequest;
-use tokio::sync::Notify;
 
 use super::stream::{self, StreamOptions};
 use super::*;
@@ -20,7 +18,7 @@ where
         test,
         ServiceName::SyncEngine,
         crate::MIGRATIONS,
-        |db| check(ChangeLog::new(db, Arc::default(), Arc::new(Notify::new()))),
+        |db| check(ChangeLog::standalone(db)),
     )
     .await;
 }
@@ -410,11 +408,7 @@ async fn appends_by_another_engine_arrive_through_polling() {
         "appends_by_another_engine_arrive_through_polling",
         |log| async move {
             // A second engine on the same database: its appends wake nothing here.
-            let other_engine = ChangeLog::new(
-                log.database().clone(),
-                Arc::default(),
-                Arc::new(Notify::new()),
-            );
+            let other_engine = ChangeLog::standalone(log.database().clone());
             let acme = tenant("p1", "acme");
             let options = StreamOptions {
                 poll_interval: Some(Duration::from_millis(20)),

@@ -434,7 +434,7 @@ mod tests {
                         .insert_webhook_endpoint(&acme, &endpoint, "whsec_AAAA")
                         .await
                         .unwrap();
-                    let log = ChangeLog::new(db.clone(), Arc::default(), Arc::new(Notify::new()));
+                    let log = ChangeLog::standalone(db.clone());
                     log.append(
                         &acme,
                         vec![

@@ -282,7 +282,7 @@ async fn events_go_to_endpoints_subscribed_to_them_in_their_own_order() {
                 .unwrap();
             assert_eq!(reauth.deliveries, 2, "whk_2 and whk_3");
             // Changes have sequences of their own; whk_2 gets both, each log in order.
-            let changes = ChangeLog::new(db.clone(), Arc::default(), Arc::new(Notify::new()));
+            let changes = ChangeLog::standalone(db.clone());
             changes
                 .append(&acme, vec![change("conn_a", "contact", "c1")])
                 .await

@@ -2,20 +2,17 @@
 //! cap, lease takeover, and the record-state dedupe that makes a replayed page publish
 //! nothing.
 
-use std::sync::Arc;
-
 use syncline_config::ServiceName;
 use syncline_domain::{ProjectId, TenantContext, TenantId};
 use syncline_proto::common::v1::{Record, RecordOperation};
 use syncline_proto::sync::v1::{Change, SyncMode, SyncRun};
 use syncline_storage::Database;
-use tokio::sync::Notify;
 
 use super::store::{
     Claim, Committed, DELETED_HASH, NewRun, NewSlice, PageCommit, PageRecord, RunStore,
 };
 use crate::changelog::prepared::PreparedChange;
-use crate::changelog::{ChangeFilter, ChangeLog, Notifier};
+use crate::changelog::{ChangeFilter, ChangeLog};
 
 pub(crate) async fn on_every_backend<F, Fut>(test: &str, check: F)
 where
@@ -64,11 +61,7 @@ async fn run(store: &RunStore, tenant: &TenantContext, id: &str, objects: &[&str
 }
 
 fn log(db: &Database) -> ChangeLog {
-    ChangeLog::new(
-        db.clone(),
-        Arc::new(Notifier::default()),
-        Arc::new(Notify::new()),
-    )
+    ChangeLog::standalone(db.clone())
 }
 
 fn record(claim: &Claim, id: &str, hash: &str) -> PageRecord {

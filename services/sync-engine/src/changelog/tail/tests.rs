@@ -1,8 +1,5 @@
-use std::sync::Arc;
-
 use syncline_config::ServiceName;
 use syncline_proto::sync::v1::Change;
-use tokio::sync::Notify;
 
 use super::super::tests::{change, tenant};
 use super::super::{ChangeFilter, ChangeLog, StoredChange};
@@ -21,8 +18,8 @@ where
         ServiceName::SyncEngine,
         crate::MIGRATIONS,
         |db| {
-            let streamed = ChangeLog::new(db.clone(), Arc::default(), Arc::new(Notify::new()));
-            let plain = ChangeLog::new(db, Arc::default(), Arc::new(Notify::new()));
+            let streamed = ChangeLog::standalone(db.clone());
+            let plain = ChangeLog::standalone(db);
             check(streamed, plain)
         },
     )

@@ -1,12 +1,9 @@
 //! Outbox behaviour on both engines, driven without HTTP: fan-out, per-endpoint order,
 //! retries, dead letters, disablement, replay and leases.
 
-use std::sync::Arc;
-
 use syncline_config::ServiceName;
 use syncline_proto::sync::v1::{WebhookEndpoint, WebhookTopic};
 use syncline_service_kit::pagination::PageRequest;
-use tokio::sync::Notify;
 
 use super::*;
 use crate::changelog::ChangeLog;
@@ -30,7 +27,7 @@ where
         ServiceName::SyncEngine,
         crate::MIGRATIONS,
         |db| {
-            let log = ChangeLog::new(db.clone(), Arc::default(), Arc::new(Notify::new()));
+            let log = ChangeLog::standalone(db.clone());
             check(Store::new(db), log)
         },
     )
