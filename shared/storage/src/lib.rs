@@ -106,7 +106,32 @@ impl Database {
         }
         let database = Self { pool, backend };
         database.migrate(migrations).await?;
+        if let Some(page_size) = database.sqlite_page_size().await?
+            && page_size < PAGE_SIZE
+        {
+            tracing::warn!(
+                service = service.ident(),
+                page_size,
+                database = %url.trim_start_matches("sqlite://").split('?').next().unwrap_or_default(),
+                "this SQLite database was created with {page_size}-byte pages (new ones get \
+                 {PAGE_SIZE}); it works, but a sync writes more bytes per record. To convert it, \
+                 stop the suite and run: sqlite3 <database file> 'PRAGMA journal_mode = DELETE; \
+                 PRAGMA page_size = {PAGE_SIZE}; VACUUM; PRAGMA journal_mode = WAL'"
+            );
+        }
         Ok(database)
+    }
+
+    /// The page size of an SQLite database file (`None` on PostgreSQL). Files created before
+    /// every connection asked for [`PAGE_SIZE`] keep SQLite's 4 KB until vacuumed with it.
+    pub async fn sqlite_page_size(&self) -> Result<Option<i64>, StorageError> {
+        if self.backend != Backend::Sqlite {
+            return Ok(None);
+        }
+        let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Some(page_size))
     }
 
     /// The pool, for queries.
@@ -154,6 +179,9 @@ impl Database {
     }
 }
 
+/// The page size every SQLite connection asks for, so that a new file is created with it.
+pub const PAGE_SIZE: i64 = 16384;
+
 fn pool_options(config: &StorageConfig, backend: Backend) -> AnyPoolOptions {
     let options = AnyPoolOptions::new()
         .max_connections(config.max_connections)
@@ -169,12 +197,12 @@ fn pool_options(config: &StorageConfig, backend: Backend) -> AnyPoolOptions {
                 // A 32 MiB page cache per connection (SQLite's default is 2 MiB), so a
                 // backfill's record-state lookups and inserts are served from memory rather
                 // than read back through system calls.
-                conn.execute(
-                    "PRAGMA page_size = 16384; PRAGMA foreign_keys = ON; \
+                let pragmas = format!(
+                    "PRAGMA page_size = {PAGE_SIZE}; PRAGMA foreign_keys = ON; \
                      PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; \
-                     PRAGMA cache_size = -32768",
-                )
-                .await?;
+                     PRAGMA cache_size = -32768"
+                );
+                conn.execute(sqlx::AssertSqlSafe(pragmas)).await?;
                 Ok(())
             })
         }),
