@@ -16,7 +16,8 @@
 //! tables, with anonymous `?` and with numbered `$n` placeholders (which sync-engine uses,
 //! and which sqlx binds in time quadratic in the parameters of a statement).
 //!
-//! Besides the rates it prints each thread group's CPU during the backfill, and replays the
+//! Besides the rates it prints each thread group's CPU during the backfill (with a local
+//! PostgreSQL, its server processes' too) and the cores they kept busy, and replays the
 //! whole log through `StreamChanges` alone afterwards (the stream path with the engine idle:
 //! an upper bound for the end-to-end rate).
 //!
@@ -330,6 +331,42 @@ fn cpu_by_thread() -> BTreeMap<String, f64> {
     cpu
 }
 
+/// CPU seconds (user + system) used so far by the processes of this host named `postgres`:
+/// the PostgreSQL server's backends and helpers when the bench's database is local (its
+/// default). `None` without `/proc`.
+fn postgres_server_cpu() -> Option<f64> {
+    let ticks = 100.0; // USER_HZ on Linux
+    let mut used = 0.0;
+    for process in std::fs::read_dir("/proc").ok()?.flatten() {
+        if !process
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(process.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if &stat[open + 1..close] != "postgres" {
+            continue;
+        }
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        for i in [11, 12] {
+            used += fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+                / ticks;
+        }
+    }
+    Some(used)
+}
+
 /// `VmHWM` and `VmRSS` of this process, in KiB.
 fn memory_kb() -> (f64, f64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -587,11 +624,16 @@ mod child {
         let org = env("BENCH_CHILD_ORG")?;
         let records: u64 = env("BENCH_CHILD_RECORDS")?.parse()?;
         let token = env("BENCH_CHILD_TOKEN")?;
+        // Only a server on this host can be watched through /proc.
+        let local_server = postgres
+            .as_deref()
+            .is_some_and(|url| url.contains("@127.0.0.1") || url.contains("@localhost"));
         let bench = Bench::start(postgres).await?;
         let connection = bench.connect(&base_url, &org).await?;
         let (hwm_before, _) = memory_kb();
 
         let cpu_before = cpu_by_thread();
+        let server_before = local_server.then(postgres_server_cpu).flatten();
         let started = Instant::now();
         let consumer = consume(&bench, records, started);
         let start_run = async {
@@ -609,19 +651,33 @@ mod child {
         };
         let (consumed, run) = tokio::join!(consumer, start_run);
         let (consumed, run) = (consumed?, run?);
-        let cpu: Vec<String> = cpu_by_thread()
+        let wall = started.elapsed().as_secs_f64();
+        let mut total = 0.0;
+        let mut cpu: Vec<String> = cpu_by_thread()
             .into_iter()
             .map(|(name, after)| {
                 let used = after - cpu_before.get(&name).copied().unwrap_or(0.0);
+                total += used;
                 format!(
                     "{name} {used:.1} s ({:.0} µs/record)",
                     used * 1e6 / records as f64
                 )
             })
             .collect();
+        if let (Some(before), Some(after)) = (server_before, postgres_server_cpu()) {
+            let used = after - before;
+            total += used;
+            cpu.push(format!(
+                "PostgreSQL server processes {used:.1} s ({:.0} µs/record)",
+                used * 1e6 / records as f64
+            ));
+        }
+        // The sandbox (the parent process) is not counted.
         eprintln!(
-            "child: CPU from StartSyncRun to the last change, by thread: {}",
-            cpu.join(", ")
+            "child: CPU from StartSyncRun to the last change, by thread: {}; {:.2} of the \
+             host's cores busy on average",
+            cpu.join(", "),
+            total / wall
         );
         let deadline = Instant::now() + Duration::from_secs(120);
         let run = loop {
