@@ -301,32 +301,21 @@ fn load_average() -> String {
 /// (several threads share a name: tokio's workers, sqlx's SQLite connection threads); the
 /// main thread, which runs the bench's consumer, is named `main (consumer)`.
 fn cpu_by_thread() -> BTreeMap<String, f64> {
-    let ticks = 100.0; // USER_HZ on Linux
     let main = std::process::id().to_string();
     let mut cpu = BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return cpu;
     };
     for task in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+        let Some((name, used)) = cpu_of(&task.path()) else {
             continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-        let used = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
         };
         let name = if task.file_name().to_string_lossy() == main {
             "main (consumer)".to_owned()
         } else {
-            stat[open + 1..close].to_owned()
+            name
         };
-        *cpu.entry(name).or_insert(0.0) += (used(11) + used(12)) / ticks;
+        *cpu.entry(name).or_insert(0.0) += used;
     }
     cpu
 }
@@ -335,7 +324,6 @@ fn cpu_by_thread() -> BTreeMap<String, f64> {
 /// the PostgreSQL server's backends and helpers when the bench's database is local (its
 /// default). `None` without `/proc`.
 fn postgres_server_cpu() -> Option<f64> {
-    let ticks = 100.0; // USER_HZ on Linux
     let mut used = 0.0;
     for process in std::fs::read_dir("/proc").ok()?.flatten() {
         if !process
@@ -346,25 +334,32 @@ fn postgres_server_cpu() -> Option<f64> {
         {
             continue;
         }
-        let Ok(stat) = std::fs::read_to_string(process.path().join("stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        if &stat[open + 1..close] != "postgres" {
-            continue;
-        }
-        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-        for i in [11, 12] {
-            used += fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-                / ticks;
+        if let Some((name, secs)) = cpu_of(&process.path())
+            && name == "postgres"
+        {
+            used += secs;
         }
     }
     Some(used)
+}
+
+/// The name and CPU seconds (user + system) so far of the process or thread at `dir`
+/// (`/proc/PID` or `/proc/self/task/TID`), from its `stat`.
+fn cpu_of(dir: &std::path::Path) -> Option<(String, f64)> {
+    let ticks = 100.0; // USER_HZ on Linux
+    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let fields: Vec<&str> = stat.get(close + 2..)?.split_whitespace().collect();
+    let used = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Some((
+        stat[open + 1..close].to_owned(),
+        (used(11) + used(12)) / ticks,
+    ))
 }
 
 /// `VmHWM` and `VmRSS` of this process, in KiB.

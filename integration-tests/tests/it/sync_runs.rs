@@ -25,9 +25,7 @@ use syncline_proto::authvault::v1::{GetConnectionRequest, StartAuthorizationRequ
 use syncline_proto::common::v1::{ErrorReason, Provider, RecordOperation};
 use syncline_proto::mapping::v1::mapping_service_client::MappingServiceClient;
 use syncline_proto::mapping::v1::transform::{CoerceType, Kind as TransformKind};
-use syncline_proto::mapping::v1::{
-    FieldMapping, MappingDirection, ObjectMapping, SaveFieldMappingsRequest, Transform,
-};
+use syncline_proto::mapping::v1::{FieldMapping, Transform};
 use syncline_proto::schema::v1::FieldType;
 use syncline_proto::sync::v1::sync_service_client::SyncServiceClient;
 use syncline_proto::sync::v1::{
@@ -406,35 +404,28 @@ impl<'a> Tenant<'a> {
             json!(if index == unreadable { "n/a" } else { "7.5" })
         })
         .await;
-        let rule = |model: &str, provider: &str, inbound_transforms: Vec<Transform>| FieldMapping {
-            model_fields: vec![model.into()],
-            provider_fields: vec![provider.into()],
-            direction: MappingDirection::Inbound as i32,
-            inbound_transforms,
-            ..FieldMapping::default()
-        };
         // Text becomes a number only through an explicit coercion.
         let to_decimal = Transform {
             kind: Some(TransformKind::CoerceType(CoerceType {
                 target_type: FieldType::Decimal as i32,
             })),
         };
-        let request = SaveFieldMappingsRequest {
-            connection_id: self.connection.clone(),
-            objects: vec![ObjectMapping {
-                object: "contact".into(),
-                provider_object: "Contact".into(),
-                fields: vec![
-                    rule("email", "Email", vec![]),
-                    rule("last_name", "LastName", vec![]),
-                    rule("score", "Score_Text__c", vec![to_decimal]),
-                ],
-            }],
-        };
-        MappingServiceClient::new(self.suite.gateway())
-            .save_field_mappings(self.request(request))
-            .await
-            .expect("the contact mapping saves");
+        let fields = vec![
+            crm::inbound_mapping("email", "Email"),
+            crm::inbound_mapping("last_name", "LastName"),
+            FieldMapping {
+                inbound_transforms: vec![to_decimal],
+                ..crm::inbound_mapping("score", "Score_Text__c")
+            },
+        ];
+        crm::save_field_mappings(
+            &self.caller(),
+            &self.connection,
+            "contact",
+            "Contact",
+            fields,
+        )
+        .await;
     }
 
     /// The tenant's MAP dead letters.

@@ -192,6 +192,16 @@ pub async fn deploy_manifest(caller: &GatewayCaller, manifest: &str) {
         .expect("the manifest deploys");
 }
 
+/// One inbound mapping of model field `model` from provider field `provider`, untransformed.
+pub fn inbound_mapping(model: &str, provider: &str) -> FieldMapping {
+    FieldMapping {
+        model_fields: vec![model.into()],
+        provider_fields: vec![provider.into()],
+        direction: MappingDirection::Inbound as i32,
+        ..FieldMapping::default()
+    }
+}
+
 /// Saves the connection's mappings of model object `object` to `provider_object`: one
 /// inbound mapping per (model field, provider field) pair, nothing else.
 pub async fn save_inbound_mappings(
@@ -203,13 +213,19 @@ pub async fn save_inbound_mappings(
 ) -> SaveFieldMappingsResponse {
     let fields = pairs
         .iter()
-        .map(|(model, provider)| FieldMapping {
-            model_fields: vec![(*model).into()],
-            provider_fields: vec![(*provider).into()],
-            direction: MappingDirection::Inbound as i32,
-            ..FieldMapping::default()
-        })
+        .map(|(model, provider)| inbound_mapping(model, provider))
         .collect();
+    save_field_mappings(caller, connection, object, provider_object, fields).await
+}
+
+/// Saves `fields` as the connection's mappings of model object `object` to `provider_object`.
+pub async fn save_field_mappings(
+    caller: &GatewayCaller,
+    connection: &str,
+    object: &str,
+    provider_object: &str,
+    fields: Vec<FieldMapping>,
+) -> SaveFieldMappingsResponse {
     MappingServiceClient::new(caller.channel())
         .save_field_mappings(caller.request(SaveFieldMappingsRequest {
             connection_id: connection.to_owned(),

@@ -7,7 +7,7 @@ use syncline_proto::sync::v1::{SyncMode, SyncRun, SyncRunState};
 use syncline_storage::Database;
 
 use super::reauthorizes;
-use crate::runs::store::{NewRun, NewSlice, PAUSED, PENDING, RUNNING, RunStore};
+use crate::runs::store::{NewRun, NewSlice, PAUSED, RunStore};
 
 fn tenant(name: &str) -> TenantContext {
     TenantContext {
@@ -75,10 +75,10 @@ async fn only_runs_paused_for_reauthorization_of_the_tenants_connection_resume()
             insert(&store, &acme, "r_reauth", "conn_a", SyncMode::Backfill).await;
             reauth("r_reauth").await;
             insert(&store, &acme, "r_user", "conn_a", SyncMode::Incremental).await;
-            let all = [PENDING, RUNNING, PAUSED];
+            let active = crate::runs::ACTIVE.map(|state| state as i32);
             assert!(
                 store
-                    .transition(&acme, "r_user", &all, PAUSED, 2)
+                    .transition(&acme, "r_user", &active, PAUSED, 2)
                     .await
                     .unwrap()
             );
@@ -165,11 +165,11 @@ async fn a_run_its_user_paused_while_it_waited_for_reauthorization_waits_for_the
                     .await
                     .unwrap()
             );
-            // PauseSyncRun on the paused run, as the API moves it.
-            let all = [PENDING, RUNNING, PAUSED];
+            // PauseSyncRun on the paused run, from the states the API moves it from.
+            let active = crate::runs::ACTIVE.map(|state| state as i32);
             assert!(
                 store
-                    .transition(&acme, "r_1", &all, PAUSED, 2)
+                    .transition(&acme, "r_1", &active, PAUSED, 2)
                     .await
                     .unwrap()
             );
