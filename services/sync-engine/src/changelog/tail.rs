@@ -69,6 +69,9 @@ impl Tenants {
     /// Takes the oldest entries of the tenants keeping the most until `limit` holds: the
     /// biggest comes down to the next biggest, then both, and so on.
     fn shrink_to(&mut self, limit: usize) {
+        if self.bytes <= limit {
+            return;
+        }
         while self.bytes > limit {
             let excess = self.bytes - limit;
             let (first, second) = self.kept.values().fold((0, 0), |(first, second), e| {
